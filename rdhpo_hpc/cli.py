@@ -1,0 +1,131 @@
+"""Command line: ``rdhpo run CONFIG``, ``rdhpo show RESULTS.h5``, ``rdhpo plot RESULTS.h5``."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Optional, Sequence
+
+from .errors import ConfigError
+
+EXIT_CONFIG = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rdhpo", description="Reliable distributed hyper-parameter optimization.")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a study from a YAML config (under mpirun: rank 0 coordinates)")
+    run.add_argument("config", help="study YAML file")
+    run.add_argument("--output", help="results file (overrides the config's 'output')")
+    run.add_argument("--resume", action="store_true", help="continue the study in the results file")
+    run.add_argument("--resume-if-exists", action="store_true",
+                     help="resume when the results file exists (used by the SLURM script on requeue)")
+    run.add_argument("--overwrite", action="store_true", help="replace an existing results file")
+    run.add_argument("--max-trials", type=int, help="override budget.max_trials")
+    run.add_argument("--workers", type=int, default=1,
+                     help="worker threads when run without mpirun (default 1)")
+    show = sub.add_parser("show", help="summarise a results file")
+    show.add_argument("results")
+    show.add_argument("--by", default=None, help="also group by this categorical (e.g. model)")
+    plot = sub.add_parser("plot", help="render the analysis plots of a results file")
+    plot.add_argument("results", nargs="+")
+    plot.add_argument("--out", default="plots", help="output directory (default: plots)")
+    plot.add_argument("--format", default="png", choices=["png", "pdf", "svg"])
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "run":
+        return _run(args)
+    if args.command == "show":
+        return _show(args)
+    return _plot(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from . import config as config_mod
+    from .comm.mpi import launched_under_mpi
+    from .launch import existing_records, exit_process, run_inprocess, run_mpi
+
+    def make_cfg() -> "config_mod.StudyConfig":
+        overrides: dict = {}
+        cfg = config_mod.from_yaml(args.config, overrides)
+        if args.output:
+            cfg.output = os.path.abspath(args.output)
+        if args.max_trials is not None:
+            if args.max_trials < 1:
+                raise ConfigError(f"--max-trials must be >= 1, got {args.max_trials}")
+            cfg.max_trials = args.max_trials
+        if cfg.output is None:
+            cfg.output = os.path.abspath(os.path.join("results", f"{cfg.name}.h5"))
+        return cfg
+
+    def resume_flag(cfg_output: str) -> bool:
+        return args.resume or (args.resume_if_exists and existing_records(cfg_output) is not None)
+
+    if launched_under_mpi():
+        from .comm.mpi import MPITransport
+        transport = MPITransport()
+        outcome = run_mpi(make_cfg, transport, resume=None, overwrite=args.overwrite,
+                          resume_rule=resume_flag)
+        if outcome.result is not None:
+            _print_summary(outcome.result)
+        exit_process(outcome.exit_code, clean_finalize=not transport.failed() and outcome.exit_code == 0)
+        return outcome.exit_code
+    try:
+        cfg = make_cfg()
+        from .launch import validate_for_run
+        validate_for_run(cfg)
+        outcome = run_inprocess(cfg, workers=max(args.workers, 1), resume=resume_flag(cfg.output),
+                                overwrite=args.overwrite)
+    except ConfigError as exc:
+        print(f"rdhpo: error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if outcome.result is not None:
+        _print_summary(outcome.result)
+    return outcome.exit_code
+
+
+def _print_summary(res) -> None:  # noqa: ANN001
+    from .results import summary_lines
+    print("\n".join(["[rdhpo] study finished" if res.finished else "[rdhpo] study stopped"]
+                    + ["  " + line for line in summary_lines(res)]
+                    + ([f"  results: {res.path}"] if res.path else [])), flush=True)
+
+
+def _show(args: argparse.Namespace) -> int:
+    from .api import load_results
+    from .results import family_table, summary_lines
+    try:
+        res = load_results(args.results)
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        print(f"rdhpo: error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"{args.results}: study {res.study.get('name', '?')!r}, optimizer {res.study.get('optimizer')}, "
+          f"{'finished' if res.finished else 'not finished (running, stopped or crashed)'}")
+    for line in summary_lines(res):
+        print("  " + line)
+    key = args.by or ("model" if any("model" in t.params for t in res.trials) else None)
+    if key:
+        print(f"  per {key}:")
+        for fam, row in sorted(family_table(res, key).items(), key=lambda kv: str(kv[0])):
+            best = "-" if row["best_value"] is None else f"{row['best_value']:.5g}"
+            print(f"    {fam!s:>12}: {row['trials']:4d} trials, compute {row['compute_s']:8.1f}s, best {best}"
+                  f"  {row['best_params'] or ''}")
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    try:
+        from analysis.plots import plot_all  # type: ignore
+    except ImportError:
+        from .plots import plot_all
+    written = plot_all(args.results, args.out, fmt=args.format)
+    for p in written:
+        print(p)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

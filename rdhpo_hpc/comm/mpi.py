@@ -1,0 +1,128 @@
+"""MPI transport over mpi4py — the only module of the package that imports mpi4py.
+
+Pickled objects with ``isend`` / ``improbe`` (matched probe, so receiving is thread-safe),
+send requests kept until they complete.  With Open MPI's ULFM (``mpirun --with-ft ulfm``) a
+failed peer shows up as MPI_ERR_PROC_FAILED: we acknowledge it (``Ack_failed``, so any-source
+receives keep working) and report the rank in ``failed()``.  Any other MPI exception on a peer
+operation is treated as possible failure of that peer, as the field notes advise.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Optional
+
+from .base import Transport
+
+
+def _mpi():
+    import mpi4py
+    mpi4py.rc.thread_level = "multiple"   # the pump thread and the loop thread may both call MPI
+    from mpi4py import MPI
+    return MPI
+
+
+def launched_under_mpi() -> bool:
+    """True when this process was started by mpirun/srun with more than one rank."""
+    for var in ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS"):
+        if int(os.environ.get(var, "1") or 1) > 1:
+            return True
+    return False
+
+
+class MPITransport(Transport):
+    """Nonblocking point-to-point on a private duplicate of ``COMM_WORLD``."""
+
+    def __init__(self) -> None:
+        MPI = self.MPI = _mpi()
+        self.world = MPI.COMM_WORLD
+        self.comm = self.world.Dup()
+        self.comm.Set_errhandler(MPI.ERRORS_RETURN)
+        self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+        self.pending: list[tuple[int, Any]] = []
+        self._failed: set[int] = set()
+        self._fail_classes = {getattr(MPI, n) for n in ("ERR_PROC_FAILED", "ERR_PROC_FAILED_PENDING",
+                                                        "ERR_REVOKED") if hasattr(MPI, n)}
+        self.reports_failures = self._ulfm_available()
+        self._group = self.comm.Get_group()
+
+    def _ulfm_available(self) -> bool:
+        try:
+            self.comm.Get_failed()
+            return hasattr(self.comm, "Ack_failed")
+        except Exception:  # noqa: BLE001 - NotImplementedError or MPI.Exception without ULFM
+            return False
+
+    # -- failures ----------------------------------------------------------------------------
+    def _absorb(self, exc: Exception, peer: Optional[int] = None) -> None:
+        """Turn an MPI exception into failure evidence (acknowledged so receives go on)."""
+        if self.reports_failures:
+            try:
+                self.comm.Ack_failed()
+                group = self.comm.Get_failed()
+                n = group.Get_size()
+                if n:
+                    ranks = self.MPI.Group.Translate_ranks(group, list(range(n)), self._group)
+                    self._failed.update(r for r in ranks if r is not None and r >= 0)
+                group.Free()
+            except Exception:  # noqa: BLE001
+                pass
+        if peer is not None and peer != self.rank:
+            self._failed.add(peer)
+
+    def failed(self) -> set[int]:
+        return set(self._failed)
+
+    # -- messages ------------------------------------------------------------------------------
+    def isend(self, dest: int, msg: Any) -> None:
+        if dest in self._failed:
+            return
+        try:
+            self.pending.append((dest, self.comm.isend(msg, dest=dest, tag=msg.TAG)))
+        except self.MPI.Exception as exc:
+            self._absorb(exc, dest)
+
+    def poll(self) -> Optional[tuple[int, Any]]:
+        status = self.MPI.Status()
+        try:
+            message = self.comm.improbe(source=self.MPI.ANY_SOURCE, tag=self.MPI.ANY_TAG, status=status)
+            if message is None:
+                return None
+            return status.Get_source(), message.recv()
+        except self.MPI.Exception as exc:
+            self._absorb(exc, status.Get_source() if status.Get_source() >= 0 else None)
+            return None
+
+    def progress(self) -> int:
+        still = []
+        for dest, req in self.pending:
+            try:
+                if not req.Test():
+                    if dest in self._failed:
+                        self._cancel(req)
+                    else:
+                        still.append((dest, req))
+            except self.MPI.Exception as exc:
+                self._absorb(exc, dest)
+        self.pending = still
+        return len(still)
+
+    @staticmethod
+    def _cancel(req: Any) -> None:
+        try:
+            req.Cancel()
+            req.Free()
+        except Exception:  # noqa: BLE001 - cancelling a send to a dead rank is best effort
+            pass
+
+    def host(self) -> str:
+        return self.MPI.Get_processor_name()
+
+    def broadcast_startup(self, obj: Any) -> Any:
+        """Blocking broadcast from rank 0: used once, before any work or failure."""
+        return self.comm.bcast(obj, root=0)
+
+    def close(self) -> None:
+        self.progress()
+        for _, req in self.pending:
+            self._cancel(req)
+        self.pending = []

@@ -1,0 +1,53 @@
+"""The ``ctx`` object every objective receives: ``objective(config, ctx) -> float``.
+
+Created by the worker for each attempt; the objective calls ``ctx.report`` after every epoch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from .errors import TrialPruned
+
+
+@dataclass
+class TrialContext:
+    """What an objective may read and call while it runs one attempt of a trial.
+
+    Attributes
+    ----------
+    trial_id, attempt: identity of this attempt (a re-run after a lost worker has attempt > 0).
+    budget: the resource to spend (epochs by default) or None for "your own default".
+    device: torch device string for this worker ("cpu", "cuda:0", ...).
+    checkpoint_dir: a directory private to this trial where the objective may save state
+        (shared file system on a cluster); None when checkpoints are disabled.
+    checkpoint_from: directory of another trial's checkpoint to start from (PBT exploit,
+        promotion with resume), or None.
+    rank: MPI rank of the worker (0 when serial).
+    """
+
+    trial_id: int
+    attempt: int
+    budget: Optional[float]
+    device: str = "cpu"
+    checkpoint_dir: Optional[str] = None
+    checkpoint_from: Optional[str] = None
+    rank: int = 0
+    _report_hook: Optional[Callable[[int, float, dict], bool]] = field(default=None, repr=False)
+    last_step: Optional[int] = None
+    last_value: Optional[float] = None
+
+    def report(self, step: int, value: float, **metrics: float) -> None:
+        """Report the metric after ``step`` (an epoch, by default).
+
+        Sends it to the coordinator and waits (bounded) for its decision; raises
+        :class:`TrialPruned` when the scheduler stops the trial here.
+        """
+        self.last_step, self.last_value = int(step), float(value)
+        if self._report_hook is not None and not self._report_hook(int(step), float(value), metrics):
+            raise TrialPruned(f"trial {self.trial_id} stopped by the scheduler at step {step}")
+
+    @property
+    def should_stop(self) -> bool:
+        """Poll-style alternative to the exception (never needed when ``report`` is used)."""
+        return False

@@ -1,0 +1,363 @@
+"""The coordinator's event loop (rank 0, or the rank that took over).  No MPI / h5py / torch.
+
+Wires optimizer + scheduler (what to run), the node (messages, failure verdicts) and the store
+(the record log).  Every decision is journalled before it is acted on, so a new coordinator —
+after a takeover or on ``--resume`` — rebuilds the same state by replaying the records.
+"""
+from __future__ import annotations
+
+import collections
+import math
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, TextIO
+
+from .config import StudyConfig
+from .messages import Coordinator as CoordinatorMoved
+from .messages import Decision, Hello, PeerDown, Report, Result, Stop, Task
+from .node import Node
+from .optimizers.base import Optimizer
+from .schedulers.base import Scheduler
+from .storage.base import Store
+from .trial import Suggestion, TrialState
+
+EXIT_OK, EXIT_FAILED, EXIT_REQUEUE = 0, 1, 3
+
+
+def kill_local(targets: list, host: str) -> None:
+    """SIGKILL the (host, pid) pairs that live on this host (hung ranks, at the end of the job)."""
+    for h, pid in targets:
+        if h == host and pid and pid != os.getpid():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+@dataclass
+class TrialEntry:
+    """The coordinator's view of one trial."""
+
+    trial_id: int
+    suggestion: Suggestion
+    attempts: int = 0                 # attempts started so far
+    done: bool = False
+    running: dict[int, int] = field(default_factory=dict)   # attempt -> rank
+    fenced: set = field(default_factory=set)                 # attempts whose result must not count
+
+
+class CoordinatorLoop:
+    """Runs the study until every trial is accounted for, a limit is hit, or a stop signal."""
+
+    def __init__(self, cfg: StudyConfig, node: Node, store: Store, optimizer: Optimizer,
+                 scheduler: Scheduler, clock: Callable[[], float] = time.time,
+                 out: TextIO = sys.stdout, start_time: Optional[float] = None) -> None:
+        self.cfg, self.node, self.store = cfg, node, store
+        self.optimizer, self.scheduler = optimizer, scheduler
+        self.clock, self.out = clock, out
+        self.start_time = start_time if start_time is not None else clock()
+        self.trials: dict[int, TrialEntry] = {}
+        self.requeue: collections.deque[int] = collections.deque()
+        self.running: dict[int, tuple[int, int, float]] = {}    # rank -> (trial, attempt, start)
+        self.idle: set[int] = set()
+        self.workers: dict[int, dict] = {}
+        self.next_id = 0
+        self.stop_reason: Optional[str] = None    # set by a signal or a limit
+        self.silent: set[int] = set()               # ranks declared dead by gossip (maybe hung)
+        self.counts: collections.Counter = collections.Counter()
+        self.best: Optional[tuple[float, int]] = None
+        self._last_progress = 0.0
+        self._deadline = None if cfg.max_wall_time is None else self.start_time + cfg.max_wall_time
+
+    # -- records -----------------------------------------------------------------------------
+    def log(self, record_kind: str, **fields: Any) -> None:
+        self.store.append({"k": record_kind, **fields})
+
+    def event(self, kind: str, rank: int = -1, detail: str = "", latency: Optional[float] = None) -> None:
+        self.log("event", time=self.clock(), kind=kind, rank=rank, detail=detail, latency=latency)
+
+    # -- replay (resume / takeover) -----------------------------------------------------------
+    def replay(self, records: list[dict]) -> None:
+        """Rebuild optimizer, scheduler and trial table from a record log, in logged order."""
+        for r in records:
+            k = r.get("k")
+            if k == "dispatch":
+                tid = r["trial_id"]
+                if r.get("new"):
+                    sug = self.scheduler.next_trial(self.optimizer, tid)
+                    if sug is None or sug.params != r["params"]:
+                        sug = Suggestion(r["params"], r.get("budget"), r.get("checkpoint_from"), r.get("info") or {})
+                        self.optimizer.pending[tid] = r["params"]
+                    self.trials[tid] = TrialEntry(tid, sug)
+                    self.next_id = max(self.next_id, tid + 1)
+                e = self.trials.get(tid)
+                if e is not None:
+                    e.attempts = max(e.attempts, r["attempt"] + 1)
+                    e.running[r["attempt"]] = r["rank"]
+            elif k == "report":
+                if r.get("decision") in ("continue", "stop"):
+                    self.scheduler.on_report(r["trial_id"], r["step"], r["value"])
+            elif k == "attempt":
+                e = self.trials.get(r["trial_id"])
+                if e is not None:
+                    e.running.pop(r["attempt"], None)
+                    e.fenced.add(r["attempt"])
+                    self.counts[r["state"]] += r["state"] == "LOST"
+            elif k == "tell":
+                e = self.trials.get(r["trial_id"])
+                if e is not None and not e.done:
+                    e.done = True
+                    self._tell(r["trial_id"], TrialState(r["state"]), r.get("value"), log=False)
+        for tid, e in sorted(self.trials.items()):
+            if not e.done:   # interrupted attempts: fence them and run the trial again
+                e.fenced.update(e.running)
+                e.running.clear()
+                self.requeue.append(tid)
+
+    # -- the loop ------------------------------------------------------------------------------
+    def run(self) -> int:
+        self.event("coordinator-start", self.node.rank, f"size={self.node.size}")
+        while not self._finished():
+            got = self.node.recv(timeout=0.25)
+            n = 0
+            while got is not None and n < 1000:
+                self.handle(*got)
+                n += 1
+                got = self.node.recv(timeout=0)
+            self._check_limits()
+            self._dispatch()
+            self.store.flush()
+            self._progress()
+        return self._shutdown()
+
+    def _finished(self) -> bool:
+        if self.running:
+            return False
+        if self.stop_reason is not None:
+            return True
+        if not self._live_workers():
+            self.stop_reason = self.stop_reason or "no live workers"
+            return True
+        return not self.requeue and not self._can_create()
+
+    def _can_create(self) -> bool:
+        return (self.stop_reason is None and self.next_id < self.cfg.max_trials
+                and not self.scheduler.exhausted(self.optimizer))
+
+    def _live_workers(self) -> list[int]:
+        return [r for r in self.node.alive() if r != self.node.rank]
+
+    def request_stop(self, reason: str) -> None:
+        """Called from a signal handler (SIGTERM / SIGUSR1) or a limit: close cleanly, soon."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+
+    def _check_limits(self) -> None:
+        if self._deadline is not None and self.clock() >= self._deadline and self.stop_reason is None:
+            self.request_stop("max_wall_time")
+        if self.stop_reason is not None and self.running:
+            self._interrupt_running()
+
+    def _interrupt_running(self) -> None:
+        """On a stop: running attempts are abandoned (re-run on --resume), never counted."""
+        self.event("interrupt", -1, f"{self.stop_reason}: {len(self.running)} running attempts left "
+                                    f"to be re-run on resume")
+        for rank, (tid, att, _) in list(self.running.items()):
+            self.trials[tid].fenced.add(att)
+            self.trials[tid].running.pop(att, None)
+            self.node.send(rank, Decision(tid, att, False))
+        self.running.clear()
+
+    # -- messages ------------------------------------------------------------------------------
+    def handle(self, src: int, msg: Any) -> None:
+        if isinstance(msg, Result):
+            self._on_result(src, msg)
+        elif isinstance(msg, Report):
+            self._on_report(src, msg)
+        elif isinstance(msg, Hello):
+            self._on_hello(src, msg)
+        elif isinstance(msg, PeerDown):
+            self._on_peer_down(msg)
+        elif isinstance(msg, CoordinatorMoved):
+            pass
+
+    def _on_hello(self, src: int, msg: Hello) -> None:
+        if not self.node.is_alive(src):
+            return
+        dev = msg.device or {}
+        self.workers[src] = {"host": msg.host, "pid": msg.pid, **dev}
+        self.log("worker", rank=src, host=msg.host, pid=msg.pid, device=dev.get("device", ""),
+                 device_name=dev.get("name", ""), memory_bytes=dev.get("memory_bytes"), time=self.clock())
+        if src not in self.running:
+            self.idle.add(src)
+
+    def _on_report(self, src: int, msg: Report) -> None:
+        e = self.trials.get(msg.trial_id)
+        current = e is not None and not e.done and msg.attempt not in e.fenced \
+            and self.running.get(src, (None, None))[:2] == (msg.trial_id, msg.attempt)
+        proceed = bool(current and self.scheduler.on_report(msg.trial_id, msg.step, msg.value))
+        self.log("report", trial_id=msg.trial_id, attempt=msg.attempt, step=msg.step, value=msg.value,
+                 metrics=msg.metrics, time=self.clock(),
+                 decision=("continue" if proceed else "stop") if current else "fenced")
+        self.node.send(src, Decision(msg.trial_id, msg.attempt, proceed))
+
+    def _on_result(self, src: int, msg: Result) -> None:
+        e = self.trials.get(msg.trial_id)
+        if e is None:
+            return
+        start = math.nan
+        run = self.running.get(src)
+        if run is not None and run[:2] == (msg.trial_id, msg.attempt):
+            start = run[2]
+            del self.running[src]
+            if self.node.is_alive(src):
+                self.idle.add(src)
+        e.running.pop(msg.attempt, None)
+        state = TrialState(msg.state)
+        value = msg.value
+        if state == TrialState.COMPLETE and (value is None or not math.isfinite(value)):
+            state, value = TrialState.FAILED, None
+        # first valid result wins: a late COMPLETE from a rank declared dead still counts if no
+        # other attempt has finished the trial; anything else from a fenced attempt does not
+        counted = not e.done and (msg.attempt not in e.fenced or state == TrialState.COMPLETE)
+        row = dict(trial_id=msg.trial_id, attempt=msg.attempt, params=e.suggestion.params,
+                   budget=e.suggestion.budget, rank=src, host=self.workers.get(src, {}).get("host", ""),
+                   device=self.workers.get(src, {}).get("device", ""),
+                   start_time=msg.timings.get("start", start), end_time=msg.timings.get("end", self.clock()),
+                   metrics=msg.metrics, info=e.suggestion.info, checkpoint_from=e.suggestion.checkpoint_from)
+        if not counted:
+            why = "trial already finished" if e.done else "attempt was fenced (rank declared dead)"
+            self.log("attempt", state="LOST", value=value, error=f"late result ignored: {why}", **row)
+            return
+        if msg.attempt in e.fenced:
+            self.event("late-result-accepted", src, f"trial {msg.trial_id} attempt {msg.attempt}")
+        self.log("attempt", state=state.value, value=value, error=msg.error, **row)
+        self._finish(e, state, value)
+
+    def _on_peer_down(self, msg: PeerDown) -> None:
+        rank = msg.rank
+        self.idle.discard(rank)
+        if msg.cause == "gossip-timeout":
+            self.silent.add(rank)
+        self.event("rank-dead", rank, msg.cause, msg.latency)
+        run = self.running.pop(rank, None)
+        if run is None:
+            return
+        tid, att, start = run
+        e = self.trials[tid]
+        e.running.pop(att, None)
+        e.fenced.add(att)
+        self.counts["LOST"] += 1
+        self.log("attempt", trial_id=tid, attempt=att, params=e.suggestion.params, budget=e.suggestion.budget,
+                 rank=rank, host=self.workers.get(rank, {}).get("host", ""), state="LOST", value=None,
+                 start_time=start, end_time=self.clock(), error=f"rank {rank} declared dead ({msg.cause}, "
+                 f"{msg.latency:.2f}s after its last heartbeat)", info=e.suggestion.info,
+                 checkpoint_from=e.suggestion.checkpoint_from, metrics={}, device="")
+        if e.done:
+            return
+        if e.attempts > self.cfg.ft.max_retries:
+            self.event("retries-exhausted", rank, f"trial {tid} lost {e.attempts} times")
+            self.log("attempt", trial_id=tid, attempt=att, params=e.suggestion.params, budget=e.suggestion.budget,
+                     rank=rank, host="", device="", state="FAILED", value=None, start_time=start,
+                     end_time=self.clock(), error=f"lost on {e.attempts} workers (max_retries="
+                     f"{self.cfg.ft.max_retries})", info=e.suggestion.info, metrics={},
+                     checkpoint_from=e.suggestion.checkpoint_from)
+            self._finish(e, TrialState.FAILED, None)
+        else:
+            self.requeue.append(tid)
+            self.event("requeue", rank, f"trial {tid} attempt {e.attempts}")
+
+    def _finish(self, e: TrialEntry, state: TrialState, value: Optional[float]) -> None:
+        e.done = True
+        self.log("tell", trial_id=e.trial_id, state=state.value, value=value)
+        self._tell(e.trial_id, state, value)
+        for att, rank in list(e.running.items()):   # duplicates still running: stop them
+            e.fenced.add(att)
+            self.node.send(rank, Decision(e.trial_id, att, False))
+
+    def _tell(self, tid: int, state: TrialState, value: Optional[float], log: bool = True) -> None:
+        self.optimizer.tell(tid, state, value)
+        self.scheduler.on_result(tid, state, value)
+        self.counts[state.value] += 1
+        if value is not None and state == TrialState.COMPLETE:
+            loss = self.optimizer.loss(value)
+            if self.best is None or loss < self.best[0]:
+                self.best = (loss, tid)
+
+    # -- dispatch ------------------------------------------------------------------------------
+    def _dispatch(self) -> None:
+        if self.stop_reason is not None:
+            return
+        for rank in sorted(self.idle):
+            if not self.node.is_alive(rank):
+                self.idle.discard(rank)
+                continue
+            if self.requeue:
+                tid = self.requeue.popleft()
+                if self.trials[tid].done:
+                    continue
+                self._send_task(rank, self.trials[tid], new=False)
+            elif self._can_create():
+                tid = self.next_id
+                sug = self.scheduler.next_trial(self.optimizer, tid)
+                if sug is None:
+                    break
+                self.next_id += 1
+                e = self.trials[tid] = TrialEntry(tid, sug)
+                self._send_task(rank, e, new=True)
+            else:
+                break
+
+    def _send_task(self, rank: int, e: TrialEntry, new: bool) -> None:
+        att = e.attempts
+        e.attempts += 1
+        s = e.suggestion
+        now = self.clock()
+        self.log("dispatch", trial_id=e.trial_id, attempt=att, rank=rank, time=now, new=new,
+                 params=s.params, budget=s.budget, checkpoint_from=s.checkpoint_from, info=s.info)
+        self.store.flush()
+        e.running[att] = rank
+        self.running[rank] = (e.trial_id, att, now)
+        self.idle.discard(rank)
+        self.node.send(rank, Task(e.trial_id, att, s.params, s.budget, s.checkpoint_from))
+
+    # -- progress and the end ------------------------------------------------------------------
+    def progress_line(self) -> str:
+        el = self.clock() - self.start_time
+        done = sum(1 for e in self.trials.values() if e.done)
+        total = self.cfg.max_trials
+        best = "-" if self.best is None else f"{self.optimizer.sign * self.best[0]:.5g} (trial {self.best[1]})"
+        live = len(self._live_workers())
+        return (f"[rdhpo {int(el) // 3600:02d}:{int(el) % 3600 // 60:02d}:{int(el) % 60:02d}] "
+                f"trials {done}/{total} done, {len(self.running)} running | complete "
+                f"{self.counts['COMPLETE']} pruned {self.counts['PRUNED']} failed {self.counts['FAILED']} "
+                f"lost {self.counts['LOST']} | best {best} | workers {live}/{self.node.size - 1} live")
+
+    def _progress(self, force: bool = False) -> None:
+        now = self.clock()
+        if force or now - self._last_progress >= self.cfg.progress_interval:
+            self._last_progress = now
+            print(self.progress_line(), file=self.out, flush=True)
+
+    def _shutdown(self) -> int:
+        status = "complete" if self.stop_reason is None else self.stop_reason
+        hung = [(self.workers[r]["host"], self.workers[r]["pid"]) for r in sorted(self.silent)
+                if r in self.workers and r not in self.node.transport.failed()]
+        for r in self._live_workers():
+            self.node.send(r, Stop(0, status, hung))
+        if hung:
+            self.event("terminate-hung", -1, f"SIGKILL to hung ranks {sorted(self.silent)} at the end")
+            kill_local(hung, self.node.transport.host())
+        self._progress(force=True)
+        self.log("end", end_status=status, end_time=self.clock())
+        self.store.flush()
+        if status == "complete":
+            return EXIT_OK
+        if status in ("max_wall_time",):
+            return EXIT_OK
+        if status.startswith("signal"):
+            return EXIT_REQUEUE
+        return EXIT_FAILED

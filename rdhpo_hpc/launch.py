@@ -1,0 +1,265 @@
+"""Roles by rank: picks the transport and the store, starts the node, runs coordinator or worker.
+
+Shared by the CLI (``rdhpo run``) and the Python API (``rd.optimize``).  Under mpirun every rank
+calls :func:`run_study`; without mpirun (one process) the coordinator runs in the calling
+thread and one worker in a second thread over the in-process transport — the same loops.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, TextIO
+
+from .comm.base import Transport
+from .comm.inproc import Hub
+from .config import StudyConfig, make_objective
+from .coordinator import EXIT_FAILED, CoordinatorLoop
+from .errors import ConfigError
+from .node import GossipSettings, Node
+from .results import StudyResult, result_from_records
+from .storage.base import MemoryStore, MultiStore, Store
+from .storage.journal import JournalStore, journal_path, maybe_read_journal
+from .strategy import make_strategy
+from .worker import WorkerLoop
+
+EXIT_CONFIG = 2
+
+
+@dataclass
+class Outcome:
+    exit_code: int
+    result: Optional[StudyResult]      # on the coordinator rank only
+    rank: int = 0
+
+
+def settings_of(cfg: StudyConfig) -> GossipSettings:
+    return GossipSettings(gossip_interval=cfg.ft.gossip_interval, fanout=cfg.ft.fanout, t_fail=cfg.ft.t_fail)
+
+
+# -- the results store --------------------------------------------------------------------------
+def existing_records(path: str) -> Optional[list[dict]]:
+    """Records of an earlier run: the journal when present (it is the complete log), else HDF5."""
+    recs = maybe_read_journal(path)
+    if recs is None and os.path.exists(path):
+        from .storage.hdf5 import try_read
+        recs = try_read(path)
+    return recs
+
+
+def open_store(cfg: StudyConfig, resume: bool, overwrite: bool) -> tuple[Store, list[dict]]:
+    """Journal + HDF5 view for a study with an output path; returns (store, records to replay)."""
+    if cfg.output is None:
+        return MemoryStore(), []
+    from .storage.hdf5 import HDF5Store, rebuild_from_records
+    path = cfg.output
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    old = existing_records(path) if (os.path.exists(path) or os.path.exists(journal_path(path))) else None
+    if old is not None and not resume and not overwrite:
+        raise ConfigError(f"output {path!r} already holds a study; pass --resume to continue it or "
+                          f"--overwrite to start afresh")
+    if old is not None and resume:
+        study = next((r for r in old if r.get("k") == "study"), {})
+        if study.get("space") not in (None, cfg.space.to_dict()) or study.get("optimizer") not in (None, cfg.optimizer):
+            raise ConfigError(f"--resume: {path!r} holds a study with a different space or optimizer "
+                              f"({study.get('optimizer')!r}); use another output path")
+        old = [r for r in old if r.get("k") != "end"]
+        rebuild_from_records(path, old)       # the HDF5 view made whole again from the log
+        if not os.path.exists(journal_path(path)):
+            JournalStore(journal_path(path)).close()
+        journal = JournalStore(journal_path(path))
+        if maybe_read_journal(path) == []:
+            for r in old:
+                journal.append(r)
+        return MultiStore(journal, HDF5Store(path, "a")), old
+    for p in (path, journal_path(path)):
+        if os.path.exists(p):
+            os.remove(p)
+    return MultiStore(JournalStore(journal_path(path)), HDF5Store(path, "w")), []
+
+
+# -- roles --------------------------------------------------------------------------------------
+def coordinate(cfg: StudyConfig, node: Node, resume: bool = False, overwrite: bool = False,
+               out: TextIO = sys.stdout, versions: Optional[dict] = None,
+               on_loop: Callable[[CoordinatorLoop], None] = lambda loop: None) -> Outcome:
+    store, old = open_store(cfg, resume, overwrite)
+    optimizer, scheduler = make_strategy(cfg.optimizer, cfg.space, cfg.direction, cfg.seed, **cfg.options)
+    loop = CoordinatorLoop(cfg, node, store, optimizer, scheduler, out=out)
+    if old:
+        loop.replay(old)
+        loop.event("resume", node.rank, f"replayed {len(old)} records; {len(loop.requeue)} trials re-queued")
+        print(f"[rdhpo] resuming {cfg.output}: {sum(e.done for e in loop.trials.values())} trials done, "
+              f"{len(loop.requeue)} to re-run", file=out, flush=True)
+    else:
+        store.append({"k": "study", **cfg.describe(), "start_time": loop.start_time, **(versions or {})})
+    on_loop(loop)
+    try:
+        code = loop.run()
+    finally:
+        store.close()
+    records = store.records() if cfg.output is None else existing_records(cfg.output) or []
+    return Outcome(code, result_from_records(records, cfg.output), node.rank)
+
+
+def work(cfg: StudyConfig, node: Node, local_index: int = 0,
+         hard_exit: Callable[[], None] = lambda: None) -> Outcome:
+    from .training import describe_device, pick_device
+    objective = make_objective(cfg)
+    prefer = cfg.device if cfg.device != "auto" else "auto"
+    device = pick_device(local_index, prefer) if _uses_torch(cfg) else "cpu"
+    info = describe_device(device) if _uses_torch(cfg) else {"device": "cpu"}
+    ckpt = cfg.checkpoints or (os.path.splitext(cfg.output)[0] + "_checkpoints" if cfg.output else None)
+    loop = WorkerLoop(node, objective, info, checkpoint_root=ckpt, trial_time_limit=cfg.ft.trial_time_limit,
+                      decision_timeout=cfg.ft.decision_timeout, hard_exit=hard_exit,
+                      on_trial_end=_free_device_memory if _uses_torch(cfg) else (lambda: None))
+    return Outcome(loop.run(), None, node.rank)
+
+
+def _uses_torch(cfg: StudyConfig) -> bool:
+    return isinstance(cfg.objective, dict) and "builtin" in cfg.objective or cfg.device == "cuda"
+
+
+def _free_device_memory() -> None:
+    from .training.device import free_memory
+    free_memory()
+
+
+# -- serial / in-process ------------------------------------------------------------------------
+def run_inprocess(cfg: StudyConfig, workers: int = 1, resume: bool = False, overwrite: bool = False,
+                  out: TextIO = sys.stdout, hub: Optional[Hub] = None,
+                  on_loop: Callable[[CoordinatorLoop], None] = lambda loop: None) -> Outcome:
+    """Coordinator in this thread, ``workers`` worker threads, over the in-process transport."""
+    hub = hub or Hub(workers + 1)
+    nodes = [Node(hub.transport(r), settings_of(cfg)).start() for r in range(hub.size)]
+    threads = []
+    for r in range(1, hub.size):
+        t = threading.Thread(target=_worker_thread, args=(cfg, nodes[r], r - 1, hub), daemon=True,
+                             name=f"rdhpo-worker-{r}")
+        t.start()
+        threads.append(t)
+    try:
+        outcome = coordinate(cfg, nodes[0], resume, overwrite, out, on_loop=on_loop)
+    finally:
+        nodes[0].close()
+        for t in threads:
+            t.join(timeout=cfg.ft.end_grace)
+        for n in nodes[1:]:
+            n.close(drain_timeout=0.1)
+    return outcome
+
+
+def _worker_thread(cfg: StudyConfig, node: Node, index: int, hub: Hub) -> None:
+    try:
+        work(cfg, node, index, hard_exit=lambda: hub.kill(node.rank))
+    except Exception as exc:  # noqa: BLE001 - a broken worker thread is a dead rank, like under MPI
+        print(f"[rdhpo] worker {node.rank} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        hub.kill(node.rank)
+
+
+# -- under MPI ------------------------------------------------------------------------------------
+def run_mpi(make_cfg: Callable[[], StudyConfig], transport: Transport, resume: bool = False,
+            overwrite: bool = False, out: TextIO = sys.stdout,
+            resume_rule: Optional[Callable[[str], bool]] = None,
+            local_objective: Optional[Callable] = None) -> Outcome:
+    """Every rank calls this.  Rank 0 builds and validates the config, then tells every rank
+    (one start-up broadcast) either the config or the error, so that all ranks exit non-zero
+    together on bad input."""
+    rank = transport.rank
+    cfg, error = None, None
+    if rank == 0:
+        try:
+            cfg = make_cfg()
+            if resume_rule is not None and cfg.output:
+                resume = resume_rule(cfg.output)
+            validate_for_run(cfg)
+            check_output(cfg, resume, overwrite)
+        except ConfigError as exc:
+            error = str(exc)
+    shipped = None
+    if cfg is not None and error is None:
+        shipped = dataclasses.replace(cfg, objective=None) if callable(cfg.objective) else cfg
+    shipped, error = transport.broadcast_startup((shipped, error))
+    if error is not None:
+        if rank == 0:
+            print(f"rdhpo: error: {error}", file=sys.stderr, flush=True)
+        return Outcome(EXIT_CONFIG, None, rank)
+    if rank != 0:
+        cfg = shipped if shipped.objective is not None else dataclasses.replace(shipped, objective=local_objective)
+    node = Node(transport, settings_of(cfg)).start()
+    if rank == 0:
+        _install_stop_signals()
+        outcome = coordinate(cfg, node, resume, overwrite, out, on_loop=_bind_signals)
+        node.close(drain_timeout=cfg.ft.end_grace)
+        return outcome
+    for sig in (signal.SIGUSR1, signal.SIGTERM):   # the coordinator decides; workers wait for Stop
+        signal.signal(sig, signal.SIG_IGN)
+    local = int(os.environ.get("OMPI_COMM_WORLD_LOCAL_RANK", os.environ.get("SLURM_LOCALID", rank)))
+    try:
+        outcome = work(cfg, node, max(local - 1, 0),
+                       hard_exit=lambda: os.kill(os.getpid(), signal.SIGKILL))
+    except ConfigError as exc:   # e.g. dataset unreadable on this node: a dead rank, not a hang
+        print(f"rdhpo: rank {rank}: error: {exc}", file=sys.stderr, flush=True)
+        node.close(drain_timeout=0.5)
+        os.kill(os.getpid(), signal.SIGKILL)
+    node.close(drain_timeout=2.0)
+    return outcome
+
+
+def check_output(cfg: StudyConfig, resume: bool, overwrite: bool) -> None:
+    """Refuse to clobber an existing study unless asked to resume or overwrite it."""
+    if cfg.output and not resume and not overwrite and existing_records(cfg.output) is not None:
+        raise ConfigError(f"output {cfg.output!r} already holds a study; pass --resume to continue it or "
+                          f"--overwrite to start afresh")
+
+
+def validate_for_run(cfg: StudyConfig) -> None:
+    """Checks that need more than the YAML: the objective imports, the dataset is readable."""
+    obj = cfg.objective
+    if isinstance(obj, dict) and "function" in obj:
+        make_objective(cfg)
+    elif isinstance(obj, dict) and "builtin" in obj:
+        from .training.builtin import check_builtin_spec
+        check_builtin_spec(obj["builtin"])
+
+
+_STOP_REQUEST: list = []
+
+
+def _install_stop_signals() -> None:
+    def handler(signum: int, frame: Any) -> None:
+        _STOP_REQUEST.append(signal.Signals(signum).name)
+        for loop in _LOOPS:
+            loop.request_stop(f"signal {signal.Signals(signum).name}")
+    for sig in (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, handler)
+
+
+_LOOPS: list = []
+
+
+def _bind_signals(loop: CoordinatorLoop) -> None:
+    _LOOPS.append(loop)
+    if _STOP_REQUEST:
+        loop.request_stop(f"signal {_STOP_REQUEST[0]}")
+
+
+def exit_process(code: int, clean_finalize: bool) -> None:
+    """End this rank: MPI_Finalize only when no peer failed (it can hang on dead or hung peers),
+    bounded by a watchdog; otherwise leave at once (the results are already safe)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if clean_finalize:
+        timer = threading.Timer(20.0, lambda: os._exit(code))
+        timer.daemon = True
+        timer.start()
+        try:
+            from mpi4py import MPI
+            if MPI.Is_initialized() and not MPI.Is_finalized():
+                MPI.Finalize()
+        except Exception:  # noqa: BLE001
+            pass
+    os._exit(code)

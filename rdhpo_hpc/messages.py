@@ -1,0 +1,105 @@
+"""Messages between ranks: plain picklable data, one MPI tag each (DESIGN.md §4)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+
+@dataclass
+class Hello:
+    """Worker -> coordinator once at start (and to a new coordinator after a takeover)."""
+
+    TAG = 1
+    host: str
+    device: dict
+    pid: int
+    running: Optional[tuple] = None   # (trial_id, attempt) still running here, after a takeover
+
+
+@dataclass
+class Task:
+    """Coordinator -> worker: run this attempt."""
+
+    TAG = 2
+    trial_id: int
+    attempt: int
+    params: dict
+    budget: Optional[float] = None
+    checkpoint_from: Optional[int] = None
+
+
+@dataclass
+class Report:
+    """Worker -> coordinator: intermediate metric after ``step``; the worker waits for a Decision."""
+
+    TAG = 3
+    trial_id: int
+    attempt: int
+    step: int
+    value: float
+    metrics: dict = field(default_factory=dict)
+
+
+@dataclass
+class Decision:
+    """Coordinator -> worker: continue or stop the attempt (answer to a Report, or unsolicited stop)."""
+
+    TAG = 4
+    trial_id: int
+    attempt: int
+    proceed: bool
+
+
+@dataclass
+class Result:
+    """Worker -> coordinator: the attempt ended (COMPLETE / PRUNED / FAILED)."""
+
+    TAG = 5
+    trial_id: int
+    attempt: int
+    state: str
+    value: Optional[float]
+    metrics: dict = field(default_factory=dict)
+    error: str = ""
+    timings: dict = field(default_factory=dict)
+
+
+@dataclass
+class Gossip:
+    """Any rank -> random peers: heartbeat counter vector (handled inside the node, never by loops)."""
+
+    TAG = 6
+    heartbeats: list
+    coordinator: int = 0
+
+
+@dataclass
+class Stop:
+    """Coordinator -> worker: the study is over (or failed); exit with ``exit_code``."""
+
+    TAG = 7
+    exit_code: int = 0
+    reason: str = ""
+    kill: list = field(default_factory=list)   # (host, pid) of hung ranks to SIGKILL if local
+
+
+@dataclass
+class PeerDown:
+    """Local event from the node to its own event loop: a peer was declared dead."""
+
+    TAG = 8
+    rank: int
+    cause: str            # "gossip-timeout" | "mpi-failure"
+    latency: float        # seconds from the last heartbeat growth (or evidence) to the verdict
+
+
+@dataclass
+class Coordinator:
+    """Local event: the coordinator role moved to ``rank`` (after rank 0 died, ULFM only)."""
+
+    TAG = 9
+    rank: int
+
+
+ALL = (Hello, Task, Report, Decision, Result, Gossip, Stop, PeerDown, Coordinator)
+BY_TAG = {cls.TAG: cls for cls in ALL}

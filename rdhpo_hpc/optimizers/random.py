@@ -1,0 +1,15 @@
+"""Random search: independent samples from the space (conditional branches included)."""
+from __future__ import annotations
+
+from typing import Optional
+
+from .base import Optimizer
+
+
+class RandomSearch(Optimizer):
+    """Uniform sampling (log-uniform for log dims); seeded, so replay gives the same sequence."""
+
+    name = "random"
+
+    def _suggest(self, trial_id: int) -> Optional[dict]:
+        return self.space.sample(self.rng)

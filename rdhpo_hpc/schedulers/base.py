@@ -1,0 +1,46 @@
+"""The scheduler role: decides *how much budget*, continue or stop, and resume-from-checkpoint.
+
+Called only by the coordinator's event loop:
+
+* ``next_trial(optimizer, trial_id)`` when a worker is idle: returns a :class:`Suggestion`
+  (params usually from ``optimizer.ask``) or None when nothing should start now;
+* ``on_report(trial_id, step, value)`` for every intermediate report: True = continue;
+* ``on_result(trial_id, state, value)`` once per trial that reached a terminal state.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from ..errors import ConfigError
+from ..trial import Suggestion, TrialState
+
+
+class Scheduler:
+    """FIFO: every trial runs with the same ``budget`` (None = the objective's own default)."""
+
+    name = "fifo"
+    options: dict[str, Any] = {"budget": None}
+
+    def __init__(self, direction: str = "minimize", seed: int = 0, **options: Any) -> None:
+        unknown = set(options) - set(self.options)
+        if unknown:
+            raise ConfigError(f"scheduler {self.name!r}: unknown option(s) {sorted(unknown)}; "
+                              f"allowed: {sorted(self.options)}")
+        self.direction = direction
+        self.sign = 1.0 if direction == "minimize" else -1.0
+        self.seed = int(seed)
+        self.opts = {**self.options, **options}
+
+    def next_trial(self, optimizer: Any, trial_id: int) -> Optional[Suggestion]:
+        params = optimizer.ask(trial_id)
+        return None if params is None else Suggestion(params, budget=self.opts["budget"])
+
+    def on_report(self, trial_id: int, step: int, value: float) -> bool:
+        return True
+
+    def on_result(self, trial_id: int, state: TrialState, value: Optional[float]) -> None:
+        pass
+
+    def exhausted(self, optimizer: Any) -> bool:
+        """True when no trial will ever be started again (the optimizer has run dry)."""
+        return bool(optimizer.exhausted)

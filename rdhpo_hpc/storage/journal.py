@@ -1,0 +1,91 @@
+"""Append-only JSON-lines journal: the durable log the coordinator writes before acting.
+
+Each record is written and flushed at once (survives a SIGKILL of the writer); ``fsync`` runs at
+most every ``fsync_interval`` seconds and at close (survives a power loss up to that window).
+A torn last line (kill in mid-write) is skipped when reading.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from typing import Any, Optional
+
+from .base import Store
+
+
+def journal_path(results_path: str) -> str:
+    return results_path + ".journal"
+
+
+def _default(obj: Any) -> Any:
+    if hasattr(obj, "item"):   # numpy scalars
+        return obj.item()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, (set, tuple)):
+        return list(obj)
+    return str(obj)
+
+
+def _clean(obj: Any) -> Any:
+    """JSON has no NaN: store non-finite floats as None."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+class JournalStore(Store):
+    def __init__(self, path: str, fsync_interval: float = 1.0) -> None:
+        self.path = path
+        self.fsync_interval = fsync_interval
+        self._fh = open(path, "a", encoding="utf-8")
+        self._last_sync = time.monotonic()
+        self._dirty = False
+
+    def append(self, record: dict) -> None:
+        self._fh.write(json.dumps(_clean(record), default=_default, separators=(",", ":")) + "\n")
+        self._fh.flush()
+        self._dirty = True
+
+    def flush(self) -> None:
+        if self._dirty and time.monotonic() - self._last_sync >= self.fsync_interval:
+            self._sync()
+
+    def _sync(self) -> None:
+        os.fsync(self._fh.fileno())
+        self._last_sync = time.monotonic()
+        self._dirty = False
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.flush()
+            self._sync()
+            self._fh.close()
+
+    def records(self) -> list[dict]:
+        return read_journal(self.path)
+
+
+def read_journal(path: str) -> list[dict]:
+    """All complete records of a journal; a torn last line is skipped."""
+    out = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if not line.endswith("\n"):
+                break
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+    return out
+
+
+def maybe_read_journal(results_path: str) -> Optional[list[dict]]:
+    p = journal_path(results_path)
+    return read_journal(p) if os.path.exists(p) else None

@@ -1,0 +1,184 @@
+"""The worker's event loop (ranks 1..N-1).  No MPI / h5py / torch imports.
+
+Announces itself, then runs one attempt per Task: the objective gets a
+:class:`~rdhpo_hpc.context.TrialContext` whose ``report`` sends a Report and waits (bounded) for
+the Decision.  Errors travel as FAILED results, never as a dying process.  A per-attempt time
+limit first asks the objective to stop (next report raises TrialPruned), then — if the objective
+does not come back — sends a FAILED result and calls ``hard_exit`` (SIGKILL of this process under
+MPI, so the runtime sees a clean failure instead of a rank stuck in MPI_Finalize).
+"""
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+import traceback
+from typing import Any, Callable, Optional
+
+from .context import TrialContext
+from .coordinator import kill_local
+from .errors import TrialPruned
+from .messages import Coordinator as CoordinatorMoved
+from .messages import Decision, Hello, PeerDown, Report, Result, Stop, Task
+from .node import Node
+
+EXIT_OK, EXIT_COORDINATOR_LOST = 0, 4
+
+
+class WorkerLoop:
+    def __init__(self, node: Node, objective: Callable[[dict, TrialContext], float], device: dict,
+                 checkpoint_root: Optional[str] = None, trial_time_limit: Optional[float] = None,
+                 decision_timeout: float = 60.0, hard_exit: Callable[[], None] = lambda: None,
+                 on_trial_end: Callable[[], None] = lambda: None, clock: Callable[[], float] = time.time) -> None:
+        self.node = node
+        self.objective = objective
+        self.device = device
+        self.checkpoint_root = checkpoint_root
+        self.time_limit = trial_time_limit
+        self.decision_timeout = decision_timeout
+        self.hard_exit = hard_exit
+        self.on_trial_end = on_trial_end
+        self.clock = clock
+        self.stopped: set[tuple[int, int]] = set()    # attempts the coordinator told to stop
+        self.current: Optional[tuple[int, int]] = None
+        self._deferred: list[tuple[int, Any]] = []
+        self.exit_code: Optional[int] = None
+
+    @property
+    def coordinator(self) -> int:
+        return self.node.coordinator
+
+    def run(self) -> int:
+        """Serve tasks until Stop, or until the coordinator is gone; returns the exit code."""
+        self._hello()
+        while self.exit_code is None:
+            got = self._deferred.pop(0) if self._deferred else self.node.recv(timeout=1.0)
+            if got is None:
+                continue
+            src, msg = got
+            if isinstance(msg, Task):
+                self._run_task(msg)
+            else:
+                self._control(src, msg)
+        return self.exit_code
+
+    def _hello(self) -> None:
+        self.node.send(self.coordinator, Hello(self.node.transport.host(), self.device, os.getpid(),
+                                               running=self.current))
+
+    def _control(self, src: int, msg: Any) -> None:
+        """Messages other than Task, in or between attempts."""
+        if isinstance(msg, Stop):
+            kill_local(msg.kill, self.node.transport.host())
+            self.exit_code = msg.exit_code
+        elif isinstance(msg, Decision) and not msg.proceed:
+            self.stopped.add((msg.trial_id, msg.attempt))
+        elif isinstance(msg, PeerDown) and msg.rank == self.coordinator and not self.node.takeover:
+            self.exit_code = EXIT_COORDINATOR_LOST
+        elif isinstance(msg, CoordinatorMoved):
+            if msg.rank == self.node.rank:
+                self.exit_code = EXIT_COORDINATOR_LOST   # the launcher turns this rank into the coordinator
+            else:
+                self._hello()
+
+    # -- one attempt ---------------------------------------------------------------------------
+    def _run_task(self, task: Task) -> None:
+        key = (task.trial_id, task.attempt)
+        self.current = key
+        ckpt_dir = ckpt_from = None
+        if self.checkpoint_root:
+            ckpt_dir = os.path.join(self.checkpoint_root, f"trial-{task.trial_id}")
+            os.makedirs(ckpt_dir, exist_ok=True)
+            if task.checkpoint_from is not None:
+                ckpt_from = os.path.join(self.checkpoint_root, f"trial-{task.checkpoint_from}")
+        ctx = TrialContext(trial_id=task.trial_id, attempt=task.attempt, budget=task.budget,
+                           device=self.device.get("device", "cpu"), checkpoint_dir=ckpt_dir,
+                           checkpoint_from=ckpt_from, rank=self.node.rank)
+        ctx._report_hook = lambda step, value, metrics: self._report(task, step, value, metrics)
+        start = self.clock()
+        watchdog = self._watchdog(task, ctx, start)
+        state, value, error = "COMPLETE", None, ""
+        try:
+            value = self.objective(dict(task.params), ctx)
+            value = float(value) if value is not None else math.nan
+            if not math.isfinite(value):
+                state, error = "FAILED", f"objective returned {value!r}"
+        except TrialPruned:
+            state, value = "PRUNED", ctx.last_value
+        except Exception as exc:  # noqa: BLE001 - the objective's errors become FAILED trials
+            state, value = "FAILED", None
+            error = f"{type(exc).__name__}: {exc}\n" + "".join(traceback.format_exc(limit=-4))[-2000:]
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+        self.on_trial_end()
+        self.current = None
+        if watchdog is not None and watchdog.fired and state != "COMPLETE":
+            state, error = "FAILED", f"trial time limit of {self.time_limit}s exceeded"
+        metrics = {"last_step": ctx.last_step} if ctx.last_step is not None else {}
+        self.node.send(self.coordinator, Result(task.trial_id, task.attempt, state, value, metrics, error,
+                                                {"start": start, "end": self.clock()}))
+
+    def _report(self, task: Task, step: int, value: float, metrics: dict) -> bool:
+        """Send a Report and wait (bounded) for the Decision; False = stop the trial."""
+        key = (task.trial_id, task.attempt)
+        if key in self.stopped:
+            return False
+        self.node.send(self.coordinator, Report(task.trial_id, task.attempt, step, value, metrics))
+        deadline = time.monotonic() + self.decision_timeout
+        while time.monotonic() < deadline:
+            got = self.node.recv(timeout=min(1.0, max(deadline - time.monotonic(), 0)))
+            if got is None:
+                continue
+            src, msg = got
+            if isinstance(msg, Decision) and (msg.trial_id, msg.attempt) == key:
+                if not msg.proceed:
+                    self.stopped.add(key)
+                return msg.proceed and key not in self.stopped
+            if isinstance(msg, Task):
+                self._deferred.append(got)
+                continue
+            self._control(src, msg)
+            if self.exit_code is not None or key in self.stopped:
+                return False
+        return key not in self.stopped   # no answer in time: keep training, the result still counts
+
+    def _watchdog(self, task: Task, ctx: TrialContext, start: float) -> Optional["_Watchdog"]:
+        if not self.time_limit:
+            return None
+        return _Watchdog(self, task, start).start()
+
+
+class _Watchdog:
+    """Enforces the per-attempt time limit: ask to stop, then (after a grace) fail and hard-exit."""
+
+    def __init__(self, loop: WorkerLoop, task: Task, start: float) -> None:
+        self.loop, self.task, self.start_time = loop, task, start
+        self.fired = False
+        self._cancel = threading.Event()
+
+    def start(self) -> "_Watchdog":
+        threading.Thread(target=self._run, daemon=True, name="rdhpo-watchdog").start()
+        return self
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def _run(self) -> None:
+        limit = self.loop.time_limit or 0.0
+        if self._cancel.wait(limit):
+            return
+        self.fired = True
+        key = (self.task.trial_id, self.task.attempt)
+        self.loop.stopped.add(key)                  # the next report raises TrialPruned
+        grace = min(max(0.1 * limit, 2.0), 30.0)
+        if self._cancel.wait(grace):
+            return
+        self.loop.node.send(self.loop.coordinator, Result(
+            self.task.trial_id, self.task.attempt, "FAILED", None, {},
+            f"trial time limit of {limit}s exceeded and the objective did not return within "
+            f"{grace:.0f}s grace: worker rank {self.loop.node.rank} ended itself",
+            {"start": self.start_time, "end": self.loop.clock()}))
+        self.loop.node.close(drain_timeout=2.0)
+        self.loop.hard_exit()
