@@ -124,8 +124,9 @@ def _uses_torch(cfg: StudyConfig) -> bool:
 
 
 def _free_device_memory() -> None:
-    from .training.device import free_memory
-    free_memory()
+    """After each attempt: release cached GPU memory (matters after a CUDA out-of-memory error)."""
+    from .training import device
+    getattr(device, "free_memory", lambda: None)()
 
 
 # -- serial / in-process ------------------------------------------------------------------------
@@ -218,12 +219,8 @@ def check_output(cfg: StudyConfig, resume: bool, overwrite: bool) -> None:
 
 def validate_for_run(cfg: StudyConfig) -> None:
     """Checks that need more than the YAML: the objective imports, the dataset is readable."""
-    obj = cfg.objective
-    if isinstance(obj, dict) and "function" in obj:
-        make_objective(cfg)
-    elif isinstance(obj, dict) and "builtin" in obj:
-        from .training.builtin import check_builtin_spec
-        check_builtin_spec(obj["builtin"])
+    if isinstance(cfg.objective, dict):
+        make_objective(cfg)     # imports the function / checks the built-in spec and dataset path
 
 
 _STOP_REQUEST: list = []

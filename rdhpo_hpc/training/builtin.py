@@ -28,7 +28,7 @@ import json
 import math
 import os
 import warnings
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Tuple
 
 from ..errors import ConfigError
 from .datasets import check_dataset_spec, load_dataset

@@ -75,3 +75,13 @@ def _ram_bytes() -> int:
         return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
     except (ValueError, OSError, AttributeError):
         return 0
+
+
+def free_memory() -> None:
+    """Release cached accelerator memory; called by the worker after each attempt (after an OOM)."""
+    import gc
+    import sys
+    gc.collect()
+    torch = sys.modules.get("torch")  # never import torch just to free nothing
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()

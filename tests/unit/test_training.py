@@ -234,6 +234,8 @@ def test_device_binding() -> None:
         pick_device(0, "tpu")
     info = describe_device("cpu")
     assert info["device"] == "cpu" and info["name"] and info["memory_bytes"] > 0
+    from rdhpo_hpc.training.device import free_memory
+    free_memory()  # no-op without a GPU
 
 
 def test_package_import_does_not_load_torch() -> None:
