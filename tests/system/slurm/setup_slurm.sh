@@ -43,6 +43,10 @@ if ! command -v sbatch >/dev/null 2>&1 || ! command -v slurmctld >/dev/null 2>&1
     timeout 180 apt-get update -q >&2 || { log "apt-get update failed"; exit 3; }
     timeout 300 apt-get install -y -q --no-install-recommends slurm-wlm munge >&2 \
         || { log "apt-get install slurm-wlm munge failed"; exit 3; }
+    # libpmix-dev provides the unversioned libpmix.so that Slurm's mpi/pmix plugin dlopens:
+    # with it `srun --mpi=pmix` launches the Open MPI wheel's ranks. Optional.
+    timeout 300 apt-get install -y -q --no-install-recommends libpmix-dev >&2 \
+        || log "libpmix-dev not installed: srun --mpi=pmix will not work (mpirun does)"
     log "install took $(( $(date +%s) - t0 )) s"
 fi
 
