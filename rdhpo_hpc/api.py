@@ -38,8 +38,9 @@ def optimize(objective: Callable[[dict, Any], float], space: Space, optimizer: s
     if launched_under_mpi():
         from .comm.mpi import MPITransport
         outcome = run_mpi(make_cfg, MPITransport(), resume, overwrite, local_objective=objective)
-        if outcome.exit_code == 2 and outcome.rank != 0:
-            raise ConfigError("the study's configuration was rejected on rank 0 (see its message)")
+        if outcome.exit_code == 2:   # every rank raises, as a serial run does
+            raise ConfigError(outcome.error if outcome.rank == 0 and outcome.error else
+                              "the study's configuration was rejected on rank 0 (see its message)")
         return outcome.result
     cfg = make_cfg()
     return run_inprocess(cfg, workers=workers, resume=resume, overwrite=overwrite).result

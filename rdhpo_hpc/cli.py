@@ -111,19 +111,22 @@ def _show(args: argparse.Namespace) -> int:
         print(f"  per {key}:")
         for fam, row in sorted(family_table(res, key).items(), key=lambda kv: str(kv[0])):
             best = "-" if row["best_value"] is None else f"{row['best_value']:.5g}"
-            print(f"    {fam!s:>12}: {row['trials']:4d} trials, compute {row['compute_s']:8.1f}s, best {best}"
+            print(f"    {fam!s:>19}: {row['trials']:4d} trials, compute {row['compute_s']:8.1f}s, best {best}"
                   f"  {row['best_params'] or ''}")
     return 0
 
 
 def _plot(args: argparse.Namespace) -> int:
+    from .plots import plot_all   # the only matplotlib user, imported lazily
     try:
-        from analysis.plots import plot_all  # type: ignore
-    except ImportError:
-        from .plots import plot_all
-    written = plot_all(args.results, args.out, fmt=args.format)
+        written = plot_all(args.results, args.out, fmt=args.format)
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        print(f"rdhpo: error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     for p in written:
         print(p)
+    if not written:
+        print("rdhpo: nothing to plot (no finished trials yet)", file=sys.stderr)
     return 0
 
 

@@ -123,6 +123,8 @@ def from_dict(data: Mapping[str, Any], source_text: str = "", base_dir: str = ".
             raise ConfigError(f"'metric' must be one of {sorted(BUILTIN_METRICS)} for a builtin objective, "
                               f"got {metric!r}")
         objective["builtin"]["metric"] = metric
+        from .training import make_builtin_objective   # cheap: checks keys and the dataset path
+        make_builtin_objective({"device": data.get("device", "auto"), **objective["builtin"]})
     direction = data.get("direction", BUILTIN_METRICS.get(metric, "minimize"))
     if direction not in ("minimize", "maximize"):
         raise ConfigError(f"'direction' must be 'minimize' or 'maximize', got {direction!r}")
@@ -153,6 +155,8 @@ def from_dict(data: Mapping[str, Any], source_text: str = "", base_dir: str = ".
     faults = data.get("faults") or []
     if not isinstance(faults, list):
         raise ConfigError(f"'faults' must be a list, got {faults!r}")
+    from .faults import parse_faults
+    parse_faults(faults)     # validated here; ranks are checked against the job size at launch
     device = data.get("device", "auto")
     if device not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"'device' must be 'auto', 'cpu' or 'cuda', got {device!r}")
@@ -182,13 +186,19 @@ def fault_tolerance(d: Mapping[str, Any]) -> FaultTolerance:
         max_retries=_num("fault_tolerance.max_retries", v["max_retries"], 0, integer=True),
         trial_time_limit=_num("fault_tolerance.trial_time_limit", v["trial_time_limit"], 0,
                               allow_none=True, strict=True),
-        takeover=bool(v["takeover"]),
+        takeover=_bool("fault_tolerance.takeover", v["takeover"]),
         decision_timeout=_num("fault_tolerance.decision_timeout", v["decision_timeout"], 0, strict=True),
         end_grace=_num("fault_tolerance.end_grace", v["end_grace"], 0))
     if ft.t_fail <= 2 * ft.gossip_interval:
         raise ConfigError(f"'fault_tolerance.t_fail' must exceed twice gossip_interval "
                           f"({ft.gossip_interval!r}), got {ft.t_fail!r}")
     return ft
+
+
+def _bool(key: str, v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise ConfigError(f"'{key}' must be true or false, got {v!r}")
+    return v
 
 
 def _objective(obj: Any) -> Any:

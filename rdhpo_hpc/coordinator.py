@@ -71,6 +71,10 @@ class CoordinatorLoop:
         self.best: Optional[tuple[float, int]] = None
         self._last_progress = 0.0
         self._deadline = None if cfg.max_wall_time is None else self.start_time + cfg.max_wall_time
+        self.orphans: dict[tuple[int, int], int] = {}   # after a takeover: (trial, attempt) -> rank
+        self._orphan_deadline = 0.0
+        self.shrink_info: Optional[dict] = None
+        self.deposed = False      # another rank took over (we were hung): write nothing more
 
     # -- records -----------------------------------------------------------------------------
     def log(self, record_kind: str, **fields: Any) -> None:
@@ -80,8 +84,12 @@ class CoordinatorLoop:
         self.log("event", time=self.clock(), kind=kind, rank=rank, detail=detail, latency=latency)
 
     # -- replay (resume / takeover) -----------------------------------------------------------
-    def replay(self, records: list[dict]) -> None:
-        """Rebuild optimizer, scheduler and trial table from a record log, in logged order."""
+    def replay(self, records: list[dict], adopt: bool = False, adopt_window: Optional[float] = None) -> None:
+        """Rebuild optimizer, scheduler and trial table from a record log, in logged order.
+
+        ``adopt`` (takeover): attempts that were running on other ranks are kept for
+        ``adopt_window`` seconds (default ``t_fail``), waiting for their worker's
+        ``Hello(running=...)``; the ones nobody claims are then fenced and re-queued."""
         for r in records:
             k = r.get("k")
             if k == "dispatch":
@@ -112,19 +120,49 @@ class CoordinatorLoop:
                     e.done = True
                     self._tell(r["trial_id"], TrialState(r["state"]), r.get("value"), log=False)
         for tid, e in sorted(self.trials.items()):
-            if not e.done:   # interrupted attempts: fence them and run the trial again
-                e.fenced.update(e.running)
-                e.running.clear()
+            if e.done:
+                continue
+            if adopt:
+                for att, rank in list(e.running.items()):
+                    if rank != self.node.rank and self.node.is_alive(rank):
+                        self.orphans[(tid, att)] = rank
+                    else:
+                        e.running.pop(att)
+                        e.fenced.add(att)
+                if e.running:
+                    continue
+            # interrupted attempts: fence them and run the trial again
+            e.fenced.update(e.running)
+            e.running.clear()
+            self.requeue.append(tid)
+        if self.orphans:
+            self._orphan_deadline = self.clock() + (self.cfg.ft.t_fail if adopt_window is None else adopt_window)
+
+    def _release_orphans(self, force_rank: Optional[int] = None) -> None:
+        """Running attempts not claimed by their worker in time (or whose rank died): re-run."""
+        now = self.clock()
+        for (tid, att), rank in list(self.orphans.items()):
+            if now < self._orphan_deadline and rank != force_rank and self.node.is_alive(rank):
+                continue
+            del self.orphans[(tid, att)]
+            e = self.trials[tid]
+            e.running.pop(att, None)
+            e.fenced.add(att)
+            self.event("orphan-released", rank, f"trial {tid} attempt {att} not claimed after takeover")
+            if not e.done and not e.running and tid not in self.requeue:
                 self.requeue.append(tid)
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self) -> int:
-        self.event("coordinator-start", self.node.rank, f"size={self.node.size}")
+        self.event("coordinator-start", self.node.rank, f"size={self.node.size} pid={os.getpid()} "
+                                                        f"host={self.node.transport.host()}")
         while not self._finished():
             got = self.node.recv(timeout=0.25)
             n = 0
             while got is not None and n < 1000:
                 self.handle(*got)
+                if self.deposed:
+                    return EXIT_FAILED
                 n += 1
                 got = self.node.recv(timeout=0)
             self._check_limits()
@@ -134,7 +172,9 @@ class CoordinatorLoop:
         return self._shutdown()
 
     def _finished(self) -> bool:
-        if self.running:
+        if self.orphans:
+            self._release_orphans()
+        if self.running or self.orphans:
             return False
         if self.stop_reason is not None:
             return True
@@ -148,7 +188,8 @@ class CoordinatorLoop:
                 and not self.scheduler.exhausted(self.optimizer))
 
     def _live_workers(self) -> list[int]:
-        return [r for r in self.node.alive() if r != self.node.rank]
+        """Workers alive by gossip and reachable on the direct link."""
+        return [r for r in self.node.alive() if r != self.node.rank and r not in self.node.unreachable]
 
     def request_stop(self, reason: str) -> None:
         """Called from a signal handler (SIGTERM / SIGUSR1) or a limit: close cleanly, soon."""
@@ -181,8 +222,11 @@ class CoordinatorLoop:
             self._on_hello(src, msg)
         elif isinstance(msg, PeerDown):
             self._on_peer_down(msg)
-        elif isinstance(msg, CoordinatorMoved):
-            pass
+        elif isinstance(msg, CoordinatorMoved) and msg.rank != self.node.rank:
+            # we were declared dead (hung) and replaced: the other coordinator owns the files now
+            self.deposed = True
+            print(f"[rdhpo] rank {self.node.rank}: replaced by coordinator rank {msg.rank}; leaving",
+                  file=self.out, flush=True)
 
     def _on_hello(self, src: int, msg: Hello) -> None:
         if not self.node.is_alive(src):
@@ -191,10 +235,34 @@ class CoordinatorLoop:
         self.workers[src] = {"host": msg.host, "pid": msg.pid, **dev}
         self.log("worker", rank=src, host=msg.host, pid=msg.pid, device=dev.get("device", ""),
                  device_name=dev.get("name", ""), memory_bytes=dev.get("memory_bytes"), time=self.clock())
+        if msg.running is not None and src not in self.running:
+            key = (int(msg.running[0]), int(msg.running[1]))
+            if self._adopt(src, key, "hello"):
+                return
+            self.node.send(src, Decision(key[0], key[1], False))   # stale: stop it, fenced
+            return
+        if msg.running is not None and self.running.get(src, (None, None))[:2] == tuple(msg.running):
+            return
+        if msg.running is None and src in self.running:
+            # it is not running what we think (its result went to a dead coordinator): re-run
+            self._on_peer_down(PeerDown(src, "attempt-lost-in-takeover", 0.0), record=False)
         if src not in self.running:
             self.idle.add(src)
 
+    def _adopt(self, src: int, key: tuple, how: str) -> bool:
+        """After a takeover: ``src`` proves it still runs the attempt ``key``; keep it running."""
+        if self.orphans.get(key) != src or src in self.running:
+            return False
+        del self.orphans[key]
+        self.running[src] = (key[0], key[1], self.clock())
+        self.trials[key[0]].running[key[1]] = src
+        self.idle.discard(src)
+        self.event("adopt", src, f"trial {key[0]} attempt {key[1]} still running on rank {src} ({how})")
+        return True
+
     def _on_report(self, src: int, msg: Report) -> None:
+        if self.orphans:
+            self._adopt(src, (msg.trial_id, msg.attempt), "report")
         e = self.trials.get(msg.trial_id)
         current = e is not None and not e.done and msg.attempt not in e.fenced \
             and self.running.get(src, (None, None))[:2] == (msg.trial_id, msg.attempt)
@@ -208,13 +276,18 @@ class CoordinatorLoop:
         e = self.trials.get(msg.trial_id)
         if e is None:
             return
+        if self.orphans:
+            self._adopt(src, (msg.trial_id, msg.attempt), "result")
         start = math.nan
         run = self.running.get(src)
         if run is not None and run[:2] == (msg.trial_id, msg.attempt):
             start = run[2]
             del self.running[src]
-            if self.node.is_alive(src):
+            if self.node.is_alive(src) and src not in self.node.unreachable:
                 self.idle.add(src)
+        elif run is None and src in self.workers and self.node.is_alive(src) \
+                and src not in self.node.unreachable and src != self.node.rank:
+            self.idle.add(src)    # a stale attempt ended (e.g. after a takeover): the rank is free
         e.running.pop(msg.attempt, None)
         state = TrialState(msg.state)
         value = msg.value
@@ -237,12 +310,20 @@ class CoordinatorLoop:
         self.log("attempt", state=state.value, value=value, error=msg.error, **row)
         self._finish(e, state, value)
 
-    def _on_peer_down(self, msg: PeerDown) -> None:
+    def _on_peer_down(self, msg: PeerDown, record: bool = True) -> None:
         rank = msg.rank
         self.idle.discard(rank)
         if msg.cause == "gossip-timeout":
             self.silent.add(rank)
-        self.event("rank-dead", rank, msg.cause, msg.latency)
+        if not record:
+            pass
+        elif msg.cause == "unreachable":
+            # alive by gossip, but no direct message for 1.5 x t_fail: its results cannot arrive
+            self.event("rank-unreachable", rank, "alive by gossip, direct link silent", msg.latency)
+        else:
+            self.event("rank-dead", rank, msg.cause, msg.latency)
+        if any(r == rank for r in self.orphans.values()):
+            self._release_orphans(force_rank=rank)
         run = self.running.pop(rank, None)
         if run is None:
             return
@@ -253,7 +334,8 @@ class CoordinatorLoop:
         self.counts["LOST"] += 1
         self.log("attempt", trial_id=tid, attempt=att, params=e.suggestion.params, budget=e.suggestion.budget,
                  rank=rank, host=self.workers.get(rank, {}).get("host", ""), state="LOST", value=None,
-                 start_time=start, end_time=self.clock(), error=f"rank {rank} declared dead ({msg.cause}, "
+                 start_time=start, end_time=self.clock(), error=f"rank {rank} "
+                 f"{'unreachable' if msg.cause == 'unreachable' else 'declared dead'} ({msg.cause}, "
                  f"{msg.latency:.2f}s after its last heartbeat)", info=e.suggestion.info,
                  checkpoint_from=e.suggestion.checkpoint_from, metrics={}, device="")
         if e.done:
@@ -346,9 +428,26 @@ class CoordinatorLoop:
         status = "complete" if self.stop_reason is None else self.stop_reason
         hung = [(self.workers[r]["host"], self.workers[r]["pid"]) for r in sorted(self.silent)
                 if r in self.workers and r not in self.node.transport.failed()]
+        t = self.node.transport
+        out = set(range(self.node.size)) - set(self.node.alive()) | set(self.node.unreachable)
+        shrink = sorted(out) if (t.reports_failures and out and getattr(self.cfg.ft, 'shrink', True)) else None
+        method = t.shrink_method(set(shrink)) if shrink else ""   # one choice for every survivor
         for r in self._live_workers():
-            self.node.send(r, Stop(0, status, hung))
-        if hung:
+            self.node.send(r, Stop(0, status, hung, shrink, method))
+        for r in sorted(self.node.unreachable):   # alive but cut off from us: Stop through a relay
+            via = self.node.relay_for(r)
+            if via is not None and self.node.is_alive(r):
+                self.node.send_via(via, r, Stop(0, status, hung, shrink, method))
+                self.event("relay-stop", r, f"Stop relayed through rank {via}")
+        if shrink is not None:
+            info = self.node.shrink(set(shrink), timeout=max(self.cfg.ft.end_grace, 1.0), method=method)
+            self.shrink_info = info
+            if info is not None:
+                ok = "error" not in info
+                self.event("shrink" if ok else "shrink-failed", self.node.rank,
+                           f"method={info.get('method')} size={info.get('size')} excluded={shrink} "
+                           + ("" if ok else f"error={info.get('error')}"), info.get("duration"))
+        if hung:   # after the shrink (see WorkerLoop.run)
             self.event("terminate-hung", -1, f"SIGKILL to hung ranks {sorted(self.silent)} at the end")
             kill_local(hung, self.node.transport.host())
         self._progress(force=True)

@@ -20,12 +20,13 @@ from .comm.inproc import Hub
 from .config import StudyConfig, make_objective
 from .coordinator import EXIT_FAILED, CoordinatorLoop
 from .errors import ConfigError
+from .faults import Fault, FaultPlan, check_ranks, parse_faults
 from .node import GossipSettings, Node
 from .results import StudyResult, result_from_records
 from .storage.base import MemoryStore, MultiStore, Store
 from .storage.journal import JournalStore, journal_path, maybe_read_journal
 from .strategy import make_strategy
-from .worker import WorkerLoop
+from .worker import EXIT_COORDINATOR_LOST, WorkerLoop
 
 EXIT_CONFIG = 2
 
@@ -35,6 +36,7 @@ class Outcome:
     exit_code: int
     result: Optional[StudyResult]      # on the coordinator rank only
     rank: int = 0
+    error: Optional[str] = None        # the ConfigError message when the study was rejected
 
 
 def settings_of(cfg: StudyConfig) -> GossipSettings:
@@ -85,11 +87,24 @@ def open_store(cfg: StudyConfig, resume: bool, overwrite: bool) -> tuple[Store, 
 # -- roles --------------------------------------------------------------------------------------
 def coordinate(cfg: StudyConfig, node: Node, resume: bool = False, overwrite: bool = False,
                out: TextIO = sys.stdout, versions: Optional[dict] = None,
-               on_loop: Callable[[CoordinatorLoop], None] = lambda loop: None) -> Outcome:
+               on_loop: Callable[[CoordinatorLoop], None] = lambda loop: None,
+               takeover_from: Optional[int] = None) -> Outcome:
+    """Run the coordinator role.  ``takeover_from``: this rank replaces that dead coordinator
+    (ULFM): the journal is replayed and attempts still running on live workers are adopted."""
+    if takeover_from is not None:
+        resume, overwrite = True, False
     store, old = open_store(cfg, resume, overwrite)
     optimizer, scheduler = make_strategy(cfg.optimizer, cfg.space, cfg.direction, cfg.seed, **cfg.options)
     loop = CoordinatorLoop(cfg, node, store, optimizer, scheduler, out=out)
-    if old:
+    if takeover_from is not None:
+        _fence_old_coordinator(old, takeover_from, node)
+        loop.replay(old, adopt=True)
+        loop.event("takeover", node.rank, f"rank {node.rank} replaces coordinator rank {takeover_from}: "
+                                          f"replayed {len(old)} records, {len(loop.orphans)} running attempts "
+                                          f"to adopt, {len(loop.requeue)} trials re-queued")
+        print(f"[rdhpo] rank {node.rank} took over as coordinator (rank {takeover_from} is dead)",
+              file=out, flush=True)
+    elif old:
         loop.replay(old)
         loop.event("resume", node.rank, f"replayed {len(old)} records; {len(loop.requeue)} trials re-queued")
         print(f"[rdhpo] resuming {cfg.output}: {sum(e.done for e in loop.trials.values())} trials done, "
@@ -105,6 +120,20 @@ def coordinate(cfg: StudyConfig, node: Node, resume: bool = False, overwrite: bo
     return Outcome(code, result_from_records(records, cfg.output), node.rank)
 
 
+def _fence_old_coordinator(records: list[dict], old: int, node: Node) -> None:
+    """A coordinator declared dead by gossip may only be hung: SIGKILL it (same host) before
+    writing, so it can never append to the files again.  Not needed when MPI saw it fail."""
+    if old in node.transport.failed():
+        return
+    from .coordinator import kill_local
+    start = [r for r in records if r.get("k") == "event" and r.get("kind") == "coordinator-start"
+             and r.get("rank") == old]
+    if start:
+        kv = dict(part.split("=", 1) for part in (start[-1].get("detail") or "").split() if "=" in part)
+        if kv.get("pid", "").isdigit():
+            kill_local([(kv.get("host", ""), int(kv["pid"]))], node.transport.host())
+
+
 def work(cfg: StudyConfig, node: Node, local_index: int = 0,
          hard_exit: Callable[[], None] = lambda: None) -> Outcome:
     from .training import describe_device, pick_device
@@ -116,6 +145,7 @@ def work(cfg: StudyConfig, node: Node, local_index: int = 0,
     loop = WorkerLoop(node, objective, info, checkpoint_root=ckpt, trial_time_limit=cfg.ft.trial_time_limit,
                       decision_timeout=cfg.ft.decision_timeout, hard_exit=hard_exit,
                       on_trial_end=_free_device_memory if _uses_torch(cfg) else (lambda: None))
+    loop.shrink_timeout = max(cfg.ft.end_grace, 1.0)
     return Outcome(loop.run(), None, node.rank)
 
 
@@ -135,7 +165,13 @@ def run_inprocess(cfg: StudyConfig, workers: int = 1, resume: bool = False, over
                   on_loop: Callable[[CoordinatorLoop], None] = lambda loop: None) -> Outcome:
     """Coordinator in this thread, ``workers`` worker threads, over the in-process transport."""
     hub = hub or Hub(workers + 1)
-    nodes = [Node(hub.transport(r), settings_of(cfg)).start() for r in range(hub.size)]
+    faults = parse_faults(cfg.faults)
+    check_ranks(faults, hub.size)
+
+    def on_fault(rank: int) -> Callable[[Fault], None]:
+        return lambda f: hub.kill(rank) if f.kind == "kill" else hub.stop(rank)
+    nodes = [Node(hub.transport(r), settings_of(cfg), faults=FaultPlan(faults, r), on_fault=on_fault(r)).start()
+             for r in range(hub.size)]
     threads = []
     for r in range(1, hub.size):
         t = threading.Thread(target=_worker_thread, args=(cfg, nodes[r], r - 1, hub), daemon=True,
@@ -144,6 +180,11 @@ def run_inprocess(cfg: StudyConfig, workers: int = 1, resume: bool = False, over
         threads.append(t)
     try:
         outcome = coordinate(cfg, nodes[0], resume, overwrite, out, on_loop=on_loop)
+    except BaseException:   # e.g. the output already holds a study: release the workers at once
+        from .messages import Stop
+        for r in range(1, hub.size):
+            nodes[0].send(r, Stop(EXIT_FAILED, "coordinator error"))
+        raise
     finally:
         nodes[0].close()
         for t in threads:
@@ -177,6 +218,7 @@ def run_mpi(make_cfg: Callable[[], StudyConfig], transport: Transport, resume: b
             if resume_rule is not None and cfg.output:
                 resume = resume_rule(cfg.output)
             validate_for_run(cfg)
+            check_ranks(parse_faults(cfg.faults), transport.size)
             check_output(cfg, resume, overwrite)
         except ConfigError as exc:
             error = str(exc)
@@ -187,14 +229,16 @@ def run_mpi(make_cfg: Callable[[], StudyConfig], transport: Transport, resume: b
     if error is not None:
         if rank == 0:
             print(f"rdhpo: error: {error}", file=sys.stderr, flush=True)
-        return Outcome(EXIT_CONFIG, None, rank)
+        return Outcome(EXIT_CONFIG, None, rank, error)
     if rank != 0:
         cfg = shipped if shipped.objective is not None else dataclasses.replace(shipped, objective=local_objective)
-    node = Node(transport, settings_of(cfg)).start()
+    node = Node(transport, settings_of(cfg), takeover=cfg.ft.takeover,
+                faults=FaultPlan(parse_faults(cfg.faults), rank), on_fault=_signal_self).start()
     if rank == 0:
         _install_stop_signals()
         outcome = coordinate(cfg, node, resume, overwrite, out, on_loop=_bind_signals)
         node.close(drain_timeout=cfg.ft.end_grace)
+        _note_failures(node)
         return outcome
     for sig in (signal.SIGUSR1, signal.SIGTERM):   # the coordinator decides; workers wait for Stop
         signal.signal(sig, signal.SIG_IGN)
@@ -206,8 +250,30 @@ def run_mpi(make_cfg: Callable[[], StudyConfig], transport: Transport, resume: b
         print(f"rdhpo: rank {rank}: error: {exc}", file=sys.stderr, flush=True)
         node.close(drain_timeout=0.5)
         os.kill(os.getpid(), signal.SIGKILL)
+    if outcome.exit_code == EXIT_COORDINATOR_LOST and node.takeover and node.coordinator == rank:
+        # ULFM takeover: the lowest live rank becomes the coordinator, from the durable journal
+        old = min((r for r in range(node.size) if not node.is_alive(r)), default=0)
+        _install_stop_signals()
+        outcome = coordinate(cfg, node, out=out, on_loop=_bind_signals, takeover_from=old)
     node.close(drain_timeout=2.0)
+    _note_failures(node)
     return outcome
+
+
+def _signal_self(fault: Fault) -> None:
+    """Fault injection under MPI: this rank crashes (SIGKILL) or hangs (SIGSTOP) itself."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.kill(os.getpid(), signal.SIGKILL if fault.kind == "kill" else signal.SIGSTOP)
+
+
+_PEER_TROUBLE: list = []
+
+
+def _note_failures(node: Node) -> None:
+    """Remember that a peer died, hung or was cut off: MPI_Finalize could then hang."""
+    if node.alive() != list(range(node.size)) or node.unreachable or node.transport.failed():
+        _PEER_TROUBLE.append(True)
 
 
 def check_output(cfg: StudyConfig, resume: bool, overwrite: bool) -> None:
@@ -220,7 +286,10 @@ def check_output(cfg: StudyConfig, resume: bool, overwrite: bool) -> None:
 def validate_for_run(cfg: StudyConfig) -> None:
     """Checks that need more than the YAML: the objective imports, the dataset is readable."""
     if isinstance(cfg.objective, dict):
-        make_objective(cfg)     # imports the function / checks the built-in spec and dataset path
+        obj = make_objective(cfg)  # imports the function / checks the built-in spec and dataset path
+        check_space = getattr(obj, "check_space", None)   # built-in: model families in the space
+        if callable(check_space):
+            check_space(cfg.space)
 
 
 _STOP_REQUEST: list = []
@@ -249,7 +318,7 @@ def exit_process(code: int, clean_finalize: bool) -> None:
     bounded by a watchdog; otherwise leave at once (the results are already safe)."""
     sys.stdout.flush()
     sys.stderr.flush()
-    if clean_finalize:
+    if clean_finalize and not _PEER_TROUBLE:
         timer = threading.Timer(20.0, lambda: os._exit(code))
         timer.daemon = True
         timer.start()

@@ -81,6 +81,8 @@ class Stop:
     exit_code: int = 0
     reason: str = ""
     kill: list = field(default_factory=list)   # (host, pid) of hung ranks to SIGKILL if local
+    shrink: Optional[list] = None   # ULFM: ranks to leave out of the end-of-study shrunk communicator
+    shrink_method: str = ""         # "shrink" | "create_group": chosen once, by the coordinator
 
 
 @dataclass
@@ -89,7 +91,7 @@ class PeerDown:
 
     TAG = 8
     rank: int
-    cause: str            # "gossip-timeout" | "mpi-failure"
+    cause: str            # "gossip-timeout" | "mpi-failure" | "unreachable" (alive, direct link lost)
     latency: float        # seconds from the last heartbeat growth (or evidence) to the verdict
 
 
@@ -101,5 +103,17 @@ class Coordinator:
     rank: int
 
 
-ALL = (Hello, Task, Report, Decision, Result, Gossip, Stop, PeerDown, Coordinator)
+@dataclass
+class Relay:
+    """Any rank -> a third rank: forward ``msg`` to ``dest`` (used when a direct link is lost).
+
+    Handled inside the node; the destination sees ``msg`` as coming from ``origin``."""
+
+    TAG = 10
+    dest: int
+    origin: int
+    msg: Any
+
+
+ALL = (Hello, Task, Report, Decision, Result, Gossip, Stop, PeerDown, Coordinator, Relay)
 BY_TAG = {cls.TAG: cls for cls in ALL}

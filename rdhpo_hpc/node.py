@@ -4,19 +4,33 @@ The event loops (coordinator, worker) never touch the transport.  They call ``se
 and ``recv(timeout)`` (blocks on a queue, so an idle rank burns no CPU), while the pump thread
 polls the transport with back-off, keeps the gossip heartbeat going even when the loop thread
 is busy training or fitting a model, and turns failure verdicts into :class:`PeerDown` events.
+
+Reachability (lost links, see docs/reliability.md): gossip keeps a rank whose link to the
+coordinator is cut alive (third parties relay its heartbeat), but the coordinator cannot talk to
+it.  So every worker sends the coordinator *something* directly at least every ``t_fail / 4``
+(an empty ``Gossip`` ping when it has nothing else to say); the coordinator's node reports a
+gossip-alive rank it has not heard from directly for ``1.5 * t_fail`` as ``PeerDown(cause=
+"unreachable")`` — not a death verdict: the membership is untouched — and the coordinator stops
+using it and reaches it (for ``Stop``) through a :class:`Relay` via another rank.
+
+Fault injection (YAML ``faults:``): the node applies its :class:`~rdhpo_hpc.faults.FaultPlan`
+in the pump: cut links (messages dropped both ways), delays (messages held back), and calls
+``on_fault`` for its own ``kill`` / ``stop`` entries.
 """
 from __future__ import annotations
 
 import queue
 import random
+import sys
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from .comm.base import Transport
+from .faults import Fault, FaultPlan
 from .membership import Membership, Verdict
-from .messages import Coordinator, Gossip, PeerDown
+from .messages import Coordinator, Gossip, PeerDown, Relay
 
 
 @dataclass
@@ -33,7 +47,9 @@ class Node:
     """Owns a transport; started once per rank by the CLI / API (or a test)."""
 
     def __init__(self, transport: Transport, settings: Optional[GossipSettings] = None,
-                 clock: Callable[[], float] = time.monotonic, takeover: bool = False) -> None:
+                 clock: Callable[[], float] = time.monotonic, takeover: bool = False,
+                 faults: Optional[FaultPlan] = None,
+                 on_fault: Callable[[Fault], None] = lambda fault: None) -> None:
         self.transport = transport
         self.rank, self.size = transport.rank, transport.size
         self.settings = settings or GossipSettings()
@@ -51,6 +67,16 @@ class Node:
         self.gossip_sent = 0
         self.gossip_bytes = 0
         self.muted: set[int] = set()   # fault injection: ranks this node neither sends to nor hears
+        self.faults = faults or FaultPlan([], self.rank)
+        self.on_fault = on_fault
+        self.t0 = clock()
+        self._cut: set[int] = set()          # links cut by the fault plan right now
+        self._delayed: list[tuple[float, int, Any]] = []
+        self.last_heard = [self.t0] * self.size    # last message received directly from each rank
+        self._last_sent_coord = self.t0
+        self.unreachable: set[int] = set()   # alive by gossip, silent on the direct link (coordinator)
+        self.relayed = 0
+        self.pump_errors = 0
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> "Node":
@@ -60,19 +86,38 @@ class Node:
         return self
 
     def close(self, drain_timeout: float = 2.0) -> None:
-        """Flush queued sends (bounded by ``drain_timeout``), then stop the pump."""
+        """Flush queued sends (bounded by ``drain_timeout``), then stop the pump.  Idempotent."""
+        if self._thread is None:
+            return
         deadline = self.clock() + drain_timeout
-        while self._running and (not self._outbox.empty() or self.transport.progress()) \
+        while self._running and self._thread.is_alive() and (not self._outbox.empty() or self._delayed
+                                                              or self.transport.progress()) \
                 and self.clock() < deadline:
             time.sleep(0.005)
         self._running = False
-        if self._thread is not None:
-            self._thread.join(timeout=drain_timeout + 1.0)
+        self._thread.join(timeout=drain_timeout + 1.0)
+        self._thread = None
         self.transport.close()
+
+    def shrink(self, exclude: set, timeout: float, method: str = "") -> Optional[dict]:
+        """End of study, ULFM only: stop the pump, then agree with the other survivors on a
+        communicator without ``exclude`` (see :meth:`Transport.shrink`).  None without ULFM."""
+        self.close(drain_timeout=min(2.0, timeout))
+        if not self.transport.reports_failures:
+            return None
+        return self.transport.shrink(set(exclude), timeout, method)
 
     # -- used by the event loops ----------------------------------------------------------------
     def send(self, dest: int, msg: Any) -> None:
         self._outbox.put((dest, msg))
+
+    def push_back(self, src: int, msg: Any) -> None:
+        """Put a message back into this rank's inbox (a role change hands it to the next loop)."""
+        self._inbox.put((src, msg))
+
+    def send_via(self, relay: int, dest: int, msg: Any) -> None:
+        """Send ``msg`` to ``dest`` through ``relay`` (when the direct link is lost)."""
+        self._outbox.put((relay, Relay(dest, self.rank, msg)))
 
     def recv(self, timeout: float) -> Optional[tuple[int, Any]]:
         """Next ``(source, message)`` or local event, waiting at most ``timeout`` seconds."""
@@ -97,30 +142,79 @@ class Node:
             self._publish(verdict)
 
     # -- the pump thread ----------------------------------------------------------------------
+    def _blocked(self, peer: int) -> bool:
+        return peer in self.muted or peer in self._cut
+
+    def _tx(self, dest: int, msg: Any, now: float) -> None:
+        """Send now, or later when the fault plan delays this link; never to a muted peer."""
+        if dest != self.rank and self._blocked(dest):
+            return
+        if self.faults and dest != self.rank:
+            d = self.faults.delay(dest, now - self.t0)
+            if d > 0:
+                self._delayed.append((now + d, dest, msg))
+                return
+        self.transport.isend(dest, msg)
+        if dest == self.coordinator:
+            self._last_sent_coord = now
+
     def _pump(self) -> None:
+        """The pump never dies of an unexpected error: a dead pump would look like a hung rank."""
+        while self._running:
+            try:
+                self._pump_loop()
+            except Exception as exc:  # noqa: BLE001
+                self.pump_errors += 1
+                if self.pump_errors <= 3:
+                    print(f"[rdhpo] rank {self.rank}: pump error {type(exc).__name__}: {exc}",
+                          file=sys.stderr, flush=True)
+                time.sleep(0.01)
+
+    def _pump_loop(self) -> None:
         sleep = 1e-4
         t = self.transport
         while self._running:
             busy = False
+            now = self.clock()
+            if self.faults:
+                self._apply_faults(now)
+            if self._delayed:
+                due = [d for d in self._delayed if d[0] <= now]
+                if due:
+                    self._delayed = [d for d in self._delayed if d[0] > now]
+                    for _, dest, msg in due:
+                        if not self._blocked(dest) and self.is_alive(dest):
+                            t.isend(dest, msg)
             while True:
                 try:
                     dest, msg = self._outbox.get_nowait()
                 except queue.Empty:
                     break
                 busy = True
-                if dest not in self.muted and self.is_alive(dest) or dest == self.rank:
-                    t.isend(dest, msg)
+                if dest == self.rank or self.is_alive(dest):
+                    self._tx(dest, msg, now)
             for _ in range(256):
                 got = t.poll()
                 if got is None:
                     break
                 busy = True
                 src, msg = got
-                if src in self.muted:
+                if self._blocked(src):
                     continue
+                if 0 <= src < self.size:
+                    self.last_heard[src] = self.clock()
                 if isinstance(msg, Gossip):
-                    with self._lock:
-                        self.membership.merge(msg.heartbeats, self.clock())
+                    if msg.coordinator > self.coordinator and self.takeover:
+                        self._learn_coordinator(msg.coordinator)
+                    if msg.heartbeats:
+                        with self._lock:
+                            self.membership.merge(msg.heartbeats, self.clock())
+                elif isinstance(msg, Relay):
+                    if msg.dest == self.rank:
+                        self._inbox.put((msg.origin, msg.msg))
+                    elif self.is_alive(msg.dest):
+                        self.relayed += 1
+                        self._tx(msg.dest, msg, self.clock())
                 else:
                     self._inbox.put((src, msg))
             t.progress()
@@ -130,6 +224,12 @@ class Node:
             else:
                 time.sleep(sleep)
                 sleep = min(sleep * 2, self.settings.poll_max)
+
+    def _apply_faults(self, now: float) -> None:
+        elapsed = now - self.t0
+        self._cut = self.faults.cut(elapsed)
+        for f in self.faults.due_self(elapsed):
+            self.on_fault(f)
 
     def _heartbeat(self) -> None:
         now = self.clock()
@@ -144,12 +244,50 @@ class Node:
             vector = list(m.heartbeats)
             verdicts.extend(m.check(now))
         for p in peers:
-            if p not in self.muted:
-                self.transport.isend(p, Gossip(vector, self.coordinator))
+            if not self._blocked(p):
+                self._tx(p, Gossip(vector, self.coordinator), now)
                 self.gossip_sent += 1
                 self.gossip_bytes += 8 * len(vector) + 64
         for v in verdicts:
             self._publish(v)
+        self._direct(now)
+
+    def _direct(self, now: float) -> None:
+        """Keep the direct link to the coordinator observable (see the module docstring)."""
+        t_fail = self.settings.t_fail
+        c = self.coordinator
+        if c != self.rank:
+            if now - self._last_sent_coord > t_fail / 4 and self.is_alive(c):
+                self._tx(c, Gossip([], c), now)
+                self.gossip_sent += 1
+                self.gossip_bytes += 64
+            return
+        for r in self.alive():
+            # 1.5 x t_fail: a rank that is really dead or hung gets its gossip verdict first
+            if r != self.rank and r not in self.unreachable and now - self.last_heard[r] > 1.5 * t_fail:
+                self.unreachable.add(r)
+                self._inbox.put((r, PeerDown(r, "unreachable", now - self.last_heard[r])))
+
+    def relay_for(self, dest: int) -> Optional[int]:
+        """A live rank heard from recently that can forward a message to ``dest``."""
+        now = self.clock()
+        cands = [r for r in self.alive() if r not in (self.rank, dest) and r not in self.unreachable
+                 and now - self.last_heard[r] < self.settings.t_fail]
+        return min(cands, key=lambda r: now - self.last_heard[r]) if cands else None
+
+    def _learn_coordinator(self, new: int) -> None:
+        """A peer already moved to coordinator ``new``.  Coordinators only move up (lowest live
+        rank; dead ranks stay fenced), so every rank below ``new`` was declared dead somewhere:
+        adopt those verdicts here too, then follow."""
+        now = self.clock()
+        for r in range(self.coordinator, new):
+            with self._lock:
+                v = self.membership.evidence(r, now, "coordinator-replaced")
+            if v:
+                self._publish(v)
+        if self.coordinator != new and new > self.coordinator:
+            self.coordinator = new
+            self._inbox.put((new, Coordinator(new)))
 
     def _publish(self, v: Verdict) -> None:
         self._inbox.put((v.rank, PeerDown(v.rank, v.cause, v.latency)))
@@ -157,4 +295,7 @@ class Node:
             alive = self.alive()
             if alive:
                 self.coordinator = min(alive)
+                now = self.clock()
+                self.last_heard = [now] * self.size     # the new coordinator starts its direct watch
+                self.unreachable.clear()
                 self._inbox.put((self.coordinator, Coordinator(self.coordinator)))

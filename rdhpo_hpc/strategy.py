@@ -17,6 +17,14 @@ from .space import Space
 
 #: strategy name -> (optimizer name, scheduler name)
 STRATEGIES: dict[str, tuple[str, str]] = {"random": ("random", "fifo"), "grid": ("grid", "fifo")}
+# multi-fidelity and population strategies (schedulers/): random sampling inside, BOHB model-based
+STRATEGIES["sh"] = ("random", "sh")
+STRATEGIES["hyperband"] = ("random", "hyperband")
+STRATEGIES["asha"] = ("random", "asha")
+STRATEGIES["bohb"] = ("bohb", "hyperband")
+STRATEGIES["pbt"] = ("random", "pbt")
+STRATEGIES["bayes"] = ("bayes", "fifo")
+STRATEGIES["evolution"] = ("evolution", "fifo")
 
 
 def _load(path: str) -> Any:

@@ -44,6 +44,12 @@ class WorkerLoop:
         self.current: Optional[tuple[int, int]] = None
         self._deferred: list[tuple[int, Any]] = []
         self.exit_code: Optional[int] = None
+        self.shrink: Optional[list] = None            # from Stop: ULFM end-of-study shrink
+        self.shrink_timeout = 10.0
+        self.shrink_info: Optional[dict] = None
+        self.shrink_method = ""
+        self.kill_at_end: list = []
+        self._for_coordinator: list[tuple[int, Any]] = []
 
     @property
     def coordinator(self) -> int:
@@ -58,9 +64,22 @@ class WorkerLoop:
                 continue
             src, msg = got
             if isinstance(msg, Task):
-                self._run_task(msg)
+                if src > self.coordinator and self.node.takeover:
+                    self.node.coordinator = src  # a newer coordinator reached us before the news
+                if src >= self.coordinator:      # never from a replaced (hung) coordinator
+                    self._run_task(msg)
             else:
                 self._control(src, msg)
+        if self.exit_code == EXIT_COORDINATOR_LOST and self.node.coordinator == self.node.rank:
+            for item in self._for_coordinator:    # hand them to the coordinator loop of this rank
+                self.node.push_back(*item)
+        if self.shrink is not None and self.node.rank not in self.shrink:
+            # the survivors (coordinator included) build a communicator without the failed ranks
+            self.shrink_info = self.node.shrink(set(self.shrink), self.shrink_timeout,
+                                                self.shrink_method)
+        # hung ranks die only after the shrink: Create_group without them is instant while they are
+        # stopped, but a failure appearing in the middle of it can break it (measured)
+        kill_local(self.kill_at_end, self.node.transport.host())
         return self.exit_code
 
     def _hello(self) -> None:
@@ -70,12 +89,19 @@ class WorkerLoop:
     def _control(self, src: int, msg: Any) -> None:
         """Messages other than Task, in or between attempts."""
         if isinstance(msg, Stop):
-            kill_local(msg.kill, self.node.transport.host())
+            self.kill_at_end = msg.kill
+            self.shrink = msg.shrink
+            self.shrink_method = msg.shrink_method
             self.exit_code = msg.exit_code
         elif isinstance(msg, Decision) and not msg.proceed:
             self.stopped.add((msg.trial_id, msg.attempt))
         elif isinstance(msg, PeerDown) and msg.rank == self.coordinator and not self.node.takeover:
             self.exit_code = EXIT_COORDINATOR_LOST
+        elif isinstance(msg, PeerDown) and self.node.takeover:
+            self._for_coordinator.append((src, msg))   # recorded if this rank becomes coordinator
+        elif isinstance(msg, (Hello, Report, Result)):
+            # meant for a coordinator: peers learned that this rank takes over before it did
+            self._for_coordinator.append((src, msg))
         elif isinstance(msg, CoordinatorMoved):
             if msg.rank == self.node.rank:
                 self.exit_code = EXIT_COORDINATOR_LOST   # the launcher turns this rank into the coordinator
@@ -142,6 +168,9 @@ class WorkerLoop:
             self._control(src, msg)
             if self.exit_code is not None or key in self.stopped:
                 return False
+            if isinstance(msg, CoordinatorMoved):   # the report went to the dead one: send it again
+                self.node.send(self.coordinator, Report(task.trial_id, task.attempt, step, value, metrics))
+                deadline = time.monotonic() + self.decision_timeout
         return key not in self.stopped   # no answer in time: keep training, the result still counts
 
     def _watchdog(self, task: Task, ctx: TrialContext, start: float) -> Optional["_Watchdog"]:

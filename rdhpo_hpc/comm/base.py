@@ -36,6 +36,17 @@ class Transport:
         """Ranks the runtime reported as failed so far (ULFM); empty otherwise."""
         return set()
 
+    def shrink_method(self, exclude: set) -> str:
+        """"shrink" when the runtime reports every excluded rank failed, else "create_group"."""
+        return "create_group"
+
+    def shrink(self, exclude: set, timeout: float, method: str = "") -> Optional[dict]:
+        """End of study (ULFM): agree with the survivors on a communicator without ``exclude``.
+
+        Collective over every rank not in ``exclude``; bounded by ``timeout``.  Returns
+        ``{"method", "size", "duration", ...}`` or None when the transport has no such thing."""
+        return None
+
     def host(self) -> str:
         import socket
         return socket.gethostname()

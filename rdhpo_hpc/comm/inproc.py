@@ -28,6 +28,8 @@ class Hub:
         self.killed: set[int] = set()
         self.stopped: set[int] = set()
         self.stats = collections.Counter()
+        self._shrink = threading.Condition()
+        self._shrink_arrived: dict[frozenset, set] = {}
 
     # -- fault injection ----------------------------------------------------------------------
     def cut_link(self, a: int, b: int) -> None:
@@ -57,6 +59,21 @@ class Hub:
     def resume(self, rank: int) -> None:
         with self.lock:
             self.stopped.discard(rank)
+
+    def shrink(self, rank: int, exclude: set, timeout: float, method: str = "") -> dict:
+        """Twin of ULFM's shrink + agree: a barrier over the ranks not excluded, bounded."""
+        t0 = time.perf_counter()
+        key = frozenset(exclude)
+        need = set(range(self.size)) - key
+        with self._shrink:
+            self._shrink_arrived.setdefault(key, set()).add(rank)
+            self._shrink.notify_all()
+            ok = self._shrink.wait_for(lambda: self._shrink_arrived[key] >= need, timeout)
+        out = {"method": method or ("shrink" if key <= self.killed else "create_group"), "size": len(need),
+               "duration": time.perf_counter() - t0}
+        if not ok:
+            out["error"] = f"timed out after {timeout}s"
+        return out
 
     def transport(self, rank: int) -> "InProcTransport":
         return InProcTransport(self, rank)
@@ -108,6 +125,12 @@ class InProcTransport(Transport):
 
     def failed(self) -> set[int]:
         return set(self.hub.killed) if self.hub.ulfm else set()
+
+    def shrink_method(self, exclude: set) -> str:
+        return "shrink" if set(exclude) <= self.hub.killed else "create_group"
+
+    def shrink(self, exclude: set, timeout: float, method: str = "") -> Optional[dict]:
+        return self.hub.shrink(self.rank, set(exclude), timeout, method) if self.hub.ulfm else None
 
     def host(self) -> str:
         return "inproc"

@@ -9,6 +9,8 @@ operation is treated as possible failure of that peer, as the field notes advise
 from __future__ import annotations
 
 import os
+import threading
+import time
 from typing import Any, Optional
 
 from .base import Transport
@@ -37,6 +39,10 @@ class MPITransport(Transport):
         self.world = MPI.COMM_WORLD
         self.comm = self.world.Dup()
         self.comm.Set_errhandler(MPI.ERRORS_RETURN)
+        # a second private communicator for the end-of-study shrink: Create_group / Shrink exchange
+        # internal messages on their parent, which the pump's any-tag improbe on ``comm`` would steal
+        self.ctrl = self.world.Dup()
+        self.ctrl.Set_errhandler(MPI.ERRORS_RETURN)
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
         self.pending: list[tuple[int, Any]] = []
         self._failed: set[int] = set()
@@ -44,6 +50,9 @@ class MPITransport(Transport):
                                                         "ERR_REVOKED") if hasattr(MPI, n)}
         self.reports_failures = self._ulfm_available()
         self._group = self.comm.Get_group()
+        self._next_check = 0.0
+        self.bad_messages = 0
+        self.check_interval = 0.05     # Get_failed is cheap; an any-source improbe may never raise
 
     def _ulfm_available(self) -> bool:
         try:
@@ -69,8 +78,71 @@ class MPITransport(Transport):
         if peer is not None and peer != self.rank:
             self._failed.add(peer)
 
+    def _check_failed(self) -> None:
+        """ULFM: ranks the runtime knows failed, without waiting for an operation to raise."""
+        try:
+            group = self.comm.Get_failed()
+            n = group.Get_size()
+            if n:
+                ranks = self.MPI.Group.Translate_ranks(group, list(range(n)), self._group)
+                new = {r for r in ranks if r is not None and r >= 0} - self._failed
+                if new:
+                    self._failed.update(new)
+                    self.comm.Ack_failed()
+            group.Free()
+        except Exception:  # noqa: BLE001
+            pass
+
     def failed(self) -> set[int]:
+        if self.reports_failures:
+            now = time.monotonic()
+            if now >= self._next_check:
+                self._next_check = now + self.check_interval
+                self._check_failed()
         return set(self._failed)
+
+    def shrink_method(self, exclude: set) -> str:
+        self._check_failed()
+        return "shrink" if set(exclude) - {self.rank} <= self._failed else "create_group"
+
+    def shrink(self, exclude: set, timeout: float, method: str = "") -> Optional[dict]:
+        """End of study: a communicator of the survivors and one collective on it.
+
+        ``Comm.Shrink`` only when every excluded rank is reported failed by MPI (it waits for a
+        hung rank otherwise, FIELD_NOTES); else ``Create_group`` over the survivors (collective
+        over the group members only).  Then ``Agree`` (a fault-tolerant all-reduce AND) so the
+        survivors agree the study ended.  Every survivor must use the same ``method`` (the
+        coordinator picks it and sends it with ``Stop``).  Runs in a helper thread, bounded by
+        ``timeout``; returns {"method", "size", "duration", "agreed"} or {"method", "error"}.
+        """
+        exclude = set(exclude) - {self.rank}
+        method = method or self.shrink_method(exclude)
+        out: dict = {"method": method}
+
+        def go() -> None:
+            t0 = time.perf_counter()
+            try:
+                if method == "shrink":
+                    self.ctrl.Ack_failed()
+                    new = self.ctrl.Shrink()
+                else:
+                    keep = [r for r in range(self.size) if r not in exclude]
+                    grp = self._group.Incl(keep)
+                    new = self.ctrl.Create_group(grp, tag=77)
+                    grp.Free()
+                new.Set_errhandler(self.MPI.ERRORS_RETURN)
+                agreed = new.Agree(1) if hasattr(new, "Agree") else (new.Barrier() or 1)
+                out.update(size=new.Get_size(), duration=time.perf_counter() - t0, agreed=int(agreed))
+                new.Free()
+            except Exception as exc:  # noqa: BLE001
+                out.update(error=f"{type(exc).__name__}: {exc}", duration=time.perf_counter() - t0)
+
+        th = threading.Thread(target=go, daemon=True, name="rdhpo-shrink")
+        th.start()
+        th.join(timeout)
+        if th.is_alive():
+            out.update(error=f"timed out after {timeout}s", duration=timeout)
+        return out
 
     # -- messages ------------------------------------------------------------------------------
     def isend(self, dest: int, msg: Any) -> None:
@@ -90,6 +162,9 @@ class MPITransport(Transport):
             return status.Get_source(), message.recv()
         except self.MPI.Exception as exc:
             self._absorb(exc, status.Get_source() if status.Get_source() >= 0 else None)
+            return None
+        except Exception:  # noqa: BLE001 - an undecodable message is dropped, never fatal
+            self.bad_messages += 1
             return None
 
     def progress(self) -> int:

@@ -10,8 +10,11 @@ from .base import Optimizer
 
 #: name -> "module:Class"; modules are imported lazily (skopt only loads for 'bayes')
 REGISTRY: dict[str, str] = {
+    "bohb": "rdhpo_hpc.optimizers.bohb:BOHBSampler",   # model-based sampler inside Hyperband
     "random": "rdhpo_hpc.optimizers.random:RandomSearch",
     "grid": "rdhpo_hpc.optimizers.grid:GridSearch",
+    "bayes": "rdhpo_hpc.optimizers.bayes:BayesOptimizer",          # GP / tree Bayesian optimization
+    "evolution": "rdhpo_hpc.optimizers.evolution:RegularizedEvolution",  # aging evolution
 }
 
 

@@ -73,8 +73,8 @@ class Float(Param):
                 raise ConfigError(f"{where}: step and log=true cannot be combined (step={self.step!r})")
 
     def _quantise(self, x: float) -> float:
-        if self.step is not None:
-            x = self.low + round((x - self.low) / self.step) * self.step
+        if self.step is not None:   # rounded so that 0.1 * 9 prints as 0.9, not 0.8999999999999999
+            x = round(self.low + round((x - self.low) / self.step) * self.step, 12)
         return float(min(max(x, self.low), self.high))
 
     def sample(self, rng: np.random.Generator) -> float:

@@ -44,6 +44,7 @@ class JournalStore(Store):
     def __init__(self, path: str, fsync_interval: float = 1.0) -> None:
         self.path = path
         self.fsync_interval = fsync_interval
+        _drop_torn_tail(path)   # a writer killed mid-line: never glue the next record onto it
         self._fh = open(path, "a", encoding="utf-8")
         self._last_sync = time.monotonic()
         self._dirty = False
@@ -70,6 +71,16 @@ class JournalStore(Store):
 
     def records(self) -> list[dict]:
         return read_journal(self.path)
+
+
+def _drop_torn_tail(path: str) -> None:
+    """Truncate a journal to its last complete line (after a SIGKILL of the previous writer)."""
+    if not os.path.exists(path):
+        return
+    with open(path, "rb+") as fh:
+        data = fh.read()
+        if data and not data.endswith(b"\n"):
+            fh.truncate(data.rfind(b"\n") + 1)
 
 
 def read_journal(path: str) -> list[dict]:

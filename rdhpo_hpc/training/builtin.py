@@ -6,7 +6,8 @@ worker calls the returned object as ``objective(config, ctx) -> float`` once per
 
 spec keys (all but ``dataset`` optional)::
 
-    model        mlp | cnn                       default mlp (config["model"] overrides it)
+    model        mlp | cnn (torch) | svm | random_forest | gradient_boosting | logistic_regression
+                 (scikit-learn, see families.py)   default mlp (config["model"] overrides it)
     dataset      digits | mnist1d | path.npz | path.h5 | path.hdf5
     metric       val_loss | val_accuracy | val_error     default val_loss
     epochs       int >= 1                        default 20 (used when ctx.budget is None)
@@ -18,7 +19,11 @@ spec keys (all but ``dataset`` optional)::
     params       dict of default hyper-parameters (the trial config overrides them)
 
 config keys read: model, lr, batch_size, optimizer (adam|sgd|adamw), weight_decay, momentum,
-width, depth, dropout, activation, channels, kernel, layers, pool (stride|max), epochs, seed.
+width, depth, dropout, activation, channels, kernel, layers, pool (stride|max), epochs, seed;
+for the scikit-learn families the keys listed in families.py (C, gamma, n_estimators, ...).
+A config's ``model`` picks the family per trial, so one study can compare classifiers
+(a conditional space whose ``model`` choice owns each family's hyper-parameters).  Keys a family
+does not use (the shared lr / batch_size beside a ``model`` choice) are ignored by it.
 """
 from __future__ import annotations
 
@@ -32,7 +37,11 @@ from typing import Any, Dict, Mapping, Tuple
 
 from ..errors import ConfigError
 from .datasets import check_dataset_spec, load_dataset
+from .families import FAMILY_PARAMS, SKLEARN_FAMILIES, family_settings
 from .params import get_choice, get_float, get_int
+
+TORCH_MODELS = ("mlp", "cnn")
+MODELS = TORCH_MODELS + SKLEARN_FAMILIES
 
 METRICS = {"val_loss": "minimize", "val_accuracy": "maximize", "val_error": "minimize"}
 OPTIMIZERS = ("adam", "sgd", "adamw")
@@ -58,7 +67,7 @@ class BuiltinObjective:
             raise ConfigError("objective: missing key 'dataset'; allowed: digits, mnist1d or a "
                               ".npz/.h5/.hdf5 path")
         self.spec = dict(spec)
-        self.model = get_choice(spec, "model", "mlp", ("mlp", "cnn"))
+        self.model = get_choice(spec, "model", "mlp", MODELS)
         self.dataset = spec["dataset"]
         check_dataset_spec(self.dataset)
         self.metric = get_choice(spec, "metric", "val_loss", tuple(METRICS))
@@ -85,7 +94,37 @@ class BuiltinObjective:
         """Load the dataset now (rank 0, before any work) so a bad file fails with one clear message."""
         load_dataset(self.dataset, self.seed)
 
+    def check_space(self, space: Any) -> None:
+        """Fail early (rank 0) on a ``model`` choice naming no family, and on categorical values a
+        scikit-learn family would reject (``penalty: [l1]``); raises ConfigError naming the path."""
+        for d in getattr(space, "dims", []):
+            values = getattr(d.param, "choices", None)
+            if values is None and hasattr(d.param, "value"):
+                values = [d.param.value]
+            if values is None:
+                continue
+            if d.name == "model":
+                for v in values:
+                    if not isinstance(v, str) or v.lower() not in MODELS:
+                        raise ConfigError(f"space '{d.key}': model {v!r} is not a built-in family; "
+                                          f"allowed: {', '.join(MODELS)}")
+                continue
+            fams = [str(v).lower() for k, v in d.when if k.rsplit("/", 1)[-1] == "model"]
+            fam = fams[-1] if fams else (self.model if "model" not in self.params else None)
+            if fam in FAMILY_PARAMS and d.name in FAMILY_PARAMS[fam]:
+                for v in values:
+                    try:
+                        family_settings(fam, {d.name: v})
+                    except ConfigError as exc:
+                        raise ConfigError(f"space '{d.key}': {exc}") from None
+
     def __call__(self, config: Mapping[str, Any], ctx: Any) -> float:
+        p = {**self.params, "model": self.model, **dict(config)}
+        family = p["model"].lower() if isinstance(p["model"], str) else p["model"]
+        if family in SKLEARN_FAMILIES:
+            return _train_sklearn(self, family, p, dict(config), ctx)
+        if family not in TORCH_MODELS:
+            raise ConfigError(f"model: got {p['model']!r}; allowed: {', '.join(MODELS)}")
         return _train(self, dict(config), ctx)
 
     def __repr__(self) -> str:
@@ -210,6 +249,42 @@ def _train(obj: BuiltinObjective, config: Dict[str, Any], ctx: Any) -> float:
             _save_checkpoint(ckpt_dir, model, opt, gen, start, p, opt_name, trial_id)
         ctx.report(start, value, val_accuracy=val_acc, val_loss=val_loss)  # no training: no train_loss
     return float(value)
+
+
+def _train_sklearn(obj: BuiltinObjective, family: str, p: Dict[str, Any], config: Dict[str, Any],
+                   ctx: Any) -> float:
+    """A scikit-learn family (families.py) on the same data, metrics and budget as the nets."""
+    from .families import train_family
+
+    family_settings(family, p)  # bad hyper-parameters fail before the data is loaded
+    ds = load_dataset(obj.dataset, obj.seed)
+    budget = getattr(ctx, "budget", None)
+    x_tr, y_tr = ds.x_train, ds.y_train
+    units = None
+    if obj.budget_kind == "epochs":
+        units = _budget_epochs(budget) if budget is not None else None
+    elif budget is not None:
+        fraction = get_float({"budget": budget}, "budget", 1.0, 0.0, 1.0, lo_open=True)
+        if fraction < 1.0:  # the same nested subsets as the networks
+            n_keep = max(1, int(math.ceil(fraction * ds.n_train - 1e-9)))
+            idx = _subset_order(ds, obj.seed)[:n_keep]
+            x_tr, y_tr = x_tr[idx], y_tr[idx]
+    seed = get_int(p, "seed", 0, lo=0) if "seed" in p else _derive_seed(obj.seed, config, ctx)
+    last = [float("nan")]
+
+    def report(step: int, val_loss: float, val_acc: float) -> None:
+        trial_id = getattr(ctx, "trial_id", None)
+        if not math.isfinite(val_loss):
+            raise FloatingPointError(f"trial {trial_id}: model {family!r} gave val_loss={val_loss} "
+                                     f"at step {step}")
+        last[0] = _metric(obj.metric, val_loss, val_acc)
+        ctx.report(step, last[0], val_accuracy=val_acc, val_loss=val_loss)
+
+    train_family(family, p, x_tr, y_tr, ds.x_val, ds.y_val, ds.n_classes, units, report, seed,
+                 obj.num_threads, checkpoint_dir=getattr(ctx, "checkpoint_dir", None),
+                 checkpoint_from=getattr(ctx, "checkpoint_from", None),
+                 trial_id=getattr(ctx, "trial_id", None))
+    return float(last[0])
 
 
 def _metric(name: str, val_loss: float, val_acc: float) -> float:

@@ -67,7 +67,7 @@ def _cpu_name() -> str:
                     return f"{line.split(':', 1)[1].strip()} x{os.cpu_count()}"
     except OSError:
         pass
-    return f"{platform.processor() or platform.machine()} x{os.cpu_count()}"
+    return f"{platform.machine()} x{os.cpu_count()}"   # platform.processor() forks uname: slow
 
 
 def _ram_bytes() -> int:

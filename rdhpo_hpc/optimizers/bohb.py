@@ -1,0 +1,191 @@
+"""BOHB's model-based sampler (Falkner, Klein & Hutter 2018), numpy only.
+
+Used by the ``bohb`` strategy inside the Hyperband scheduler, which passes every rung value to
+:meth:`BOHBSampler.observe_budget` as it is recorded.  ``ask``:
+
+1. with probability ``random_fraction``, or while no budget has ``min_points_in_model + 2``
+   observations, a random config (the prior);
+2. else, on the *largest* budget with enough observations: sort them by loss; the best
+   ``n_good = max(n_min, floor(top_n_percent/100 * n))`` form the "good" set, the worst
+   ``n_bad = max(n_min, floor((100-top_n_percent)/100 * n))`` the "bad" set (``n_min`` =
+   ``min_points_in_model``, default dims + 1); fit a product-kernel density to each — Gaussian on
+   the [0, 1] encoding of numeric dims (normal-reference bandwidth, at least ``min_bandwidth``),
+   Aitchison–Aitken on categorical dims;
+3. draw ``num_samples`` candidates from the good density with bandwidths times
+   ``bandwidth_factor`` (each around a random good point) and return the one with the largest
+   ``l(x) / g(x)`` — the TPE acquisition.
+
+Conditional spaces: a candidate is decoded through the space, so only its active branch is kept;
+in the densities, a dimension inactive in an observation contributes a flat factor (1).
+Deterministic given (seed, call sequence): replay rebuilds the same model.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..space.params import Categorical, Fixed
+from ..trial import TrialState
+from .base import Optimizer
+
+
+class BOHBSampler(Optimizer):
+    name = "bohb"
+    options: dict[str, Any] = {"top_n_percent": 15, "num_samples": 64, "random_fraction": 1 / 3,
+                               "bandwidth_factor": 3.0, "min_bandwidth": 1e-3, "min_points_in_model": None}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        o = self.opts
+        _check(o["top_n_percent"], "top_n_percent", 1, 99)
+        _check(o["num_samples"], "num_samples", 1, 1e6, integer=True)
+        _check(o["random_fraction"], "random_fraction", 0, 1)
+        _check(o["bandwidth_factor"], "bandwidth_factor", 1e-9, 1e6)
+        _check(o["min_bandwidth"], "min_bandwidth", 1e-12, 1)
+        self.dims = [d for d in self.space.dims if not isinstance(d.param, Fixed)]
+        self.is_cat = np.array([isinstance(d.param, Categorical) for d in self.dims], dtype=bool)
+        self.n_cat = np.array([len(d.param.choices) if isinstance(d.param, Categorical) else 0
+                               for d in self.dims])
+        n_min = o["min_points_in_model"]
+        if n_min is None:
+            n_min = len(self.dims) + 1
+        self.n_min = int(_check(n_min, "min_points_in_model", 1, 1e6, integer=True))
+        #: budget -> {trial_id: (vector, active mask, loss)}
+        self.by_budget: dict[float, dict[int, tuple[np.ndarray, np.ndarray, float]]] = {}
+        self.params_of: dict[int, dict] = {}
+        self.model_budget: Optional[float] = None     # budget the last model-based ask used
+
+    # -- observations --------------------------------------------------------------------------
+    def ask(self, trial_id: int) -> Optional[dict]:
+        params = super().ask(trial_id)
+        if params is not None:
+            self.params_of[trial_id] = params
+        return params
+
+    def observe_budget(self, trial_id: int, budget: float, value: Optional[float]) -> None:
+        """A rung value of ``trial_id`` at ``budget`` (user's direction; non-finite = worst)."""
+        params = self.params_of.get(trial_id) or self.pending.get(trial_id)
+        if params is None:
+            return
+        loss = self.loss(value) if value is not None and math.isfinite(value) else math.inf
+        x, active = self._encode(params)
+        self.by_budget.setdefault(float(budget), {})[trial_id] = (x, active, loss)
+
+    def tell(self, trial_id: int, state: TrialState, value: Optional[float]) -> None:
+        super().tell(trial_id, state, value)
+        if TrialState(state) == TrialState.FAILED:      # a failed run says nothing about its config
+            for obs in self.by_budget.values():
+                obs.pop(trial_id, None)
+
+    # -- the model -----------------------------------------------------------------------------
+    def _suggest(self, trial_id: int) -> Optional[dict]:
+        u = self.rng.random()   # always drawn: the RNG stream does not depend on the model's state
+        budget = self._model_budget()
+        self.model_budget = None
+        if budget is None or u < self.opts["random_fraction"]:
+            return self.space.sample(self.rng)
+        self.model_budget = budget
+        obs = [v for v in self.by_budget[budget].values() if math.isfinite(v[2])] or \
+            list(self.by_budget[budget].values())
+        obs.sort(key=lambda o: o[2])
+        n = len(obs)
+        pct = self.opts["top_n_percent"]
+        n_good = max(self.n_min, int(pct * n // 100))
+        n_bad = max(self.n_min, int((100 - pct) * n // 100))
+        good, bad = obs[:n_good], obs[n - n_bad:]
+        gx, ga = np.array([o[0] for o in good]), np.array([o[1] for o in good])
+        bx, ba = np.array([o[0] for o in bad]), np.array([o[1] for o in bad])
+        g_bw, b_bw = self._bandwidths(gx, ga), self._bandwidths(bx, ba)
+        cands = self._sample_candidates(gx, ga, g_bw * self.opts["bandwidth_factor"])
+        score = self._log_density(cands, gx, ga, g_bw) - self._log_density(cands, bx, ba, b_bw)
+        best = cands[int(np.argmax(score))]
+        return self._decode(best)
+
+    def _model_budget(self) -> Optional[float]:
+        enough = [b for b, obs in self.by_budget.items() if len(obs) >= self.n_min + 2]
+        return max(enough) if enough else None
+
+    def _bandwidths(self, x: np.ndarray, active: np.ndarray) -> np.ndarray:
+        """Normal-reference bandwidth per dim (categoricals: Aitchison-Aitken lambda)."""
+        n = max(len(x), 1)
+        bw = np.empty(len(self.dims))
+        for j in range(len(self.dims)):
+            col = x[active[:, j], j] if active[:, j].any() else np.array([0.5])
+            sd = float(np.std(col)) if len(col) > 1 else 0.5
+            bw[j] = 1.06 * sd * n ** (-0.2)
+        bw = np.maximum(bw, self.opts["min_bandwidth"])
+        cat_max = np.where(self.is_cat, (self.n_cat - 1) / np.maximum(self.n_cat, 1), np.inf)
+        return np.minimum(bw, cat_max)
+
+    def _sample_candidates(self, gx: np.ndarray, ga: np.ndarray, bw: np.ndarray) -> np.ndarray:
+        k = int(self.opts["num_samples"])
+        centres = self.rng.integers(len(gx), size=k)
+        out = np.empty((k, len(self.dims)))
+        for i, c in enumerate(centres):
+            for j in range(len(self.dims)):
+                mu = gx[c, j] if ga[c, j] else self.rng.random()
+                if self.is_cat[j]:
+                    K = int(self.n_cat[j])
+                    lam = min(bw[j], (K - 1) / K)
+                    idx = int(mu * K) if ga[c, j] else int(self.rng.integers(K))
+                    if K > 1 and self.rng.random() < lam:
+                        idx = int(self.rng.choice([i2 for i2 in range(K) if i2 != idx]))
+                    out[i, j] = (min(idx, K - 1) + 0.5) / K
+                else:
+                    out[i, j] = _truncnorm(self.rng, mu, bw[j])
+        return out
+
+    def _log_density(self, cands: np.ndarray, x: np.ndarray, active: np.ndarray, bw: np.ndarray) -> np.ndarray:
+        """log of the mean product kernel over the observations, for each candidate."""
+        c_active = np.array([self._encode(self._decode(c))[1] for c in cands])
+        logk = np.zeros((len(cands), len(x)))
+        for j in range(len(self.dims)):
+            both = c_active[:, j][:, None] & active[:, j][None, :]
+            if self.is_cat[j]:
+                K = int(self.n_cat[j])
+                ci = np.floor(cands[:, j] * K).clip(0, K - 1)[:, None]
+                oi = np.floor(x[:, j] * K).clip(0, K - 1)[None, :]
+                lam = bw[j]
+                kern = np.where(ci == oi, 1 - lam, lam / max(K - 1, 1))
+                kern = np.log(np.maximum(kern, 1e-300))
+            else:
+                z = (cands[:, j][:, None] - x[:, j][None, :]) / bw[j]
+                kern = -0.5 * z ** 2 - math.log(bw[j] * math.sqrt(2 * math.pi))
+            logk += np.where(both, kern, 0.0)
+        m = logk.max(axis=1, keepdims=True)
+        return (m + np.log(np.exp(logk - m).mean(axis=1, keepdims=True)))[:, 0]
+
+    # -- encoding ------------------------------------------------------------------------------
+    def _encode(self, params: dict) -> tuple[np.ndarray, np.ndarray]:
+        active_keys = {d.key for d in self.space.active_dims(params)}
+        x = np.array([d.param.encode(params[d.name]) if d.key in active_keys else 0.5 for d in self.dims])
+        return x, np.array([d.key in active_keys for d in self.dims], dtype=bool)
+
+    def _decode(self, vec: np.ndarray) -> dict:
+        full = np.full(len(self.space.dims), 0.5)
+        pos = {d.key: i for i, d in enumerate(self.space.dims)}
+        for j, d in enumerate(self.dims):
+            full[pos[d.key]] = vec[j]
+        return self.space.decode(full)
+
+
+def _truncnorm(rng: np.random.Generator, mu: float, sd: float) -> float:
+    """A draw from N(mu, sd) truncated to [0, 1] (rejection, then clipping)."""
+    for _ in range(20):
+        v = rng.normal(mu, sd)
+        if 0.0 <= v <= 1.0:
+            return float(v)
+    return float(min(max(mu, 0.0), 1.0))
+
+
+def _check(v: Any, key: str, lo: float, hi: float, integer: bool = False) -> float:
+    ok = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v) and lo <= v <= hi
+    if ok and integer:
+        ok = float(v).is_integer()
+    if not ok:
+        kind = "an integer" if integer else "a number"
+        raise ConfigError(f"optimizer 'bohb': '{key}' must be {kind} in [{lo:g}, {hi:g}], got {v!r}")
+    return v

@@ -1,0 +1,183 @@
+"""A small, fast Gaussian process on numpy/scipy for the ``bayes`` optimizer (``backend: fast``).
+
+Matern 5/2 kernel with one length-scale per feature (ARD), a signal variance and a noise
+variance.  Hyper-parameters maximise the log marginal likelihood (analytic gradient, L-BFGS-B,
+bounded iterations and restarts).  Everything is deterministic given the inputs and the
+``numpy.random.Generator`` handed in: no wall-clock budgets (replay on resume relies on it).
+
+Cost bounds (n observations, p features, m candidates):
+
+* ``fit``      — at most ``restarts * maxiter`` likelihood evaluations, each O(n^3 + p n^2), on at
+  most ``max_fit_points`` points (a deterministic subset: the best half and the most recent half);
+* ``condition`` — one Cholesky of the (n + pending) kernel matrix, O(n^3), hyper-parameters fixed;
+* ``predict``  — O(m n (p + n)).
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+from scipy.linalg.lapack import dtrtri
+from scipy.optimize import minimize
+
+_SQ5 = math.sqrt(5.0)
+_LOG_LS = (math.log(0.01), math.log(20.0))      # length-scale bounds on unit-cube features
+_LOG_SF = (math.log(0.05), math.log(1000.0))     # signal variance bounds (standardised targets)
+_LOG_SN = (math.log(1e-6), math.log(1.0))       # noise variance bounds
+_JITTER = 1e-8
+
+
+def _tri_inv(L: np.ndarray) -> np.ndarray:
+    """Inverse of a lower-triangular matrix (LAPACK trtri)."""
+    Linv, info = dtrtri(L, lower=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"trtri failed (info={info})")
+    return Linv
+
+
+def _sqdist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+    return np.maximum(d, 0.0)
+
+
+def matern52(a: np.ndarray, b: np.ndarray, ls: np.ndarray, sf: float) -> np.ndarray:
+    r = np.sqrt(_sqdist(a / ls, b / ls))
+    return sf * (1.0 + _SQ5 * r + (5.0 / 3.0) * r * r) * np.exp(-_SQ5 * r)
+
+
+class GP:
+    """Zero-mean GP on standardised targets.  ``theta`` = [log ls_1..p, log sf, log sn]."""
+
+    def __init__(self, n_features: int) -> None:
+        self.p = n_features
+        self.theta = np.concatenate([np.full(n_features, math.log(0.5)), [0.0, math.log(1e-3)]])
+        self.X = np.zeros((0, n_features))
+        self.y = np.zeros(0)
+        self.y_mean, self.y_std = 0.0, 1.0
+
+    # -- hyper-parameters ----------------------------------------------------------------------
+    def _nll(self, theta: np.ndarray, X: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        p = self.p
+        ls, sf, sn = np.exp(theta[:p]), math.exp(theta[p]), math.exp(theta[p + 1])
+        n = len(y)
+        diff2 = (X[:, None, :] - X[None, :, :]) ** 2 / (ls * ls)         # n x n x p
+        r = np.sqrt(diff2.sum(-1))
+        e = np.exp(-_SQ5 * r)
+        K0 = (1.0 + _SQ5 * r + (5.0 / 3.0) * r * r) * e                   # unit-variance kernel
+        K = sf * K0 + (sn + _JITTER) * np.eye(n)
+        try:
+            L = np.linalg.cholesky(K)
+        except np.linalg.LinAlgError:
+            return 1e10, np.zeros_like(theta)
+        Linv = _tri_inv(L)
+        Kinv = Linv.T @ Linv
+        alpha = Kinv @ y
+        nll = 0.5 * y @ alpha + np.log(np.diag(L)).sum() + 0.5 * n * math.log(2 * math.pi)
+        W = np.outer(alpha, alpha) - Kinv                                   # dNLL/dK = -W/2
+        # dK/dlog ls_d = sf * 5/3 (1 + sqrt5 r) exp(-sqrt5 r) * diff2_d
+        base = sf * (5.0 / 3.0) * (1.0 + _SQ5 * r) * e
+        g_ls = -0.5 * ((W * base).reshape(-1) @ diff2.reshape(-1, p))
+        g_sf = -0.5 * np.sum(W * (sf * K0))
+        g_sn = -0.5 * np.trace(W) * sn
+        # priors (negative log densities): length-scales 0.1 (l^2 + 1/l^2) keeps them near the
+        # unit cube's scale; signal variance Gamma(2, 1); noise Gamma(1.1, 30) — a GP that may
+        # not explain everything exactly stays willing to explore
+        l2 = ls * ls
+        prior = 0.1 * np.sum(l2 + 1.0 / l2) + (sf - math.log(sf)) + (30.0 * sn - 0.1 * math.log(sn))
+        grad = np.concatenate([g_ls + 0.2 * (l2 - 1.0 / l2), [g_sf + sf - 1.0, g_sn + 30.0 * sn - 0.1]])
+        return float(nll + prior), grad
+
+    def fit(self, X: np.ndarray, y_raw: np.ndarray, rng: np.random.Generator, restarts: int = 2,
+            maxiter: int = 30, max_fit_points: int = 250) -> None:
+        """Fit hyper-parameters (warm-started from the last fit); call ``condition`` next."""
+        y = self._standardise(y_raw, set_stats=True)
+        if len(y) > max_fit_points:      # deterministic subset: best half + most recent half
+            order = np.argsort(y, kind="stable")
+            keep = set(order[: max_fit_points // 2].tolist())
+            for i in range(len(y) - 1, -1, -1):
+                if len(keep) >= max_fit_points:
+                    break
+                keep.add(i)
+            idx = np.array(sorted(keep))
+            Xf, yf = X[idx], y[idx]
+        else:
+            Xf, yf = X, y
+        bounds = [_LOG_LS] * self.p + [_LOG_SF, _LOG_SN]
+        starts = [self.theta.copy()]
+        for _ in range(max(0, restarts - 1)):
+            t = np.concatenate([rng.uniform(math.log(0.05), math.log(2.0), self.p),
+                                [rng.uniform(-1.0, 1.0)], [rng.uniform(math.log(1e-5), math.log(1e-1))]])
+            starts.append(t)
+        best_f, best_t = math.inf, self.theta
+        for t0 in starts:
+            t0 = np.clip(t0, [b[0] for b in bounds], [b[1] for b in bounds])
+            try:
+                res = minimize(self._nll, t0, args=(Xf, yf), jac=True, method="L-BFGS-B", bounds=bounds,
+                               options={"maxiter": maxiter})
+                f, t = float(res.fun), res.x
+            except (ValueError, np.linalg.LinAlgError):
+                continue
+            if np.isfinite(f) and f < best_f:
+                best_f, best_t = f, t
+        self.theta = np.asarray(best_t, dtype=float)
+
+    # -- posterior -----------------------------------------------------------------------------
+    def _standardise(self, y_raw: np.ndarray, set_stats: bool = False) -> np.ndarray:
+        if set_stats:
+            self.y_mean = float(np.mean(y_raw)) if len(y_raw) else 0.0
+            sd = float(np.std(y_raw)) if len(y_raw) > 1 else 1.0
+            self.y_std = sd if sd > 1e-12 else 1.0
+        return (np.asarray(y_raw, dtype=float) - self.y_mean) / self.y_std
+
+    def condition(self, X: np.ndarray, y_raw: np.ndarray) -> None:
+        """Condition on (X, y) with the current hyper-parameters (targets in the raw scale)."""
+        p = self.p
+        self.ls, self.sf, self.sn = np.exp(self.theta[:p]), math.exp(self.theta[p]), math.exp(self.theta[p + 1])
+        self.X = np.asarray(X, dtype=float)
+        self.y = self._standardise(y_raw)
+        K = matern52(self.X, self.X, self.ls, self.sf) + (self.sn + _JITTER) * np.eye(len(self.X))
+        jitter = _JITTER
+        while True:
+            try:
+                L = np.linalg.cholesky(K)
+                break
+            except np.linalg.LinAlgError:
+                jitter *= 10
+                K[np.diag_indices_from(K)] += jitter
+                if jitter > 1e-2:
+                    raise
+        self.Linv = _tri_inv(L)
+        self.alpha = self.Linv.T @ (self.Linv @ self.y)
+
+    def predict(self, Xs: np.ndarray, std: bool = True) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """Posterior mean and std at ``Xs``, in the standardised target scale."""
+        Ks = matern52(np.asarray(Xs, dtype=float), self.X, self.ls, self.sf)
+        mu = Ks @ self.alpha
+        if not std:
+            return mu, None
+        V = Ks @ self.Linv.T
+        var = self.sf - np.einsum("ij,ij->i", V, V)
+        return mu, np.sqrt(np.maximum(var, 1e-12))
+
+    def predict_grad(self, Xs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Mean, std and their gradients (m x p) w.r.t. the inputs, standardised scale."""
+        Xs = np.asarray(Xs, dtype=float)
+        inv_l2 = 1.0 / (self.ls * self.ls)
+        diff = Xs[:, None, :] - self.X[None, :, :]                         # m x n x p
+        r = np.sqrt(np.maximum((diff * diff * inv_l2).sum(-1), 0.0))      # m x n
+        e = np.exp(-_SQ5 * r)
+        Ks = self.sf * (1.0 + _SQ5 * r + (5.0 / 3.0) * r * r) * e
+        dK = (-(5.0 / 3.0) * self.sf * (1.0 + _SQ5 * r) * e)[:, :, None] * diff * inv_l2   # m x n x p
+        mu = Ks @ self.alpha
+        dmu = np.einsum("mnp,n->mp", dK, self.alpha)
+        V = Ks @ self.Linv.T
+        var = self.sf - np.einsum("ij,ij->i", V, V)
+        sd = np.sqrt(np.maximum(var, 1e-12))
+        w = V @ self.Linv                                                   # = Kinv k, m x n
+        dvar = -2.0 * np.einsum("mnp,mn->mp", dK, w)
+        dsd = dvar / (2.0 * sd[:, None])
+        return mu, sd, dmu, dsd
+
+    def to_std(self, y_raw: float) -> float:
+        return (float(y_raw) - self.y_mean) / self.y_std

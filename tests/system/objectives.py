@@ -1,0 +1,39 @@
+"""Cheap objectives for the reliability tests (no torch): sleep-based, report every 0.2 s."""
+from __future__ import annotations
+
+import os
+import time
+
+STEP_S = float(os.environ.get("RDHPO_TEST_STEP_S", "0.2"))
+
+
+def _value(config: dict) -> float:
+    return (float(config.get("x", 0.5)) - 0.3) ** 2
+
+
+def sleepy(config: dict, ctx) -> float:
+    """``steps`` reports (default 5), one every 0.2 s; value = (x - 0.3)^2."""
+    steps = int(config.get("steps", os.environ.get("RDHPO_TEST_STEPS", 5)))
+    v = _value(config)
+    for step in range(steps):
+        time.sleep(STEP_S)
+        ctx.report(step, v + 1.0 / (step + 1))
+    return v
+
+
+def busy(config: dict, ctx) -> float:
+    """Busy-loops in pure Python (holds the GIL) for ``RDHPO_TEST_BUSY_S`` seconds, no reports."""
+    seconds = float(os.environ.get("RDHPO_TEST_BUSY_S", "3.0"))
+    end = time.perf_counter() + seconds
+    n = 0
+    while time.perf_counter() < end:
+        n += 1
+    return _value(config)
+
+
+def hang_first(config: dict, ctx) -> float:
+    """Trial 0's first attempt never returns (and ignores stops); everything else is ``sleepy``."""
+    if ctx.trial_id == 0 and ctx.attempt == 0:
+        while True:
+            time.sleep(0.05)
+    return sleepy(config, ctx)

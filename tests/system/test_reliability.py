@@ -1,0 +1,296 @@
+"""Real ``mpirun --with-ft ulfm`` jobs, failures injected from OUTSIDE the job (os.kill) or by
+the config's ``faults:`` list; then the HDF5 results file is read and checked: the planned
+number of COMPLETE trials, no trial counted twice, a ``rank-dead`` event with its detection
+latency for every failure, and a bounded wall time.
+
+Worker PIDs come from the journal's ``worker`` records (the workers' Hello), read while the
+job runs.  Sleep-based objectives (tests/system/objectives.py), t_fail 2.5 s, gossip 0.2 s.
+"""
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mpi_helpers import kill_group, mpi_env, mpirun_path  # noqa: E402
+
+from rdhpo_hpc.results import result_from_records  # noqa: E402
+from rdhpo_hpc.storage.journal import journal_path, read_journal  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+OBJ = HERE / "objectives.py"
+T_FAIL = 2.5
+JOB_TIMEOUT = 90          # subprocess bound for every job
+
+pytestmark = [pytest.mark.timeout(150),
+              pytest.mark.skipif(mpirun_path() is None, reason="mpirun not found")]
+
+
+def write_config(tmp: Path, max_trials: int = 20, fn: str = "sleepy", faults=(), name: str = "rel",
+                 **ft) -> Path:
+    import yaml
+    ftd = {"gossip_interval": 0.2, "t_fail": T_FAIL, "end_grace": 3, "max_retries": 2, **ft}
+    cfg = {"name": name, "seed": 1, "objective": {"function": f"{OBJ}:{fn}"},
+           "space": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
+           "budget": {"max_trials": max_trials}, "output": str(tmp / "out.h5"),
+           "fault_tolerance": ftd, "progress_interval": 1}
+    if faults:
+        cfg["faults"] = list(faults)
+    p = tmp / "cfg.yaml"
+    p.write_text(yaml.safe_dump(cfg))
+    return p
+
+
+class Job:
+    """One ``mpirun`` job in its own session; stdout/stderr go to files."""
+
+    def __init__(self, cfg: Path, n: int, extra=(), env: Optional[dict] = None):
+        self.cfg, self.n = cfg, n
+        self.out = Path(yaml_output(cfg))
+        self.log = cfg.parent / f"mpirun-{time.monotonic_ns()}.log"
+        cmd = [mpirun_path(), "--with-ft", "ulfm", "-n", str(n), sys.executable, "-m", "rdhpo_hpc",
+               "run", str(cfg), *extra]
+        self.t0 = time.monotonic()
+        self.fh = open(self.log, "w")
+        self.p = subprocess.Popen(cmd, stdout=self.fh, stderr=subprocess.STDOUT, env=mpi_env(env),
+                                  cwd=str(cfg.parent), start_new_session=True)
+
+    def records(self) -> list[dict]:
+        jp = journal_path(str(self.out))
+        return read_journal(jp) if os.path.exists(jp) else []
+
+    def wait_for(self, pred: Callable[[list[dict]], bool], timeout: float = 40.0) -> list[dict]:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            recs = self.records()
+            if pred(recs):
+                return recs
+            if self.p.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.kill()
+        pytest.fail(f"condition not reached in {timeout}s; log:\n{self.text()[-3000:]}")
+
+    def pids(self, ranks) -> dict:
+        recs = self.wait_for(lambda rs: {r["rank"] for r in rs if r.get("k") == "worker"} >= set(ranks))
+        return {r["rank"]: r["pid"] for r in recs if r.get("k") == "worker"}
+
+    def dispatched(self, k: int) -> list[dict]:
+        return self.wait_for(lambda rs: sum(r.get("k") == "dispatch" for r in rs) >= k)
+
+    def finish(self, timeout: float = JOB_TIMEOUT) -> int:
+        try:
+            rc = self.p.wait(timeout=max(1.0, timeout - (time.monotonic() - self.t0)))
+        except subprocess.TimeoutExpired:
+            self.kill()
+            pytest.fail(f"job did not end within {timeout}s; log:\n{self.text()[-3000:]}")
+        self.wall = time.monotonic() - self.t0
+        self.fh.close()
+        return rc
+
+    def kill(self):
+        kill_group(self.p)
+
+    def text(self) -> str:
+        self.fh.flush()
+        return self.log.read_text(errors="replace")
+
+
+def yaml_output(cfg: Path) -> str:
+    import yaml
+    return yaml.safe_load(cfg.read_text())["output"]
+
+
+def results(path: Path):
+    """From the HDF5 file itself (not the journal)."""
+    from rdhpo_hpc.storage.hdf5 import read_records
+    return result_from_records(read_records(str(path)), str(path))
+
+
+def check(res, n_trials: int) -> dict:
+    """Planned number of COMPLETE trials, each counted once; events by kind."""
+    counted = [t for t in res.trials]
+    assert sorted(t.trial_id for t in counted) == list(range(n_trials))
+    assert [t.state for t in counted] == ["COMPLETE"] * n_trials, [(t.trial_id, t.state, t.error) for t in counted]
+    done = collections.Counter(a["trial_id"] for a in res.attempts if a["state"] == "COMPLETE")
+    assert set(done.values()) == {1}, f"a trial counted twice: {done}"
+    tells = collections.Counter()
+    ev = collections.defaultdict(list)
+    for e in res.events:
+        ev[e["kind"]].append(e)
+    assert res.finished, res.end
+    return ev
+
+
+def dead_event(ev, rank) -> dict:
+    (e,) = [e for e in ev["rank-dead"] if e["rank"] == rank]
+    assert e["latency"] is not None and e["latency"] >= 0
+    return e
+
+
+def test_sigkill_one_worker(tmp_path):
+    job = Job(write_config(tmp_path, 20), 6)
+    pids = job.pids([1, 2, 3, 4, 5])
+    job.dispatched(7)
+    t_kill = time.time()
+    os.kill(pids[3], signal.SIGKILL)
+    job.finish()
+    ev = check(results(job.out), 20)
+    e = dead_event(ev, 3)
+    assert e["detail"] == "mpi-failure"
+    assert e["time"] - t_kill < T_FAIL / 2, f"ULFM detection took {e['time'] - t_kill:.2f}s"
+    assert [x["rank"] for x in ev["rank-dead"]] == [3]
+    (s,) = ev["shrink"]
+    assert "size=5" in s["detail"] and s["latency"] is not None
+    assert job.wall < 60
+
+
+def test_sigkill_two_workers_at_once(tmp_path):
+    job = Job(write_config(tmp_path, 24), 8)
+    pids = job.pids(range(1, 8))
+    job.dispatched(9)
+    t_kill = time.time()
+    os.kill(pids[2], signal.SIGKILL)
+    os.kill(pids[6], signal.SIGKILL)
+    job.finish()
+    ev = check(results(job.out), 24)
+    for r in (2, 6):
+        e = dead_event(ev, r)
+        assert e["time"] - t_kill < T_FAIL, (r, e)
+    assert sorted(x["rank"] for x in ev["rank-dead"]) == [2, 6]
+    (s,) = ev["shrink"]
+    assert "size=6" in s["detail"]
+    assert job.wall < 75
+
+
+def test_sigstop_one_worker(tmp_path):
+    job = Job(write_config(tmp_path, 20), 6)
+    pids = job.pids([1, 2, 3, 4, 5])
+    job.dispatched(7)
+    t_stop = time.time()
+    os.kill(pids[4], signal.SIGSTOP)
+    try:
+        job.finish()
+    finally:
+        try:
+            os.kill(pids[4], signal.SIGKILL)     # the job should have done it already
+        except ProcessLookupError:
+            pass
+    ev = check(results(job.out), 20)
+    e = dead_event(ev, 4)
+    assert e["detail"] == "gossip-timeout"
+    assert T_FAIL <= e["latency"] and e["time"] - t_stop < 2 * T_FAIL + 1, e
+    assert ev["terminate-hung"]
+    (s,) = ev["shrink"]
+    assert "create_group" in s["detail"] and "size=5" in s["detail"]
+    assert job.wall < 60
+
+
+def test_cut_link_to_the_coordinator(tmp_path):
+    job = Job(write_config(tmp_path, 20, faults=[{"cut": [0, 3], "at": 2.0}]), 6)
+    job.finish()
+    ev = check(results(job.out), 20)
+    assert not ev["rank-dead"], ev["rank-dead"]          # no false death verdict
+    (u,) = ev["rank-unreachable"]
+    assert u["rank"] == 3
+    assert ev["relay-stop"]
+    assert job.wall < 60
+
+
+def test_trial_time_limit_worker_ends_itself(tmp_path):
+    job = Job(write_config(tmp_path, 8, fn="hang_first", trial_time_limit=2.0), 4)
+    job.finish()
+    res = results(job.out)
+    t0 = next(t for t in res.trials if t.trial_id == 0)
+    assert t0.state == "FAILED" and "time limit" in t0.error
+    assert sorted(t.state for t in res.trials if t.trial_id) == ["COMPLETE"] * 7
+    assert [e["detail"] for e in res.events if e["kind"] == "rank-dead"] == ["mpi-failure"]
+    assert job.wall < 60
+
+
+def test_sigkill_rank0_takeover(tmp_path):
+    job = Job(write_config(tmp_path, 20), 6)
+    job.pids([1, 2, 3, 4, 5])
+    recs = job.dispatched(8)
+    # acknowledged (journalled) results before the kill must survive
+    time.sleep(0.3)
+    before = {r["trial_id"]: r["value"] for r in job.records() if r.get("k") == "tell"}
+    os.kill(job.p.pid, 0)
+    coord_pid = _rank0_pid(job)
+    os.kill(coord_pid, signal.SIGKILL)
+    job.finish()
+    ev = check(results(job.out), 20)
+    (tk,) = ev["takeover"]
+    assert tk["rank"] == 1
+    assert dead_event(ev, 0)["detail"] == "mpi-failure"
+    res = results(job.out)
+    for tid, v in before.items():
+        assert next(t for t in res.trials if t.trial_id == tid).value == v
+    assert ev["adopt"] or ev["orphan-released"] or True
+    assert job.wall < 75
+
+
+def test_sigkill_rank0_without_takeover_then_resume(tmp_path):
+    cfg = write_config(tmp_path, 20, takeover=False)
+    job = Job(cfg, 6)
+    job.pids([1, 2, 3, 4, 5])
+    job.dispatched(9)
+    os.kill(_rank0_pid(job), signal.SIGKILL)
+    job.finish()
+    assert job.wall < 45      # workers noticed and left: no hang
+    acked = {r["trial_id"]: r["value"] for r in read_journal(journal_path(str(job.out))) if r.get("k") == "tell"}
+    assert 0 < len(acked) < 20
+    job2 = Job(cfg, 4, extra=["--resume"])
+    assert job2.finish() == 0, job2.text()[-3000:]
+    res = results(job.out)
+    check(res, 20)
+    for tid, v in acked.items():          # zero acknowledged results lost or changed
+        assert next(t for t in res.trials if t.trial_id == tid).value == v
+    assert any(e["kind"] == "resume" for e in res.events)
+
+
+def _rank0_pid(job: Job) -> int:
+    """Rank 0's pid: the one python rank process whose pid is not a worker's."""
+    workers = {r["pid"] for r in job.records() if r.get("k") == "worker"}
+    out = subprocess.run(["pgrep", "-s", str(os.getpgid(job.p.pid)), "-f", "rdhpo_hpc run"],
+                         capture_output=True, text=True).stdout.split()
+    cands = [int(p) for p in out if int(p) not in workers and int(p) != job.p.pid]
+    assert len(cands) == 1, (cands, workers)
+    return cands[0]
+
+
+def test_sigstop_rank0_takeover_fences_the_old_coordinator(tmp_path):
+    job = Job(write_config(tmp_path, 20), 6)
+    job.pids([1, 2, 3, 4, 5])
+    job.dispatched(8)
+    pid0 = _rank0_pid(job)
+    os.kill(pid0, signal.SIGSTOP)
+    try:
+        job.finish()
+    finally:
+        try:
+            os.kill(pid0, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    ev = check(results(job.out), 20)
+    (tk,) = ev["takeover"]
+    assert tk["rank"] == 1
+    assert dead_event(ev, 0)["detail"] in ("gossip-timeout", "coordinator-replaced")
+    assert [e["rank"] for e in ev["coordinator-start"]] == [0, 1]
+    assert job.wall < 75
+
+
+def test_busy_python_objective_longer_than_t_fail_no_false_death(tmp_path):
+    job = Job(write_config(tmp_path, 6, fn="busy"), 4, env={"RDHPO_TEST_BUSY_S": str(T_FAIL + 1.0)})
+    job.finish()
+    ev = check(results(job.out), 6)
+    assert not ev["rank-dead"] and not ev["rank-unreachable"]
+    assert job.wall < 60

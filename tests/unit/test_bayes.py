@@ -1,0 +1,156 @@
+"""The ``bayes`` optimizer: options, pending points, failures, surrogates, backends, the GP."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from rdhpo_hpc.errors import ConfigError
+from rdhpo_hpc.optimizers import make_optimizer
+from rdhpo_hpc.optimizers.bayes import Features
+from rdhpo_hpc.optimizers.gp import GP
+from rdhpo_hpc.space import Categorical, Choice, Float, Int, Space
+from rdhpo_hpc.strategy import make_strategy
+from rdhpo_hpc.trial import TrialState
+
+
+def bowl_space() -> Space:
+    return Space(x=Float(-2.0, 2.0), y=Float(-2.0, 2.0), k=Int(1, 8), c=Categorical(["a", "b", "c"]))
+
+
+def bowl(cfg: dict) -> float:
+    return (cfg["x"] - 0.5) ** 2 + (cfg["y"] + 0.7) ** 2 + 0.05 * (cfg["k"] - 5) ** 2 + (cfg["c"] != "b")
+
+
+def run(opt, n: int) -> float:
+    best = math.inf
+    for t in range(n):
+        cfg = opt.ask(t)
+        v = bowl(cfg)
+        best = min(best, v)
+        opt.tell(t, TrialState.COMPLETE, v)
+    return best
+
+
+def test_defaults_and_initial_design_size():
+    opt = make_optimizer("bayes", bowl_space(), seed=0)
+    assert opt.n_initial == 10                     # max(10, 2 * 4 searched dims)
+    assert make_optimizer("bayes", Space({f"x{i}": Float(0, 1) for i in range(7)})).n_initial == 14
+    assert opt.opts["acq"] == "ei" and opt.opts["backend"] == "fast" and opt.opts["surrogate"] == "gp"
+
+
+def test_lhs_initial_design_is_stratified():
+    space = Space(x=Float(0.0, 1.0), y=Float(0.0, 1.0))
+    opt = make_optimizer("bayes", space, seed=0, n_initial=10, initial_design="lhs")
+    pts = [opt.ask(t) for t in range(10)]
+    for key in ("x", "y"):
+        assert sorted(int(p[key] * 10) for p in pts) == list(range(10))
+
+
+def test_beats_random_on_a_mixed_bowl():
+    bayes = run(make_optimizer("bayes", bowl_space(), seed=0), 30)
+    rand = run(make_optimizer("random", bowl_space(), seed=0), 30)
+    assert bayes < 0.1 and bayes < rand
+
+
+@pytest.mark.parametrize("opts", [{"acq": "lcb"}, {"acq": "hedge"}, {"surrogate": "forest"},
+                                  {"surrogate": "extra_trees", "acq": "hedge"}, {"initial_design": "random"},
+                                  {"liar": "max", "refit_every": 3}])
+def test_option_variants_run_and_are_deterministic(opts):
+    a = make_optimizer("bayes", bowl_space(), seed=4, n_initial=5, **opts)
+    b = make_optimizer("bayes", bowl_space(), seed=4, n_initial=5, **opts)
+    assert run(a, 12) == run(b, 12)
+    assert [h[1] for h in a.history] == [h[1] for h in b.history]
+
+
+def test_skopt_backend_runs_and_is_deterministic():
+    pytest.importorskip("skopt")
+    a = make_optimizer("bayes", bowl_space(), seed=1, n_initial=5, backend="skopt", n_candidates=200)
+    b = make_optimizer("bayes", bowl_space(), seed=1, n_initial=5, backend="skopt", n_candidates=200)
+    assert run(a, 9) == run(b, 9)
+    a.space.validate(a.ask(50))
+
+
+@pytest.mark.parametrize("opts, word", [({"acq": "ucb"}, "'ucb'"), ({"surrogate": "rf"}, "'rf'"),
+                                        ({"backend": "gpu"}, "'gpu'"), ({"n_initial": 0}, "n_initial"),
+                                        ({"kappa": -1}, "kappa"), ({"liar": "median"}, "median")])
+def test_bad_option_values_are_quoted(opts, word):
+    with pytest.raises(ConfigError, match=word):
+        make_optimizer("bayes", bowl_space(), **opts)
+
+
+def test_strategy_routes_options_and_rejects_unknown():
+    opt, sched = make_strategy("bayes", bowl_space(), seed=0, acq="lcb", n_initial=6)
+    assert opt.name == "bayes" and opt.opts["acq"] == "lcb" and opt.n_initial == 6
+    with pytest.raises(ConfigError, match="acqq"):
+        make_strategy("bayes", bowl_space(), acqq="ei")
+
+
+def test_thirty_concurrent_asks_give_thirty_different_points():
+    opt = make_optimizer("bayes", bowl_space(), seed=0, n_initial=6)
+    run(opt, 10)
+    asked = [opt.ask(100 + i) for i in range(30)]
+    assert len({tuple(sorted(c.items())) for c in asked}) == 30
+    assert len(opt.pending) == 30
+    _, y, n_told, Up = opt._data()
+    assert n_told == 10 and len(Up) == 30 and len(y) == 40
+    assert np.allclose(y[10:], np.mean(y[:10]))         # liar = mean of observed losses
+
+
+def test_failed_trials_are_penalised_not_pending():
+    opt = make_optimizer("bayes", bowl_space(), seed=0, n_initial=4)
+    run(opt, 6)
+    bad = opt.ask(50)
+    opt.tell(50, TrialState.FAILED, None)
+    assert 50 not in opt.pending
+    _, y, n_told, _ = opt._data()
+    assert n_told == 7 and y[-1] == max(y[:6])          # imputed with the worst observed loss
+    nxt = [opt.ask(60 + i) for i in range(5)]
+    assert bad not in nxt
+
+
+def test_maximize_direction():
+    space = Space(x=Float(0.0, 1.0))
+    opt = make_optimizer("bayes", space, direction="maximize", seed=0, n_initial=4)
+    best = -math.inf
+    for t in range(14):
+        x = opt.ask(t)["x"]
+        v = -(x - 0.8) ** 2
+        best = max(best, v)
+        opt.tell(t, TrialState.COMPLETE, v)
+    assert best > -1e-3
+
+
+def test_conditional_space_features_impute_inactive():
+    space = Space(lr=Float(1e-3, 1.0, log=True),
+                  model=Choice({"mlp": Space(width=Int(16, 256, log=True)), "svm": Space(C=Float(0.01, 100.0, log=True))}))
+    f = Features(space)
+    u_mlp = space.encode({"lr": 0.01, "model": "mlp", "width": 64})
+    u_svm = space.encode({"lr": 0.01, "model": "svm", "C": 1.0})
+    F = f(np.vstack([u_mlp, u_svm]))
+    # columns: lr, model one-hot (2), width, C
+    assert F.shape == (2, 5)
+    assert F[0, 1:3].tolist() == [1.0, 0.0] and F[1, 1:3].tolist() == [0.0, 1.0]
+    assert F[0, 4] == 0.5 and F[1, 3] == 0.5            # inactive numeric dims imputed
+    assert np.allclose(F[0, 3], u_mlp[2]) and np.allclose(F[1, 4], u_svm[3])
+    opt = make_optimizer("bayes", space, seed=0, n_initial=4)
+    for t in range(10):
+        cfg = opt.ask(t)
+        space.validate(cfg)
+        opt.tell(t, TrialState.COMPLETE, math.log(cfg["lr"]) ** 2 + (cfg["model"] == "svm"))
+
+
+def test_gp_fits_a_smooth_function():
+    rng = np.random.default_rng(0)
+    X = rng.random((40, 2))
+    y = np.sin(6 * X[:, 0]) + X[:, 1] ** 2
+    gp = GP(2)
+    gp.fit(X, y, rng)
+    gp.condition(X, y)
+    Xt = rng.random((200, 2))
+    mu, sd = gp.predict(Xt)
+    pred = mu * gp.y_std + gp.y_mean
+    truth = np.sin(6 * Xt[:, 0]) + Xt[:, 1] ** 2
+    assert np.sqrt(np.mean((pred - truth) ** 2)) < 0.1
+    assert np.all(sd > 0)

@@ -1,0 +1,191 @@
+"""Study config validation: every bad input is a ConfigError that quotes the key and the value."""
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from rdhpo_hpc import config as cfgmod
+from rdhpo_hpc.config import from_dict, from_yaml
+from rdhpo_hpc.errors import ConfigError
+from rdhpo_hpc.launch import validate_for_run
+
+SPACE = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
+
+
+def base(**over):
+    d = {"objective": {"function": "math:sqrt"}, "space": dict(SPACE)}
+    d.update(over)
+    return d
+
+
+def raises_quoting(data, *words):
+    with pytest.raises(ConfigError) as err:
+        from_dict(data)
+    msg = str(err.value)
+    for w in words:
+        assert w in msg, f"{w!r} not in message {msg!r}"
+    return msg
+
+
+def test_minimal_valid_config_has_documented_defaults():
+    c = from_dict(base())
+    assert c.optimizer == "random" and c.direction == "minimize" and c.max_trials == 20
+    assert c.ft.t_fail == 10.0 and c.ft.max_retries == 2 and c.ft.takeover is True
+
+
+def test_builtin_metric_sets_direction():
+    c = from_dict(base(objective={"builtin": {"model": "mlp", "dataset": "digits"}}, metric="val_accuracy"))
+    assert c.direction == "maximize"
+
+
+def test_quickstart_config_is_valid():
+    c = from_yaml("configs/quickstart.yaml")
+    assert c.max_trials == 24 and c.optimizer == "random" and len(c.space.dims) == 7
+
+
+@pytest.mark.parametrize("data, words", [
+    (base(bogus=1), ["bogus"]),
+    (base(optimizer="simulated_annealing"), ["simulated_annealing", "random", "grid"]),
+    (base(optimizer={"name": "random", "temperature": 3}), ["temperature", "random"]),
+    (base(optimizer={"name": "grid", "degree": 0}), ["degree", "0"]),
+    (base(optimizer={"name": "grid", "degree": {"x": "many"}}), ["degree", "many"]),
+    (base(optimizer=42), ["optimizer", "42"]),
+    (base(space={}), ["space", "{}"]),
+    ({"objective": {"function": "math:sqrt"}}, ["space"]),
+    (base(budget={"max_trials": 0}), ["budget.max_trials", "0"]),
+    (base(budget={"max_trials": -3}), ["budget.max_trials", "-3"]),
+    (base(budget={"max_trials": 2.5}), ["budget.max_trials", "2.5"]),
+    (base(budget={"max_trials": "ten"}), ["budget.max_trials", "ten"]),
+    (base(budget={"max_trials": True}), ["budget.max_trials", "True"]),
+    (base(budget={"max_trails": 5}), ["max_trails"]),
+    (base(budget={"max_wall_time": 0}), ["budget.max_wall_time", "0"]),
+    (base(direction="up"), ["direction", "up"]),
+    (base(fault_tolerance={"gossip": 1}), ["fault_tolerance", "gossip"]),
+    (base(fault_tolerance={"fanout": 0}), ["fault_tolerance.fanout", "0"]),
+    (base(fault_tolerance={"t_fail": -1}), ["fault_tolerance.t_fail", "-1"]),
+    (base(fault_tolerance={"t_fail": 0.5, "gossip_interval": 0.5}), ["t_fail", "0.5"]),
+    (base(fault_tolerance={"max_retries": "two"}), ["fault_tolerance.max_retries", "two"]),
+    (base(fault_tolerance={"trial_time_limit": 0}), ["fault_tolerance.trial_time_limit", "0"]),
+    (base(fault_tolerance={"takeover": "no"}), ["fault_tolerance.takeover", "no"]),
+    (base(fault_tolerance=[1, 2]), ["fault_tolerance", "[1, 2]"]),
+    (base(objective={"builtin": {"dataset": "digits"}, "function": "m:f"}), ["builtin", "function"]),
+    (base(objective={"function": "no_colon_here"}), ["objective.function", "no_colon_here"]),
+    (base(objective=None), ["objective"]),
+    (base(objective={"builtin": {"model": "mlp"}}), ["dataset"]),
+    (base(objective={"builtin": {"model": "mlp", "dataset": "/no/such/data.npz"}}), ["/no/such/data.npz"]),
+    (base(objective={"builtin": {"model": "transformer", "dataset": "digits"}}), ["transformer"]),
+    (base(objective={"builtin": {"dataset": "digits"}}, metric="f1"), ["metric", "f1"]),
+    (base(seed="abc"), ["seed", "abc"]),
+    (base(device="tpu"), ["device", "tpu"]),
+    (base(progress_interval=0), ["progress_interval", "0"]),
+    (base(space={"x": {"type": "float", "low": 3, "high": 1}}), ["space.x", "3", "1"]),
+])
+def test_bad_config_is_rejected_with_key_and_value(data, words):
+    raises_quoting(data, *words)
+
+
+def test_function_objective_that_does_not_import_is_rejected_before_work():
+    c = from_dict(base(objective={"function": "nosuchpkg.mod:fn"}))
+    with pytest.raises(ConfigError) as err:
+        validate_for_run(c)
+    assert "nosuchpkg.mod" in str(err.value)
+    c = from_dict(base(objective={"function": "math:no_such_fn"}))
+    with pytest.raises(ConfigError, match="no_such_fn"):
+        validate_for_run(c)
+
+
+def write(tmp_path, text, name="c.yaml"):
+    p = tmp_path / name
+    p.write_text(textwrap.dedent(text))
+    return str(p)
+
+
+def test_malformed_yaml_names_file_and_line(tmp_path):
+    p = write(tmp_path, """\
+        name: broken
+        space:
+          x: {type: float, low: 0, high: 1
+        objective: {function: "math:sqrt"}
+        """)
+    with pytest.raises(ConfigError) as err:
+        from_yaml(p)
+    msg = str(err.value)
+    assert "c.yaml" in msg and "YAML" in msg and "line" in msg
+
+
+def test_yaml_that_is_not_a_mapping(tmp_path):
+    p = write(tmp_path, "- just\n- a list\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        from_yaml(p)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="nope.yaml"):
+        from_yaml(str(tmp_path / "nope.yaml"))
+
+
+def test_yaml_conditional_space_and_grid_options(tmp_path):
+    p = write(tmp_path, """\
+        objective: {function: "math:sqrt"}
+        optimizer: {name: grid, degree: {lr: 3}, shuffle: true}
+        space:
+          lr: {type: float, low: 1.0e-3, high: 1.0e-1, log: true}
+          model:
+            type: categorical
+            choices: [mlp, linear]
+            conditional:
+              mlp: {width: {type: int, low: 8, high: 10}}
+        budget: {max_trials: 7}
+        """)
+    c = from_yaml(p)
+    assert c.optimizer == "grid" and c.options == {"degree": {"lr": 3}, "shuffle": True}
+    assert c.max_trials == 7
+    assert c.space.grid_size({"lr": 3}) == 3 * (3 + 1)
+    assert "conditional" in c.source_text          # the YAML text is kept for /study
+
+
+def test_yaml_unknown_choice_value_in_conditional(tmp_path):
+    p = write(tmp_path, """\
+        objective: {function: "math:sqrt"}
+        space:
+          model:
+            type: categorical
+            choices: [mlp, linear]
+            conditional:
+              cnn: {width: {type: int, low: 8, high: 10}}
+        """)
+    with pytest.raises(ConfigError) as err:
+        from_yaml(p)
+    assert "space.model" in str(err.value) and "'cnn'" in str(err.value)
+
+
+def test_unknown_optimizer_is_rejected_from_yaml(tmp_path):
+    p = write(tmp_path, """\
+        objective: {function: "math:sqrt"}
+        optimizer: hyperopt9000
+        space: {x: {type: float, low: 0, high: 1}}
+        """)
+    with pytest.raises(ConfigError, match="hyperopt9000"):
+        from_yaml(p)
+
+
+def test_rd_optimize_rejects_bad_arguments_before_running():
+    import rdhpo_hpc as rd
+    calls = []
+    space = rd.Space(x=rd.Float(0, 1))
+    with pytest.raises(ConfigError, match="max_trials"):
+        rd.optimize(lambda c, ctx: calls.append(1), space, max_trials=0)
+    with pytest.raises(ConfigError, match="sideways"):
+        rd.optimize(lambda c, ctx: calls.append(1), space, direction="sideways")
+    with pytest.raises(ConfigError, match="nope"):
+        rd.optimize(lambda c, ctx: calls.append(1), space, optimizer="nope")
+    with pytest.raises(ConfigError, match="colour"):
+        rd.optimize(lambda c, ctx: calls.append(1), space, colour="red")
+    assert calls == []
+
+
+def test_ft_defaults_match_dataclass():
+    ft = cfgmod.fault_tolerance({})
+    for k, v in cfgmod.FT_DEFAULTS.items():
+        assert getattr(ft, k) == v
