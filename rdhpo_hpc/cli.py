@@ -46,7 +46,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from . import config as config_mod
     from .comm.mpi import launched_under_mpi
-    from .launch import existing_records, exit_process, run_inprocess, run_mpi
+    from .launch import bind_signals, existing_records, exit_process, install_stop_signals, run_inprocess, run_mpi
 
     def make_cfg() -> "config_mod.StudyConfig":
         overrides: dict = {}
@@ -64,6 +64,7 @@ def _run(args: argparse.Namespace) -> int:
     def resume_flag(cfg_output: str) -> bool:
         return args.resume or (args.resume_if_exists and existing_records(cfg_output) is not None)
 
+    install_stop_signals()
     if launched_under_mpi():
         from .comm.mpi import MPITransport
         transport = MPITransport()
@@ -71,14 +72,14 @@ def _run(args: argparse.Namespace) -> int:
                           resume_rule=resume_flag)
         if outcome.result is not None:
             _print_summary(outcome.result)
-        exit_process(outcome.exit_code, clean_finalize=not transport.failed() and outcome.exit_code == 0)
+        exit_process(outcome.exit_code, clean_finalize=outcome.finalize and outcome.exit_code == 0)
         return outcome.exit_code
     try:
         cfg = make_cfg()
         from .launch import validate_for_run
         validate_for_run(cfg)
         outcome = run_inprocess(cfg, workers=max(args.workers, 1), resume=resume_flag(cfg.output),
-                                overwrite=args.overwrite)
+                                overwrite=args.overwrite, on_loop=bind_signals)
     except ConfigError as exc:
         print(f"rdhpo: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -67,6 +67,7 @@ class CoordinatorLoop:
         self.next_id = 0
         self.stop_reason: Optional[str] = None    # set by a signal or a limit
         self.silent: set[int] = set()               # ranks declared dead by gossip (maybe hung)
+        self.finalize_ok = False                     # set at the end: MPI_Finalize is safe for all
         self.counts: collections.Counter = collections.Counter()
         self.best: Optional[tuple[float, int]] = None
         self._last_progress = 0.0
@@ -432,12 +433,13 @@ class CoordinatorLoop:
         out = set(range(self.node.size)) - set(self.node.alive()) | set(self.node.unreachable)
         shrink = sorted(out) if (t.reports_failures and out and getattr(self.cfg.ft, 'shrink', True)) else None
         method = t.shrink_method(set(shrink)) if shrink else ""   # one choice for every survivor
+        self.finalize_ok = status == "complete" and not out and not hung
         for r in self._live_workers():
-            self.node.send(r, Stop(0, status, hung, shrink, method))
+            self.node.send(r, Stop(0, status, hung, shrink, method, self.finalize_ok))
         for r in sorted(self.node.unreachable):   # alive but cut off from us: Stop through a relay
             via = self.node.relay_for(r)
             if via is not None and self.node.is_alive(r):
-                self.node.send_via(via, r, Stop(0, status, hung, shrink, method))
+                self.node.send_via(via, r, Stop(0, status, hung, shrink, method, self.finalize_ok))
                 self.event("relay-stop", r, f"Stop relayed through rank {via}")
         if shrink is not None:
             info = self.node.shrink(set(shrink), timeout=max(self.cfg.ft.end_grace, 1.0), method=method)
@@ -453,6 +455,10 @@ class CoordinatorLoop:
         self._progress(force=True)
         self.log("end", end_status=status, end_time=self.clock())
         self.store.flush()
+        if status == "complete" and self.counts["FAILED"] and not (self.counts["COMPLETE"] or self.counts["PRUNED"]):
+            print(f"[rdhpo] every trial FAILED: see the errors with `rdhpo show {self.cfg.output or ''}`",
+                  file=self.out, flush=True)
+            return EXIT_FAILED
         if status == "complete":
             return EXIT_OK
         if status in ("max_wall_time",):

@@ -11,7 +11,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, TextIO
 
@@ -37,6 +36,7 @@ class Outcome:
     result: Optional[StudyResult]      # on the coordinator rank only
     rank: int = 0
     error: Optional[str] = None        # the ConfigError message when the study was rejected
+    finalize: bool = False             # MPI_Finalize is safe: the coordinator said no peer failed
 
 
 def settings_of(cfg: StudyConfig) -> GossipSettings:
@@ -117,7 +117,7 @@ def coordinate(cfg: StudyConfig, node: Node, resume: bool = False, overwrite: bo
     finally:
         store.close()
     records = store.records() if cfg.output is None else existing_records(cfg.output) or []
-    return Outcome(code, result_from_records(records, cfg.output), node.rank)
+    return Outcome(code, result_from_records(records, cfg.output), node.rank, finalize=loop.finalize_ok)
 
 
 def _fence_old_coordinator(records: list[dict], old: int, node: Node) -> None:
@@ -146,7 +146,8 @@ def work(cfg: StudyConfig, node: Node, local_index: int = 0,
                       decision_timeout=cfg.ft.decision_timeout, hard_exit=hard_exit,
                       on_trial_end=_free_device_memory if _uses_torch(cfg) else (lambda: None))
     loop.shrink_timeout = max(cfg.ft.end_grace, 1.0)
-    return Outcome(loop.run(), None, node.rank)
+    code = loop.run()
+    return Outcome(code, None, node.rank, finalize=loop.finalize_ok)
 
 
 def _uses_torch(cfg: StudyConfig) -> bool:
@@ -225,26 +226,28 @@ def run_mpi(make_cfg: Callable[[], StudyConfig], transport: Transport, resume: b
     shipped = None
     if cfg is not None and error is None:
         shipped = dataclasses.replace(cfg, objective=None) if callable(cfg.objective) else cfg
-    shipped, error = transport.broadcast_startup((shipped, error))
+    shipped, error, coordinator_host = transport.broadcast_startup((shipped, error, transport.host()))
     if error is not None:
         if rank == 0:
             print(f"rdhpo: error: {error}", file=sys.stderr, flush=True)
         return Outcome(EXIT_CONFIG, None, rank, error)
     if rank != 0:
         cfg = shipped if shipped.objective is not None else dataclasses.replace(shipped, objective=local_objective)
+    share_dataset(cfg, transport)
     node = Node(transport, settings_of(cfg), takeover=cfg.ft.takeover,
                 faults=FaultPlan(parse_faults(cfg.faults), rank), on_fault=_signal_self).start()
     if rank == 0:
-        _install_stop_signals()
-        outcome = coordinate(cfg, node, resume, overwrite, out, on_loop=_bind_signals)
+        install_stop_signals()
+        outcome = coordinate(cfg, node, resume, overwrite, out, on_loop=bind_signals)
         node.close(drain_timeout=cfg.ft.end_grace)
         _note_failures(node)
         return outcome
-    for sig in (signal.SIGUSR1, signal.SIGTERM):   # the coordinator decides; workers wait for Stop
-        signal.signal(sig, signal.SIG_IGN)
+    # workers keep the recording handlers of install_stop_signals: the coordinator decides
     local = int(os.environ.get("OMPI_COMM_WORLD_LOCAL_RANK", os.environ.get("SLURM_LOCALID", rank)))
+    if transport.host() == coordinator_host:
+        local -= 1              # rank 0 shares this node and takes no GPU: workers use GPUs 0, 1, ...
     try:
-        outcome = work(cfg, node, max(local - 1, 0),
+        outcome = work(cfg, node, max(local, 0),
                        hard_exit=lambda: os.kill(os.getpid(), signal.SIGKILL))
     except ConfigError as exc:   # e.g. dataset unreadable on this node: a dead rank, not a hang
         print(f"rdhpo: rank {rank}: error: {exc}", file=sys.stderr, flush=True)
@@ -253,11 +256,28 @@ def run_mpi(make_cfg: Callable[[], StudyConfig], transport: Transport, resume: b
     if outcome.exit_code == EXIT_COORDINATOR_LOST and node.takeover and node.coordinator == rank:
         # ULFM takeover: the lowest live rank becomes the coordinator, from the durable journal
         old = min((r for r in range(node.size) if not node.is_alive(r)), default=0)
-        _install_stop_signals()
-        outcome = coordinate(cfg, node, out=out, on_loop=_bind_signals, takeover_from=old)
+        outcome = coordinate(cfg, node, out=out, on_loop=bind_signals, takeover_from=old)
     node.close(drain_timeout=2.0)
     _note_failures(node)
     return outcome
+
+
+def share_dataset(cfg: StudyConfig, transport: Transport) -> bool:
+    """Read a built-in objective's dataset once per node and share it (MPI shared memory).
+
+    Every rank calls this right after the start-up broadcast, before the node starts — no failure
+    can have happened yet, so the collective cannot hang on a dead peer.  Returns True when the
+    arrays came from the node's shared copy; otherwise each worker reads the data itself."""
+    spec = cfg.objective.get("builtin") if isinstance(cfg.objective, dict) else None
+    if not spec or not spec.get("dataset") or transport.size < 2:
+        return False
+    from .training.datasets import adopt_dataset, export_dataset
+    dataset, seed = spec["dataset"], int(spec.get("seed", 0))
+    shared = transport.share_arrays(lambda: export_dataset(dataset, seed))
+    if shared is None:
+        return False
+    adopt_dataset(dataset, seed, *shared)
+    return True
 
 
 def _signal_self(fault: Fault) -> None:
@@ -295,7 +315,12 @@ def validate_for_run(cfg: StudyConfig) -> None:
 _STOP_REQUEST: list = []
 
 
-def _install_stop_signals() -> None:
+def install_stop_signals() -> None:
+    """SIGUSR1 / SIGTERM / SIGINT ask the coordinator to stop cleanly (exit 3, requeue-able).
+
+    Installed first thing on every rank (mpirun forwards SIGUSR1 to all ranks, and a warning can
+    come during start-up, when the default action would kill the rank): on workers the signal is
+    only recorded — the coordinator decides and sends Stop."""
     def handler(signum: int, frame: Any) -> None:
         _STOP_REQUEST.append(signal.Signals(signum).name)
         for loop in _LOOPS:
@@ -307,7 +332,8 @@ def _install_stop_signals() -> None:
 _LOOPS: list = []
 
 
-def _bind_signals(loop: CoordinatorLoop) -> None:
+def bind_signals(loop: CoordinatorLoop) -> None:
+    """``on_loop`` hook: a signal that came before the loop existed still stops it."""
     _LOOPS.append(loop)
     if _STOP_REQUEST:
         loop.request_stop(f"signal {_STOP_REQUEST[0]}")
@@ -319,9 +345,9 @@ def exit_process(code: int, clean_finalize: bool) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     if clean_finalize and not _PEER_TROUBLE:
-        timer = threading.Timer(20.0, lambda: os._exit(code))
-        timer.daemon = True
-        timer.start()
+        # watchdog that needs no GIL (MPI_Finalize may spin holding it): SIGALRM's default action
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        signal.alarm(20)
         try:
             from mpi4py import MPI
             if MPI.Is_initialized() and not MPI.Is_finalized():

@@ -83,6 +83,7 @@ class Stop:
     kill: list = field(default_factory=list)   # (host, pid) of hung ranks to SIGKILL if local
     shrink: Optional[list] = None   # ULFM: ranks to leave out of the end-of-study shrunk communicator
     shrink_method: str = ""         # "shrink" | "create_group": chosen once, by the coordinator
+    finalize: bool = False          # every rank may call MPI_Finalize (no peer died, hung or was cut)
 
 
 @dataclass

@@ -45,6 +45,7 @@ class WorkerLoop:
         self._deferred: list[tuple[int, Any]] = []
         self.exit_code: Optional[int] = None
         self.shrink: Optional[list] = None            # from Stop: ULFM end-of-study shrink
+        self.finalize_ok = False                       # from Stop: MPI_Finalize is safe for all
         self.shrink_timeout = 10.0
         self.shrink_info: Optional[dict] = None
         self.shrink_method = ""
@@ -92,6 +93,7 @@ class WorkerLoop:
             self.kill_at_end = msg.kill
             self.shrink = msg.shrink
             self.shrink_method = msg.shrink_method
+            self.finalize_ok = msg.finalize
             self.exit_code = msg.exit_code
         elif isinstance(msg, Decision) and not msg.proceed:
             self.stopped.add((msg.trial_id, msg.attempt))

@@ -6,7 +6,7 @@ implementation needs no locking).  Implementations: ``mpi.py`` (the only mpi4py 
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 
 class Transport:
@@ -57,3 +57,9 @@ class Transport:
     # start-up only (before any failure can occur): rank 0 -> everyone, blocking
     def broadcast_startup(self, obj: Any) -> Any:
         return obj
+
+    def share_arrays(self, load: Callable[[], tuple]) -> Optional[tuple]:
+        """Start-up collective: one rank per node calls ``load() -> (arrays, meta)`` and the
+        node's other ranks get the same arrays without reading the file.  None = not shared
+        (each rank loads for itself).  In one process every thread already shares memory."""
+        return None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from .base import Transport
 
@@ -43,6 +43,7 @@ class MPITransport(Transport):
         # internal messages on their parent, which the pump's any-tag improbe on ``comm`` would steal
         self.ctrl = self.world.Dup()
         self.ctrl.Set_errhandler(MPI.ERRORS_RETURN)
+        self._windows: list = []          # shared-memory windows of share_arrays
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
         self.pending: list[tuple[int, Any]] = []
         self._failed: set[int] = set()
@@ -195,6 +196,43 @@ class MPITransport(Transport):
     def broadcast_startup(self, obj: Any) -> Any:
         """Blocking broadcast from rank 0: used once, before any work or failure."""
         return self.comm.bcast(obj, root=0)
+
+    def share_arrays(self, load: Callable[[], tuple]) -> Optional[tuple]:
+        """Start-up collective (every rank calls it, before any failure can occur): the lowest
+        rank of each node runs ``load() -> (arrays, meta)`` and copies the arrays into MPI
+        shared-memory windows (``Win.Allocate_shared``) that the node's other ranks map without
+        reading the file.  Returns ``(arrays, meta)``, or None on every rank of a node whose
+        leader could not load (the ranks then read for themselves and report the error)."""
+        import numpy as np
+        MPI = self.MPI
+        node = self.comm.Split_type(MPI.COMM_TYPE_SHARED)
+        leader = node.Get_rank() == 0
+        arrays: dict = {}
+        meta = None
+        if leader:
+            try:
+                arrays, meta = load()
+            except Exception:  # noqa: BLE001 - every rank falls back to its own read
+                arrays, meta = {}, None
+        layout = node.bcast(None if meta is None else
+                            (meta, {k: (a.shape, a.dtype.str) for k, a in arrays.items()}), root=0)
+        if layout is None:
+            node.Free()
+            return None
+        meta, shapes = layout
+        out = {}
+        for key, (shape, dtype) in shapes.items():
+            itemsize = np.dtype(dtype).itemsize
+            nbytes = int(np.prod(shape)) * itemsize
+            win = MPI.Win.Allocate_shared(nbytes if leader else 0, itemsize, comm=node)
+            buf, _ = win.Shared_query(0)
+            view = np.ndarray(shape=shape, dtype=dtype, buffer=buf)
+            if leader:
+                view[...] = arrays[key]
+            self._windows.append(win)      # the memory lives as long as the window
+            out[key] = view
+        node.Barrier()
+        return out, meta
 
     def close(self) -> None:
         self.progress()

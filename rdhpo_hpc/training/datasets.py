@@ -52,20 +52,7 @@ def load_dataset(spec: str, seed: int = 0) -> Dataset:
     ``seed`` fixes the train/val split where the source has none (digits, files with only x, y).
     Raises :class:`ConfigError` naming the dataset, path or key on any user error.
     """
-    if not isinstance(spec, str) or not spec:
-        raise ConfigError(f"dataset: expected a name {list(BUILTIN_DATASETS)} or a path ending "
-                          f"{'/'.join(FILE_SUFFIXES)}, got {spec!r}")
-    if spec in BUILTIN_DATASETS:
-        key: Tuple[Any, ...] = (spec, int(seed))
-    elif spec.lower().endswith(FILE_SUFFIXES):
-        path = os.path.abspath(os.path.expanduser(spec))
-        if not os.path.isfile(path):
-            raise ConfigError(f"dataset: file {spec!r} does not exist (resolved to {path!r})")
-        st = os.stat(path)
-        key = (path, int(seed), st.st_mtime_ns, st.st_size)
-    else:
-        raise ConfigError(f"dataset: unknown dataset {spec!r}; allowed: {', '.join(BUILTIN_DATASETS)} "
-                          f"or a file path ending {', '.join(FILE_SUFFIXES)}")
+    key = _cache_key(spec, seed)
     ds = _CACHE.get(key)
     if ds is None:
         if spec == "digits":
@@ -75,6 +62,45 @@ def load_dataset(spec: str, seed: int = 0) -> Dataset:
         else:
             ds = _load_file(spec, key[0], int(seed))
         _CACHE[key] = ds
+    return ds
+
+
+def _cache_key(spec: Any, seed: int) -> Tuple[Any, ...]:
+    if not isinstance(spec, str) or not spec:
+        raise ConfigError(f"dataset: expected a name {list(BUILTIN_DATASETS)} or a path ending "
+                          f"{'/'.join(FILE_SUFFIXES)}, got {spec!r}")
+    if spec in BUILTIN_DATASETS:
+        return (spec, int(seed))
+    if spec.lower().endswith(FILE_SUFFIXES):
+        path = os.path.abspath(os.path.expanduser(spec))
+        if not os.path.isfile(path):
+            raise ConfigError(f"dataset: file {spec!r} does not exist (resolved to {path!r})")
+        st = os.stat(path)
+        return (path, int(seed), st.st_mtime_ns, st.st_size)
+    raise ConfigError(f"dataset: unknown dataset {spec!r}; allowed: {', '.join(BUILTIN_DATASETS)} "
+                      f"or a file path ending {', '.join(FILE_SUFFIXES)}")
+
+
+ARRAY_FIELDS = ("x_train", "y_train", "x_val", "y_val")
+
+
+def export_dataset(spec: str, seed: int = 0) -> Tuple[Dict[str, np.ndarray], Dict[str, Any]]:
+    """Load ``spec`` and split it into its arrays and a small picklable description.
+
+    Used at start-up by the one rank per node that reads the data for the others
+    (:meth:`rdhpo_hpc.comm.mpi.MPITransport.share_arrays`)."""
+    ds = load_dataset(spec, seed)
+    meta = {"name": ds.name, "n_classes": ds.n_classes, "input_shape": ds.input_shape,
+            "image_shape": ds.image_shape}
+    return {f: getattr(ds, f) for f in ARRAY_FIELDS}, meta
+
+
+def adopt_dataset(spec: str, seed: int, arrays: Dict[str, np.ndarray], meta: Dict[str, Any]) -> Dataset:
+    """Put arrays read by another rank (e.g. in MPI shared memory) into this process's cache,
+    so that ``load_dataset(spec, seed)`` returns them without reading the file."""
+    ds = Dataset(x_train=arrays["x_train"], y_train=arrays["y_train"], x_val=arrays["x_val"],
+                 y_val=arrays["y_val"], **meta)
+    _CACHE[_cache_key(spec, seed)] = ds
     return ds
 
 

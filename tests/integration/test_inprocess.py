@@ -1,7 +1,6 @@
 """The whole loop over the in-process transport: coordinator thread + 4 worker threads."""
 from __future__ import annotations
 
-import io
 import math
 import threading
 

@@ -3,7 +3,7 @@ built-in objective's dispatch on ``model``.  All on digits (1 797 samples, local
 from __future__ import annotations
 
 import math
-from typing import Any, List, Optional, Tuple
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,28 +18,13 @@ from rdhpo_hpc.training import make_builtin_objective
 from rdhpo_hpc.training.families import (SKLEARN_FAMILIES, family_settings, proba_metrics,
                                          report_steps)
 
+from fakes import FakeCtx as _FakeCtx
+
 pytestmark = pytest.mark.timeout(60)
 
 
-class FakeCtx:
-    """The parts of TrialContext the objective uses; records every report."""
-
-    def __init__(self, budget: Optional[float] = None, prune_at: Optional[int] = None,
-                 checkpoint_dir: Optional[str] = None, checkpoint_from: Optional[str] = None,
-                 trial_id: int = 3) -> None:
-        self.budget, self.device, self.rank, self.trial_id = budget, "cpu", 0, trial_id
-        self.checkpoint_dir, self.checkpoint_from = checkpoint_dir, checkpoint_from
-        self.prune_at = prune_at
-        self.reports: List[Tuple[int, float, dict]] = []
-
-    def report(self, step: int, value: float, **metrics: float) -> None:
-        self.reports.append((step, value, metrics))
-        if self.prune_at is not None and step >= self.prune_at:
-            raise TrialPruned(f"pruned at {step}")
-
-    @property
-    def steps(self) -> List[int]:
-        return [s for s, _, _ in self.reports]
+def FakeCtx(*args: Any, trial_id: int = 3, **kwargs: Any) -> _FakeCtx:   # noqa: N802 - a factory
+    return _FakeCtx(*args, trial_id=trial_id, **kwargs)
 
 
 def obj(**kw: Any):

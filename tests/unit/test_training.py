@@ -7,7 +7,7 @@ import random
 import subprocess
 import sys
 import warnings
-from typing import Any, List, Optional, Tuple
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,26 +20,7 @@ from rdhpo_hpc.training import (build_model, describe_device, load_dataset, make
                                 pick_device)
 from rdhpo_hpc.training import datasets as ds_mod
 
-
-class FakeCtx:
-    """The parts of TrialContext the objective uses; records every report."""
-
-    def __init__(self, budget: Optional[float] = None, prune_at: Optional[int] = None,
-                 checkpoint_dir: Optional[str] = None, checkpoint_from: Optional[str] = None,
-                 trial_id: int = 7) -> None:
-        self.budget, self.device, self.rank, self.trial_id = budget, "cpu", 0, trial_id
-        self.checkpoint_dir, self.checkpoint_from = checkpoint_dir, checkpoint_from
-        self.prune_at = prune_at
-        self.reports: List[Tuple[int, float, dict]] = []
-
-    def report(self, step: int, value: float, **metrics: float) -> None:
-        self.reports.append((step, value, metrics))
-        if self.prune_at is not None and step >= self.prune_at:
-            raise TrialPruned(f"pruned at {step}")
-
-    @property
-    def steps(self) -> List[int]:
-        return [s for s, _, _ in self.reports]
+from fakes import FakeCtx
 
 
 def digits_obj(**kw: Any):
