@@ -263,7 +263,7 @@ def run_mpi(make_cfg: Callable[[], StudyConfig], transport: Transport, resume: b
 
 
 def share_dataset(cfg: StudyConfig, transport: Transport) -> bool:
-    """Read a built-in objective's dataset once per node and share it (MPI shared memory).
+    """Read a built-in objective's dataset once per node and hand it to the node's other ranks.
 
     Every rank calls this right after the start-up broadcast, before the node starts — no failure
     can have happened yet, so the collective cannot hang on a dead peer.  Returns True when the

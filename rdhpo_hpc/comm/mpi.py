@@ -43,7 +43,6 @@ class MPITransport(Transport):
         # internal messages on their parent, which the pump's any-tag improbe on ``comm`` would steal
         self.ctrl = self.world.Dup()
         self.ctrl.Set_errhandler(MPI.ERRORS_RETURN)
-        self._windows: list = []          # shared-memory windows of share_arrays
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
         self.pending: list[tuple[int, Any]] = []
         self._failed: set[int] = set()
@@ -199,40 +198,35 @@ class MPITransport(Transport):
 
     def share_arrays(self, load: Callable[[], tuple]) -> Optional[tuple]:
         """Start-up collective (every rank calls it, before any failure can occur): the lowest
-        rank of each node runs ``load() -> (arrays, meta)`` and copies the arrays into MPI
-        shared-memory windows (``Win.Allocate_shared``) that the node's other ranks map without
-        reading the file.  Returns ``(arrays, meta)``, or None on every rank of a node whose
-        leader could not load (the ranks then read for themselves and report the error)."""
+        rank of each node runs ``load() -> (arrays, meta)`` and broadcasts the arrays to the
+        node's other ranks, so the file is read once per node.  A node-local ``Bcast`` rather
+        than a shared-memory window: Open MPI warns that its one-sided (osc) components are not
+        tested under ULFM after a failure.  Returns ``(arrays, meta)``, or None on every rank of
+        a node whose leader could not load (the ranks then read for themselves and report)."""
         import numpy as np
-        MPI = self.MPI
-        node = self.comm.Split_type(MPI.COMM_TYPE_SHARED)
-        leader = node.Get_rank() == 0
-        arrays: dict = {}
-        meta = None
-        if leader:
-            try:
-                arrays, meta = load()
-            except Exception:  # noqa: BLE001 - every rank falls back to its own read
-                arrays, meta = {}, None
-        layout = node.bcast(None if meta is None else
-                            (meta, {k: (a.shape, a.dtype.str) for k, a in arrays.items()}), root=0)
-        if layout is None:
-            node.Free()
-            return None
-        meta, shapes = layout
-        out = {}
-        for key, (shape, dtype) in shapes.items():
-            itemsize = np.dtype(dtype).itemsize
-            nbytes = int(np.prod(shape)) * itemsize
-            win = MPI.Win.Allocate_shared(nbytes if leader else 0, itemsize, comm=node)
-            buf, _ = win.Shared_query(0)
-            view = np.ndarray(shape=shape, dtype=dtype, buffer=buf)
+        node = self.comm.Split_type(self.MPI.COMM_TYPE_SHARED)
+        try:
+            leader = node.Get_rank() == 0
+            arrays: dict = {}
+            meta = None
             if leader:
-                view[...] = arrays[key]
-            self._windows.append(win)      # the memory lives as long as the window
-            out[key] = view
-        node.Barrier()
-        return out, meta
+                try:
+                    arrays, meta = load()
+                except Exception:  # noqa: BLE001 - every rank falls back to its own read
+                    arrays, meta = {}, None
+            layout = node.bcast(None if meta is None else
+                                (meta, {k: (a.shape, a.dtype.str) for k, a in arrays.items()}), root=0)
+            if layout is None:
+                return None
+            meta, shapes = layout
+            out = {}
+            for key, (shape, dtype) in shapes.items():
+                buf = np.ascontiguousarray(arrays[key]) if leader else np.empty(shape, dtype=dtype)
+                node.Bcast(buf, root=0)
+                out[key] = buf
+            return out, meta
+        finally:
+            node.Free()
 
     def close(self) -> None:
         self.progress()

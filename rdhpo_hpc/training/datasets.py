@@ -96,7 +96,7 @@ def export_dataset(spec: str, seed: int = 0) -> Tuple[Dict[str, np.ndarray], Dic
 
 
 def adopt_dataset(spec: str, seed: int, arrays: Dict[str, np.ndarray], meta: Dict[str, Any]) -> Dataset:
-    """Put arrays read by another rank (e.g. in MPI shared memory) into this process's cache,
+    """Put arrays read by another rank (an MPI broadcast at start-up) into this process's cache,
     so that ``load_dataset(spec, seed)`` returns them without reading the file."""
     ds = Dataset(x_train=arrays["x_train"], y_train=arrays["y_train"], x_val=arrays["x_val"],
                  y_val=arrays["y_val"], **meta)
