@@ -107,6 +107,7 @@ def _main() -> int:
     p.add_argument("--trials", type=int, default=32)
     p.add_argument("--output", required=True)
     p.add_argument("--t-fail", type=float, default=30.0)
+    p.add_argument("--optimizer", default="random", help="optimizer passed to rd.optimize (default random)")
     a = p.parse_args()
     import resource
 
@@ -119,7 +120,7 @@ def _main() -> int:
         import h5py  # noqa: F401 - imported before the clock starts on every rank
     space = rd.Space(x=rd.Float(-5.0, 5.0), y=rd.Int(1, 100), c=rd.Categorical(["a", "b", "c"]))
     cpu0, wall0 = time.process_time(), time.monotonic()
-    res = rd.optimize(_objectives(a.trial_time)[a.objective], space, optimizer="random", max_trials=a.trials,
+    res = rd.optimize(_objectives(a.trial_time)[a.objective], space, optimizer=a.optimizer, max_trials=a.trials,
                       output=a.output, overwrite=True, seed=0, progress_interval=3600, t_fail=a.t_fail,
                       gossip_interval=0.5)
     cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0

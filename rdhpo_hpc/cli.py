@@ -68,8 +68,16 @@ def _run(args: argparse.Namespace) -> int:
     if launched_under_mpi():
         from .comm.mpi import MPITransport
         transport = MPITransport()
-        outcome = run_mpi(make_cfg, transport, resume=None, overwrite=args.overwrite,
-                          resume_rule=resume_flag)
+        try:
+            outcome = run_mpi(make_cfg, transport, resume=None, overwrite=args.overwrite,
+                              resume_rule=resume_flag)
+        except BaseException:   # a bug, not bad input: die so that ULFM sees it (sys.exit would hang peers)
+            import signal
+            import traceback
+            traceback.print_exc()
+            sys.stderr.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+            raise
         if outcome.result is not None:
             _print_summary(outcome.result)
         exit_process(outcome.exit_code, clean_finalize=outcome.finalize and outcome.exit_code == 0)

@@ -134,7 +134,7 @@ class WorkerLoop:
                 state, error = "FAILED", f"objective returned {value!r}"
         except TrialPruned:
             state, value = "PRUNED", ctx.last_value
-        except Exception as exc:  # noqa: BLE001 - the objective's errors become FAILED trials
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - the objective's errors become FAILED trials
             state, value = "FAILED", None
             error = f"{type(exc).__name__}: {exc}\n" + "".join(traceback.format_exc(limit=-4))[-2000:]
         finally:
