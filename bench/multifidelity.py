@@ -1,103 +1,403 @@
-"""Multi-fidelity bench: compute (total trained epochs) that ASHA, Hyperband and BOHB need to reach
-a target validation accuracy on scikit-learn digits, against random search at the full budget.
+"""Multi-fidelity bench on a real task: best validation accuracy vs epochs spent, and the epochs
+each strategy needs to reach a target accuracy, on MNIST-1D (the built-in MLP; budget = epochs).
 
-In-process (coordinator + 2 worker threads), the built-in MLP objective, a few seeds.  Every
-report is one trained epoch; "epochs to target" counts every epoch reported by any trial, in the
-order the coordinator received them, up to the first report with ``val_accuracy >= target``.
-A run that never reaches the target counts as its total epochs and is marked censored (``>``).
+Contenders, all on the same total compute (``--cap`` trained epochs per study, counted over every
+trial) and the same seeds:
 
-    python -m bench.multifidelity [--quick] [--seeds 3] [--target 0.98]
+* rdhpo ``random`` and ``bayes`` at the full budget (every trial trains ``max_budget`` epochs),
+* rdhpo ``asha``, ``hyperband``, ``bohb`` (``min_budget 1``, ``max_budget 9``, ``eta 3``),
+  in-process with 2 worker threads,
+* Optuna TPE (full budget) and Optuna TPE + ``HyperbandPruner(1, 9, 3)``, sequential, the same
+  built-in objective driven through a small ctx adapter (``trial.report`` / ``trial.should_prune``).
+
+Every ``ctx.report`` is one trained epoch.  A meter wrapped around ``ctx`` counts them over all
+trials of a study in the order they are reported and ends the study at ``--cap`` epochs (the next
+report, or the next trial, raises; the study then drains its remaining trials without training).
+"epochs to target" = the index of the first report with ``val_accuracy >= target``; a study that
+never gets there is censored (``>cap``).  The headline is COCO's expected running time, ERT = the
+epochs of all seeds (each until the target, or its whole study) / the seeds that reached it, and
+its ratio to full-budget random search's and to Optuna TPE + HyperbandPruner's ERT.  ``--target auto`` (default for MNIST-1D) = the
+median over seeds of full-budget random search's best accuracy at the cap, rounded down to 0.005,
+so random search reaches it in about half the seeds.
+
+Each seed runs in its own subprocess (``--procs`` at a time, killed at ``--time-limit``); a seed that
+did not finish every contender is left out of the medians.
+
+    python -m bench.multifidelity --quick          # 2 seeds, cap 81 epochs  (< 110 s)
+    python -m bench.multifidelity --seeds 6        # cap 162 epochs, about 5 minutes on 2 cores
+    python -m bench.multifidelity --task digits --target 0.98 --seeds 3
 """
 from __future__ import annotations
 
-import argparse
-import io
 import os
-import statistics
-import sys
-import time
+
+for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_v, "1")
+
+import argparse  # noqa: E402
+import io  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import signal  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from typing import Any, Callable, Optional  # noqa: E402
 
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from bench.common import emit  # noqa: E402
+from bench.common import ROOT, emit  # noqa: E402
 
 B = "multifidelity"
-SPACE = {"lr": {"type": "float", "low": 1.0e-5, "high": 1.0, "log": True},
-         "width": {"type": "int", "low": 4, "high": 256, "log": True},
-         "depth": {"type": "int", "low": 1, "high": 3},
-         "dropout": {"type": "float", "low": 0.0, "high": 0.6},
-         "weight_decay": {"type": "float", "low": 1.0e-6, "high": 1.0e-1, "log": True},
-         "batch_size": {"type": "categorical", "choices": [16, 64, 256]},
-         "activation": {"type": "categorical", "choices": ["relu", "tanh"]}}
-MIN_B, MAX_B, ETA = 1, 9, 3
-#: strategy -> (max_trials, options); multi-fidelity gets more trials for a similar epoch cap
-STRATEGIES = {"random": (60, {"budget": MAX_B}),
-              "asha": (90, {"min_budget": MIN_B, "max_budget": MAX_B, "eta": ETA}),
-              "hyperband": (68, {"min_budget": MIN_B, "max_budget": MAX_B, "eta": ETA}),
-              "bohb": (68, {"min_budget": MIN_B, "max_budget": MAX_B, "eta": ETA})}
+TASKS = {
+    "mnist1d": {"objective": {"model": "mlp", "dataset": "mnist1d", "metric": "val_accuracy"},
+                "space": {"lr": {"type": "float", "low": 1.0e-4, "high": 0.3, "log": True},
+                          "width": {"type": "int", "low": 8, "high": 256, "log": True},
+                          "depth": {"type": "int", "low": 1, "high": 3},
+                          "dropout": {"type": "float", "low": 0.0, "high": 0.5},
+                          "batch_size": {"type": "categorical", "choices": [64, 128, 256]}}},
+    "digits": {"objective": {"model": "mlp", "dataset": "digits", "metric": "val_accuracy"},
+               "space": {"lr": {"type": "float", "low": 1.0e-5, "high": 1.0, "log": True},
+                         "width": {"type": "int", "low": 4, "high": 256, "log": True},
+                         "depth": {"type": "int", "low": 1, "high": 3},
+                         "dropout": {"type": "float", "low": 0.0, "high": 0.6},
+                         "weight_decay": {"type": "float", "low": 1.0e-6, "high": 1.0e-1, "log": True},
+                         "batch_size": {"type": "categorical", "choices": [16, 64, 256]},
+                         "activation": {"type": "categorical", "choices": ["relu", "tanh"]}}},
+}
+METHODS = ["random", "bayes", "asha", "hyperband", "bohb", "optuna-tpe", "optuna-tpe-hb"]
+FULL = {"random", "bayes", "optuna-tpe"}         # every trial trains max_budget epochs
+REF_RANDOM, REF_OPTUNA = "random", "optuna-tpe-hb"
 
 
-def run_one(strategy: str, seed: int, target: float, workers: int) -> dict:
+# -- compute accounting, shared with bench/quality.py ------------------------------------------------
+class BudgetSpent(Exception):
+    """Raised by a metered report (or at a trial's start) once the study's compute is spent."""
+
+
+class Meter:
+    """Counts reports (one per epoch / fidelity step) over all trials of one study, thread-safe, in
+    the order they are made; ``trace`` holds the reported values in that order, at most ``cap``."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap, self.trace, self._lock = int(cap), [], threading.Lock()
+        self.trials: set = set()     # ids of trials that trained at least one counted epoch
+        self.cut: set = set()        # ids of trials stopped by the cap mid-way
+
+    @property
+    def spent(self) -> bool:
+        return len(self.trace) >= self.cap
+
+    def tick(self, value: float, trial_id: Any = None) -> None:
+        with self._lock:
+            if len(self.trace) >= self.cap:
+                self.cut.add(trial_id)
+                raise BudgetSpent(f"compute cap of {self.cap} reached")
+            self.trace.append(float(value))
+            self.trials.add(trial_id)
+
+    def counts(self, pruned_ids: set) -> tuple[int, int]:
+        """(trials that trained, of which stopped by their scheduler / pruner, not by the cap)."""
+        return len(self.trials), len((pruned_ids & self.trials) - self.cut)
+
+
+class MeteredCtx:
+    """An rdhpo ctx whose ``report`` goes through a :class:`Meter` first (everything else forwarded)."""
+
+    def __init__(self, ctx: Any, meter: Meter) -> None:
+        self._ctx, self._meter = ctx, meter
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ctx, name)
+
+    def report(self, step: int, value: float, **metrics: float) -> None:
+        self._meter.tick(value, self._ctx.trial_id)
+        self._ctx.report(step, value, **metrics)
+
+
+def metered(objective: Callable, meter: Meter) -> Callable:
+    def run(config: dict, ctx: Any) -> float:
+        if meter.spent:
+            raise BudgetSpent("compute cap reached before the trial started")
+        return objective(config, MeteredCtx(ctx, meter))
+    return run
+
+
+class OptunaCtx:
+    """The ctx an rdhpo objective expects, driven by an Optuna trial: ``report`` counts the epoch,
+    calls ``trial.report`` and raises ``optuna.TrialPruned`` when ``trial.should_prune()``."""
+
+    def __init__(self, trial: Any, budget: float, meter: Meter, prune: bool) -> None:
+        self.trial, self.budget, self.meter, self.prune = trial, budget, meter, prune
+        self.trial_id, self.attempt, self.device, self.rank = trial.number, 0, "cpu", 0
+        self.checkpoint_dir = self.checkpoint_from = None
+        self.last_step: Optional[int] = None
+        self.last_value: Optional[float] = None
+
+    def report(self, step: int, value: float, **metrics: float) -> None:
+        import optuna
+        self.meter.tick(value, self.trial_id)
+        self.last_step, self.last_value = int(step), float(value)
+        self.trial.report(float(value), int(step))
+        if self.prune and self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at step {step}")
+
+
+def optuna_suggest(trial: Any, space: dict) -> dict:
+    """A config from an Optuna trial, for a flat ``Space.from_dict`` mapping (float / int / categorical)."""
+    out = {}
+    for name, d in space.items():
+        if d["type"] == "float":
+            out[name] = trial.suggest_float(name, d["low"], d["high"], log=bool(d.get("log")))
+        elif d["type"] == "int":
+            out[name] = trial.suggest_int(name, d["low"], d["high"], log=bool(d.get("log")))
+        else:
+            out[name] = trial.suggest_categorical(name, d["choices"])
+    return out
+
+
+def run_optuna_study(objective: Callable, space: dict, direction: str, seed: int, meter: Meter,
+                     max_budget: int, prune: bool, min_budget: int = 1, eta: int = 3,
+                     max_trials: int = 100000, timeout: Optional[float] = None) -> dict:
+    """Optuna TPE (optionally + HyperbandPruner) on an rdhpo-style ``objective(config, ctx)``, run
+    sequentially until ``meter`` is spent.  Returns counts and the study."""
+    import optuna
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    pruner = (optuna.pruners.HyperbandPruner(min_resource=min_budget, max_resource=max_budget,
+                                             reduction_factor=eta) if prune else optuna.pruners.NopPruner())
+    study = optuna.create_study(direction=direction, sampler=optuna.samplers.TPESampler(seed=seed),
+                                pruner=pruner)
+
+    def fn(trial: Any) -> float:
+        params = optuna_suggest(trial, space)
+        ctx = OptunaCtx(trial, max_budget, meter, prune)
+        try:
+            if meter.spent:
+                raise BudgetSpent("compute cap reached before the trial started")
+            return objective(params, ctx)
+        except BudgetSpent:
+            study.stop()
+            raise optuna.TrialPruned("compute cap reached") from None
+
+    study.optimize(fn, n_trials=max_trials, timeout=timeout, catch=(FloatingPointError,))
+    trials, pruned = meter.counts({t.number for t in study.trials if t.state.name == "PRUNED"})
+    return {"study": study, "trials": trials, "pruned": pruned}
+
+
+# -- one seed (child process) --------------------------------------------------------------------
+def run_method(method: str, task: str, seed: int, cap: int, workers: int, min_b: int, max_b: int,
+               eta: int, study_timeout: float) -> dict:
     import rdhpo_hpc as rd
     from rdhpo_hpc.training import make_builtin_objective
-    objective = make_builtin_objective({"model": "mlp", "dataset": "digits", "metric": "val_accuracy",
-                                        "num_threads": 1, "seed": seed})
-    trials, opts = STRATEGIES[strategy]
+    spec = {**TASKS[task]["objective"], "num_threads": 1, "seed": seed}
+    objective = make_builtin_objective(spec)
+    space = TASKS[task]["space"]
+    meter = Meter(cap)
     t0 = time.monotonic()
-    res = _optimize(rd, objective, strategy, trials, seed, workers, opts)
-    wall = time.monotonic() - t0
-    epochs, hit = 0, None
-    for r in res.reports:
-        if r.get("decision") not in ("continue", "stop"):
-            continue
-        epochs += 1
-        if hit is None and r["value"] >= target:
-            hit = epochs
-    best = res.best_trial
-    return {"strategy": strategy, "seed": seed, "epochs_to_target": hit if hit is not None else epochs,
-            "censored": hit is None, "total_epochs": epochs, "trials": len(res.trials),
-            "pruned": sum(t.state == "PRUNED" for t in res.trials),
-            "best_complete": None if best is None else round(best.value, 4), "wall_s": round(wall, 1)}
+    if method.startswith("optuna"):
+        out = run_optuna_study(objective, space, "maximize", seed, meter, max_b,
+                               prune=method == "optuna-tpe-hb", min_budget=min_b, eta=eta,
+                               timeout=study_timeout)
+        trials, pruned = out["trials"], out["pruned"]
+    else:
+        if method in FULL:
+            opts: dict = {"budget": max_b}
+            max_trials = 2 * (cap // max_b) + 2          # room for diverged (FAILED) trials
+        else:
+            opts = {"min_budget": min_b, "max_budget": max_b, "eta": eta}
+            max_trials = cap                              # every trial trains >= 1 epoch
+        old = sys.stdout
+        sys.stdout = io.StringIO()                        # the progress lines
+        try:
+            res = rd.optimize(metered(objective, meter), rd.Space.from_dict(space), optimizer=method,
+                              max_trials=max_trials, direction="maximize", seed=seed, workers=workers,
+                              progress_interval=1e6, gossip_interval=0.2, t_fail=30.0,
+                              max_wall_time=study_timeout, **opts)
+        finally:
+            sys.stdout = old
+        trials, pruned = meter.counts({t.trial_id for t in res.trials if t.state == "PRUNED"})
+    return {"method": method, "seed": seed, "trace": [round(v, 4) for v in meter.trace],
+            "trials": trials, "pruned": pruned, "wall_s": round(time.monotonic() - t0, 1)}
 
 
-def _optimize(rd, objective, strategy, trials, seed, workers, opts):  # noqa: ANN001, ANN202
-    old = sys.stdout
-    sys.stdout = io.StringIO()                   # the progress lines
+def child(a: argparse.Namespace) -> int:
     try:
-        return rd.optimize(objective, rd.Space.from_dict(SPACE), optimizer=strategy, max_trials=trials,
-                           direction="maximize", seed=seed, workers=workers, progress_interval=1e6,
-                           gossip_interval=0.2, t_fail=30.0, **opts)
-    finally:
-        sys.stdout = old
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--target", type=float, default=0.98)
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--quick", action="store_true", help="one seed")
-    a = ap.parse_args(argv)
-    seeds = range(1 if a.quick else a.seeds)
-    rows: dict[str, list[dict]] = {s: [] for s in STRATEGIES}
-    for seed in seeds:
-        for s in STRATEGIES:
-            row = run_one(s, seed, a.target, a.workers)
-            rows[s].append(row)
-            emit(B, "epochs_to_target", row["epochs_to_target"], "epochs", target=a.target, **row)
-    ref = statistics.median(r["epochs_to_target"] for r in rows["random"])
-    print(f"\nepochs to reach val_accuracy >= {a.target} on digits (MLP), {len(seeds)} seed(s), "
-          f"{a.workers} workers; budgets {MIN_B}..{MAX_B} epochs, eta {ETA}")
-    print(f"{'strategy':<10} {'per seed':<28} {'median':>7} {'ratio':>6} {'pruned':>7} {'wall_s':>7}")
-    for s, rs in rows.items():
-        med = statistics.median(r["epochs_to_target"] for r in rs)
-        per = ", ".join(f"{'>' if r['censored'] else ''}{r['epochs_to_target']}" for r in rs)
-        pr = sum(r["pruned"] for r in rs) / max(1, sum(r["trials"] for r in rs))
-        print(f"{s:<10} {per:<28} {med:>7.0f} {med / ref:>6.2f} {pr:>7.0%} "
-              f"{sum(r['wall_s'] for r in rs):>7.1f}")
-        emit(B, "epochs_ratio_vs_random", round(med / ref, 3), "x", strategy=s, target=a.target,
-             seeds=len(seeds))
+        import torch
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+    from rdhpo_hpc.training.datasets import load_dataset
+    load_dataset(TASKS[a.task]["objective"]["dataset"], a.seed)   # generate once, outside the clocks
+    for m in a.methods.split(","):
+        row = run_method(m, a.task, a.seed, a.cap, a.workers, a.min_budget, a.max_budget, a.eta,
+                         a.study_timeout)
+        print(json.dumps({"run": row}), flush=True)
     return 0
+
+
+# -- parent: seeds in subprocesses, then the tables ----------------------------------------------
+def run_seeds(a: argparse.Namespace, methods: list[str]) -> tuple[list[dict], list[str]]:
+    """Run every seed in a child process, ``a.procs`` at a time, all killed at ``a.time_limit``."""
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    deadline = time.monotonic() + a.time_limit
+    pending, running, rows, notes = list(range(a.seeds)), [], [], []
+    lock = threading.Lock()
+
+    def reader(p: subprocess.Popen) -> None:
+        for line in p.stdout:
+            if line.startswith('{"run"'):
+                with lock:
+                    rows.append(json.loads(line)["run"])
+
+    while pending or running:
+        while pending and len(running) < a.procs:
+            s = pending.pop(0)
+            cmd = [sys.executable, "-m", "bench.multifidelity", "--child", "--seed", str(s), "--task", a.task,
+                   "--cap", str(a.cap), "--workers", str(a.workers), "--min-budget", str(a.min_budget),
+                   "--max-budget", str(a.max_budget), "--eta", str(a.eta), "--methods", ",".join(methods),
+                   "--study-timeout", str(a.study_timeout)]
+            p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True, start_new_session=True)
+            th = threading.Thread(target=reader, args=(p,), daemon=True)
+            th.start()
+            running.append((s, p, th))
+        time.sleep(0.2)
+        for item in list(running):
+            s, p, th = item
+            if p.poll() is not None:
+                th.join(5)
+                if p.returncode != 0:
+                    notes.append(f"seed {s}: exit {p.returncode}: {p.stderr.read().strip()[-400:]}")
+                running.remove(item)
+            elif time.monotonic() > deadline:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+                th.join(5)
+                notes.append(f"seed {s}: killed at the {a.time_limit:.0f} s time limit")
+                running.remove(item)
+        if time.monotonic() > deadline and pending:
+            notes.append(f"seeds {pending}: not started (time limit)")
+            pending = []
+    return rows, notes
+
+
+def first_reach(trace: list[float], target: float) -> Optional[int]:
+    return next((i + 1 for i, v in enumerate(trace) if v >= target), None)
+
+
+def best_at(trace: list[float], epochs: int) -> float:
+    return max(trace[:epochs], default=float("nan"))
+
+
+def ert(hits: list[Optional[int]], spent: list[int]) -> Optional[float]:
+    """Expected running time (COCO/BBOB): epochs spent over all seeds, each until the target or, when
+    it never got there, its whole study, divided by the number of seeds that reached the target."""
+    n = sum(h is not None for h in hits)
+    return sum(h if h is not None else e for h, e in zip(hits, spent)) / n if n else None
+
+
+def ratio(x: Optional[float], ref: Optional[float]) -> Optional[float]:
+    return round(x / ref, 3) if x is not None and ref is not None else None
+
+
+def report(a: argparse.Namespace, methods: list[str], rows: list[dict], notes: list[str], wall: float) -> int:
+    by = {(r["method"], r["seed"]): r for r in rows}
+    seeds = sorted(s for s in range(a.seeds) if all((m, s) in by for m in methods))
+    for n in notes:
+        print(f"[multifidelity] {n}", file=sys.stderr, flush=True)
+    if not seeds:
+        print("[multifidelity] no seed finished every contender", file=sys.stderr)
+        return 1
+    cap = a.cap
+    if a.target == "auto":
+        finals = [best_at(by[("random", s)]["trace"], cap) for s in seeds]
+        target = math.floor(statistics.median(finals) / 0.005 + 1e-9) * 0.005
+        how = f"auto: median over seeds of random's best at {cap} epochs, rounded down to 0.005"
+    else:
+        target, how = float(a.target), "given"
+    target = round(target, 4)
+    emit(B, "target_val_accuracy", target, "val_accuracy", task=a.task, how=how, seeds=seeds, cap=cap)
+    points = sorted({max(1, cap // 6), cap // 3, cap // 2, cap})
+    head = ("MNIST-1D MLP" if a.task == "mnist1d" else a.task) + (
+        f", {len(seeds)} seeds {seeds}, cap {cap} epochs per study, budgets {a.min_budget}..{a.max_budget}, "
+        f"eta {a.eta}; rdhpo in-process with {a.workers} workers, Optuna sequential; total {wall:.0f} s")
+    t1 = [f"### Median best val_accuracy reached vs epochs spent ({head})", "",
+          "| method | " + " | ".join(f"{p} ep" for p in points) + " | trials/seed (pruned) | wall s/seed |",
+          "|---|" + "---:|" * len(points) + "---:|---:|"]
+    hit: dict[str, list[Optional[int]]] = {}
+    spent: dict[str, list[int]] = {}
+    for m in methods:
+        hit[m], spent[m] = [], []
+        for s in seeds:
+            r = by[(m, s)]
+            h = first_reach(r["trace"], target)
+            hit[m].append(h)
+            spent[m].append(len(r["trace"]))
+            emit(B, "epochs_to_target", h if h is not None else len(r["trace"]), "epochs", task=a.task,
+                 method=m, seed=s, censored=h is None, target=target, cap=cap, total_epochs=len(r["trace"]),
+                 best=best_at(r["trace"], cap), trials=r["trials"], pruned=r["pruned"], wall_s=r["wall_s"])
+        cells = []
+        for p in points:
+            v = statistics.median(best_at(by[(m, s)]["trace"], p) for s in seeds)
+            cells.append(f"{v:.3f}")
+            emit(B, "median_best_val_accuracy", round(v, 4), "val_accuracy", task=a.task, method=m, epochs=p,
+                 seeds=len(seeds))
+        tr = sum(by[(m, s)]["trials"] for s in seeds)
+        pr = sum(by[(m, s)]["pruned"] for s in seeds) / max(1, tr)
+        wl = sum(by[(m, s)]["wall_s"] for s in seeds) / len(seeds)
+        t1.append(f"| {m} | " + " | ".join(cells) + f" | {tr / len(seeds):.0f} ({pr:.0%}) | {wl:.0f} |")
+    e = {m: ert(hit[m], spent[m]) for m in methods}
+    t2 = [f"### Epochs to reach val_accuracy >= {target} ({how})", "",
+          "ERT = epochs of all seeds (each until the target, or its whole study) / seeds that reached it.", "",
+          f"| method | per seed | reached | ERT (epochs) | ERT / random | ERT / {REF_OPTUNA} |",
+          "|---|---|---:|---:|---:|---:|"]
+    for m in methods:
+        per = ", ".join(str(h) if h is not None else f">{c}" for h, c in zip(hit[m], spent[m]))
+        r1, r2 = ratio(e[m], e.get(REF_RANDOM)), ratio(e[m], e.get(REF_OPTUNA))
+        reached = sum(h is not None for h in hit[m])
+        t2.append(f"| {m} | {per} | {reached}/{len(seeds)} | {'-' if e[m] is None else f'{e[m]:.0f}'} | "
+                  f"{'-' if r1 is None else f'{r1:.2f}'} | {'-' if r2 is None else f'{r2:.2f}'} |")
+        emit(B, "ert_epochs_to_target", None if e[m] is None else round(e[m], 1), "epochs", task=a.task,
+             method=m, target=target, reached=reached, seeds=len(seeds), cap=cap)
+        emit(B, "ert_ratio_vs_random", r1, "x", task=a.task, method=m, target=target)
+        emit(B, "ert_ratio_vs_optuna_tpe_hb", r2, "x", task=a.task, method=m, target=target)
+    print("\n" + "\n".join(t1) + "\n\n" + "\n".join(t2), flush=True)
+    return 0
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--task", choices=sorted(TASKS), default="mnist1d")
+    ap.add_argument("--quick", action="store_true", help="2 seeds, cap 81 epochs, time limit 95 s")
+    ap.add_argument("--seeds", type=int, default=None, help="default 6 (quick 2)")
+    ap.add_argument("--cap", type=int, default=None, help="epochs per study (default 162, quick 81)")
+    ap.add_argument("--target", default=None, help="val_accuracy or 'auto' (default auto; digits 0.98)")
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--workers", type=int, default=2, help="rdhpo worker threads")
+    ap.add_argument("--procs", type=int, default=2, help="seeds run at once (one process each)")
+    ap.add_argument("--min-budget", type=int, default=1)
+    ap.add_argument("--max-budget", type=int, default=9)
+    ap.add_argument("--eta", type=int, default=3)
+    ap.add_argument("--time-limit", type=float, default=None, help="seconds for all seeds (default 330, quick 95)")
+    ap.add_argument("--study-timeout", type=float, default=120.0, help="wall-clock bound of one study")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.child:
+        return child(a)
+    a.seeds = a.seeds or (2 if a.quick else 6)
+    a.cap = a.cap or (81 if a.quick else 162)
+    a.time_limit = a.time_limit or (95.0 if a.quick else 330.0)
+    a.target = a.target or ("0.98" if a.task == "digits" else "auto")
+    methods = [m for m in a.methods.split(",") if m]
+    bad = [m for m in methods if m not in METHODS]
+    if bad or (a.target == "auto" and REF_RANDOM not in methods):
+        ap.error(f"unknown method(s) {bad}; allowed {METHODS} (auto target needs random)")
+    t0 = time.monotonic()
+    rows, notes = run_seeds(a, methods)
+    return report(a, methods, rows, notes, time.monotonic() - t0)
 
 
 if __name__ == "__main__":

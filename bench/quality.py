@@ -9,6 +9,15 @@ Hartmann-6 seen through noise (sd 0.05, full fidelity; 60 trials; the regret is 
 noise-free value of the trial that looked best).  Contenders: random, bayes, evolution (ours,
 defaults) vs Optuna TPE and GPSampler (defaults).  One BLAS / torch thread each.  Prints JSON
 lines and a Markdown table with the ratio of each contender's regret to the peers' (same run).
+
+Multi-fidelity part (``--part mf``; both parts by default): the noisy Hartmann-6 with its fidelity
+drift, seen in ``MF_STEPS = 9`` steps (a report at step s sees fidelity s / 9; one step is one unit
+of compute, a full evaluation 9 units).  rdhpo ``asha``, ``hyperband``, ``bohb`` (min_budget 1,
+max_budget 9, eta 3; in-process, 1 worker, stop-at-rung) and Optuna TPE + HyperbandPruner(1, 9, 3)
+(sequential) each get 60 x 9 = 540 units, counted over every report by the same meter as
+bench/multifidelity.py; full-fidelity random / bayes / Optuna TPE (60 trials, the first part)
+are the reference.  Regret = noise-free full-fidelity value of the incumbent (the trial whose
+full-fidelity observation looked best) - optimum, after 180 and 540 units.
 """
 from __future__ import annotations
 
@@ -30,6 +39,11 @@ from rdhpo_hpc.optimizers import make_optimizer  # noqa: E402
 from rdhpo_hpc.trial import TrialState  # noqa: E402
 
 TRIALS = {"branin": 30, "hartmann6": 60, "hartmann6_mf_noisy": 60}
+MF_FN, MF_STEPS, MF_MIN, MF_ETA = "hartmann6_mf_noisy", 9, 1, 3
+MF_UNITS = TRIALS[MF_FN] * MF_STEPS                       # 60 full-fidelity evaluations
+MF_POINTS = (MF_UNITS // 3, MF_UNITS)
+MF_REFS = ("random", "bayes", "optuna-tpe")               # full fidelity, from the first part
+MF_CONTENDERS = ("asha", "hyperband", "bohb", "optuna-tpe-hb")
 
 
 def run_ours(name: str, space, fn, n: int, seed: int, noise_rng) -> list[tuple[float, float]]:
@@ -76,12 +90,110 @@ def run_skopt(space, fn, n: int, seed: int, noise_rng) -> list[tuple[float, floa
     return out
 
 
+def mf_objective(fn, noise_rng, meter, seen_full: list):  # noqa: ANN001, ANN201
+    """objective(config, ctx): one report per fidelity step up to ``ctx.budget`` (the top rung);
+    every full-fidelity observation goes to ``seen_full`` as (units spent, seen value, config)."""
+    def objective(config: dict, ctx) -> float:  # noqa: ANN001
+        v = float("nan")
+        for s in range(1, int(round(ctx.budget)) + 1):
+            v = fn(config, budget=s / MF_STEPS, rng=noise_rng)
+            if s == MF_STEPS and not meter.spent:
+                seen_full.append((len(meter.trace) + 1, v, dict(config)))
+            ctx.report(s, v)
+        return v
+    return objective
+
+
+def run_mf(name: str, space, fn, seed: int, noise_rng) -> dict:  # noqa: ANN001
+    """One multi-fidelity study of ``MF_UNITS`` units; returns the full-fidelity observations."""
+    import contextlib
+    import io
+
+    from bench.multifidelity import Meter, metered, run_optuna_study
+    meter, seen_full = Meter(MF_UNITS), []
+    obj = mf_objective(fn, noise_rng, meter, seen_full)
+    if name == "optuna-tpe-hb":
+        spec = {d.name: {"type": "float", "low": d.param.low, "high": d.param.high} for d in space.dims}
+        out = run_optuna_study(obj, spec, "minimize", seed, meter, MF_STEPS, prune=True, min_budget=MF_MIN,
+                               eta=MF_ETA, timeout=120.0)
+        trials, pruned = out["trials"], out["pruned"]
+    else:
+        import rdhpo_hpc as rd
+        with contextlib.redirect_stdout(io.StringIO()):
+            res = rd.optimize(metered(obj, meter), space, optimizer=name, max_trials=MF_UNITS, seed=seed,
+                              workers=1, min_budget=MF_MIN, max_budget=MF_STEPS, eta=MF_ETA,
+                              progress_interval=1e6, gossip_interval=0.2, t_fail=30.0, max_wall_time=120.0)
+        trials, pruned = meter.counts({t.trial_id for t in res.trials if t.state == "PRUNED"})
+    return {"seen_full": seen_full, "units": len(meter.trace), "trials": trials, "pruned": pruned}
+
+
+def regret_at(seen_full: list, units: int, fn, fmin: float) -> float:  # noqa: ANN001
+    """Noise-free regret of the config whose full-fidelity observation looked best within ``units``."""
+    got = [x for x in seen_full if x[0] <= units]
+    if not got:
+        return float("nan")
+    return fn(min(got, key=lambda x: x[1])[2]) - fmin
+
+
+def mf_part(seeds: int, ref_traces: dict) -> None:
+    """The multi-fidelity table; ``ref_traces[name][seed]`` = full-fidelity traces from the first part
+    (computed here for any reference that is missing)."""
+    space, fn, fmin = FUNCTIONS[MF_FN]
+    refs = {"random": lambda *a: run_ours("random", *a), "bayes": lambda *a: run_ours("bayes", *a),
+            "optuna-tpe": lambda *a: run_optuna("tpe", *a)}
+    rows: dict[str, dict] = {}
+    t_all = time.perf_counter()
+    for name in MF_REFS + MF_CONTENDERS:
+        per: dict[int, list] = {p: [] for p in MF_POINTS}
+        trials = pruned = 0
+        t = time.perf_counter()
+        for seed in range(seeds):
+            noise_rng = np.random.default_rng(1000 + seed)
+            if name in MF_REFS:
+                trace = (ref_traces.get(name) or {}).get(seed)
+                if trace is None:
+                    trace = refs[name](space, fn, TRIALS[MF_FN], seed, noise_rng)
+                seen_full = [((i + 1) * MF_STEPS, sv, None, tv) for i, (sv, tv) in enumerate(trace)]
+                for p in MF_POINTS:
+                    got = [x for x in seen_full if x[0] <= p]
+                    per[p].append(min(got, key=lambda x: x[1])[3] - fmin)
+                trials += len(trace)
+            else:
+                out = run_mf(name, space, fn, seed, noise_rng)
+                for p in MF_POINTS:
+                    per[p].append(regret_at(out["seen_full"], p, fn, fmin))
+                trials += out["trials"]
+                pruned += out["pruned"]
+        med = {p: statistics.median(v) for p, v in per.items()}
+        rows[name] = {"med": med, "trials": trials / seeds, "pruned": pruned / max(1, trials),
+                      "secs": time.perf_counter() - t}
+        for p in MF_POINTS:
+            emit("quality", f"{MF_FN}/multifidelity/{name}", round(med[p], 6), "regret", units=p,
+                 full_evals=p // MF_STEPS, steps=MF_STEPS, seeds=seeds, fidelity="full" if name in MF_REFS
+                 else f"{MF_MIN}..{MF_STEPS} steps, eta {MF_ETA}", per_seed=[round(v, 5) for v in per[p]])
+    ref = rows["optuna-tpe-hb"]["med"]
+    print(f"\nMulti-fidelity {MF_FN}: median regret over {seeds} seeds at the same compute (units = "
+          f"evaluations x fidelity steps, a full evaluation = {MF_STEPS}; total "
+          f"{time.perf_counter() - t_all:.0f} s); in brackets: regret / optuna-tpe-hb\n")
+    print("| contender | fidelity | " + " | ".join(f"{p} units ({p // MF_STEPS} full evals)" for p in MF_POINTS)
+          + " | trials/seed (pruned) | seconds |")
+    print("|---|---|" + "---|" * len(MF_POINTS) + "---|---|")
+    for name, r in rows.items():
+        cells = [f"{r['med'][p]:.3g} ({r['med'][p] / ref[p]:.2g})" if ref[p] else f"{r['med'][p]:.3g}"
+                 for p in MF_POINTS]
+        fid = "full" if name in MF_REFS else f"steps {MF_MIN}..{MF_STEPS}, eta {MF_ETA}"
+        print(f"| {name} | {fid} | " + " | ".join(cells) + f" | {r['trials']:.0f} ({r['pruned']:.0%}) | "
+              f"{r['secs']:.0f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--seeds", type=int, default=None)
     ap.add_argument("--with-skopt", action="store_true")
     ap.add_argument("--only", default="", help="comma-separated contenders")
+    ap.add_argument("--part", choices=["all", "single", "mf"], default="all",
+                    help="single-fidelity table, multi-fidelity table, or both")
     args = ap.parse_args()
     try:
         import torch
@@ -96,6 +208,14 @@ def main() -> None:
         runners["skopt defaults"] = run_skopt
     if args.only:
         runners = {k: v for k, v in runners.items() if k in args.only.split(",")}
+    ref_traces: dict[str, dict[int, list]] = {}
+    if args.part != "mf":
+        single_part(args, runners, seeds, ref_traces)
+    if args.part != "single":
+        mf_part(seeds, ref_traces)
+
+
+def single_part(args, runners: dict, seeds: int, ref_traces: dict) -> None:  # noqa: ANN001
     regret: dict[str, dict[str, float]] = {}
     secs: dict[str, float] = {k: 0.0 for k in runners}
     t_all = time.perf_counter()
@@ -109,6 +229,8 @@ def main() -> None:
                 t = time.perf_counter()
                 trace = runner(space, fn, TRIALS[fname], seed, noise_rng)
                 secs[name] += time.perf_counter() - t
+                if fname == MF_FN and name in MF_REFS:
+                    ref_traces.setdefault(name, {})[seed] = trace
                 best_seen = min(range(len(trace)), key=lambda i: trace[i][0])
                 vals.append(trace[best_seen][1] - fmin)
             regret[fname][name] = statistics.median(vals)

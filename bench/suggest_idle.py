@@ -175,8 +175,9 @@ def main(argv=None) -> int:
         emit(B, "bayes_minus_random_idle_frac_max", round(b["idle_frac_max"] - r_["idle_frac_max"], 5), "ratio",
              **common)
         emit(B, "bayes_minus_random_gap_median", round(b["gap_median_s"] - r_["gap_median_s"], 4), "s", **common)
-        emit(B, "bayes_minus_random_service_median", round(b["service_median_s"] - r_["service_median_s"], 4), "s",
-             **common)
+        if b["service_median_s"] is not None and r_["service_median_s"] is not None:   # None: asked ahead
+            emit(B, "bayes_minus_random_service_median",
+                 round(b["service_median_s"] - r_["service_median_s"], 4), "s", **common)
     if res:
         def f(v: Optional[float], scale: float = 1.0, nd: int = 1) -> str:
             return "-" if v is None else f"{v * scale:.{nd}f}"

@@ -61,6 +61,8 @@ class CoordinatorLoop:
         self.start_time = start_time if start_time is not None else clock()
         self.trials: dict[int, TrialEntry] = {}
         self.requeue: collections.deque[int] = collections.deque()
+        self.ready: collections.deque[int] = collections.deque()   # trials asked ahead (prefetch)
+        self.prefetch_depth = max(node.size - 1, 1) if self._prefetch_allowed() else 0
         self.running: dict[int, tuple[int, int, float]] = {}    # rank -> (trial, attempt, start)
         self.idle: set[int] = set()
         self.workers: dict[int, dict] = {}
@@ -93,15 +95,12 @@ class CoordinatorLoop:
         ``Hello(running=...)``; the ones nobody claims are then fenced and re-queued."""
         for r in records:
             k = r.get("k")
-            if k == "dispatch":
+            if k == "ask":     # a suggestion asked ahead of dispatch (prefetch)
+                self._replay_new_trial(r)
+            elif k == "dispatch":
                 tid = r["trial_id"]
                 if r.get("new"):
-                    sug = self.scheduler.next_trial(self.optimizer, tid)
-                    if sug is None or sug.params != r["params"]:
-                        sug = Suggestion(r["params"], r.get("budget"), r.get("checkpoint_from"), r.get("info") or {})
-                        self.optimizer.pending[tid] = r["params"]
-                    self.trials[tid] = TrialEntry(tid, sug)
-                    self.next_id = max(self.next_id, tid + 1)
+                    self._replay_new_trial(r)
                 e = self.trials.get(tid)
                 if e is not None:
                     e.attempts = max(e.attempts, r["attempt"] + 1)
@@ -139,6 +138,16 @@ class CoordinatorLoop:
         if self.orphans:
             self._orphan_deadline = self.clock() + (self.cfg.ft.t_fail if adopt_window is None else adopt_window)
 
+    def _replay_new_trial(self, r: dict) -> None:
+        """Ask the scheduler again, in logged order; the logged params win if they differ."""
+        tid = r["trial_id"]
+        sug = self.scheduler.next_trial(self.optimizer, tid)
+        if sug is None or sug.params != r["params"]:
+            sug = Suggestion(r["params"], r.get("budget"), r.get("checkpoint_from"), r.get("info") or {})
+            self.optimizer.pending[tid] = r["params"]
+        self.trials[tid] = TrialEntry(tid, sug)
+        self.next_id = max(self.next_id, tid + 1)
+
     def _release_orphans(self, force_rank: Optional[int] = None) -> None:
         """Running attempts not claimed by their worker in time (or whose rank died): re-run."""
         now = self.clock()
@@ -158,7 +167,10 @@ class CoordinatorLoop:
         self.event("coordinator-start", self.node.rank, f"size={self.node.size} pid={os.getpid()} "
                                                         f"host={self.node.transport.host()}")
         while not self._finished():
-            got = self.node.recv(timeout=0.25)
+            prefetch = self._wants_prefetch()
+            got = self.node.recv(timeout=0 if prefetch else 0.25)
+            if got is None and prefetch:
+                self._prefetch_one()     # nothing to answer: prepare a suggestion for later
             n = 0
             while got is not None and n < 1000:
                 self.handle(*got)
@@ -182,7 +194,7 @@ class CoordinatorLoop:
         if not self._live_workers():
             self.stop_reason = self.stop_reason or "no live workers"
             return True
-        return not self.requeue and not self._can_create()
+        return not self.requeue and not self.ready and not self._can_create()
 
     def _can_create(self) -> bool:
         return (self.stop_reason is None and self.next_id < self.cfg.max_trials
@@ -378,8 +390,8 @@ class CoordinatorLoop:
             if not self.node.is_alive(rank):
                 self.idle.discard(rank)
                 continue
-            if self.requeue:
-                tid = self.requeue.popleft()
+            if self.requeue or self.ready:
+                tid = (self.requeue or self.ready).popleft()
                 if self.trials[tid].done:
                     continue
                 self._send_task(rank, self.trials[tid], new=False)
@@ -393,6 +405,29 @@ class CoordinatorLoop:
                 self._send_task(rank, e, new=True)
             else:
                 break
+
+    # -- prefetch: expensive optimizers ask ahead while every worker is busy ---------------------
+    def _prefetch_allowed(self) -> bool:
+        """Only for optimizers that declare ``prefetch`` (model-based, slow asks) under the plain
+        FIFO scheduler: budget schedulers (ASHA, PBT) decide from the state at dispatch time."""
+        return bool(getattr(self.optimizer, "prefetch", False)) and type(self.scheduler) is Scheduler
+
+    def _wants_prefetch(self) -> bool:
+        return (len(self.ready) < self.prefetch_depth and not self.idle and self._can_create())
+
+    def _prefetch_one(self) -> None:
+        """Ask one suggestion now (logged as ``ask``), so a wave of finishing workers is served
+        from ``ready`` without waiting one ask each.  Pending asks count for the constant liar."""
+        tid = self.next_id
+        sug = self.scheduler.next_trial(self.optimizer, tid)
+        if sug is None:
+            self.prefetch_depth = len(self.ready)      # the optimizer has nothing more for now
+            return
+        self.next_id += 1
+        self.trials[tid] = TrialEntry(tid, sug)
+        self.log("ask", trial_id=tid, time=self.clock(), params=sug.params, budget=sug.budget,
+                 checkpoint_from=sug.checkpoint_from, info=sug.info)
+        self.ready.append(tid)
 
     def _send_task(self, rank: int, e: TrialEntry, new: bool) -> None:
         att = e.attempts

@@ -61,6 +61,7 @@ class Node:
         self.coordinator = 0
         self._inbox: "queue.Queue[tuple[int, Any]]" = queue.Queue()
         self._outbox: "queue.Queue[tuple[int, Any]]" = queue.Queue()
+        self._wake = threading.Event()     # set by send(): cuts the pump's back-off short
         self._lock = threading.Lock()
         self._running = False
         self._thread: Optional[threading.Thread] = None
@@ -110,6 +111,7 @@ class Node:
     # -- used by the event loops ----------------------------------------------------------------
     def send(self, dest: int, msg: Any) -> None:
         self._outbox.put((dest, msg))
+        self._wake.set()          # the pump sends it now instead of after its back-off sleep
 
     def push_back(self, src: int, msg: Any) -> None:
         """Put a message back into this rank's inbox (a role change hands it to the next loop)."""
@@ -222,8 +224,11 @@ class Node:
             if busy:
                 sleep = 1e-4
             else:
-                time.sleep(sleep)
-                sleep = min(sleep * 2, self.settings.poll_max)
+                if self._wake.wait(sleep):
+                    self._wake.clear()
+                    sleep = 1e-4
+                else:
+                    sleep = min(sleep * 2, self.settings.poll_max)
 
     def _apply_faults(self, now: float) -> None:
         elapsed = now - self.t0

@@ -26,6 +26,10 @@ class Optimizer:
     """Base class: keeps pending params and the finished history; subclasses implement ``_suggest``."""
 
     name = "base"
+    #: True for slow (model-based) asks: under the FIFO scheduler the coordinator then asks ahead
+    #: while every worker is busy, up to one suggestion per worker, so that a wave of workers
+    #: finishing together is not served one ask at a time
+    prefetch = False
     #: option name -> default; options not listed here are rejected with a clear message
     options: dict[str, Any] = {}
 

@@ -174,6 +174,7 @@ def _log_h(z: np.ndarray) -> np.ndarray:
 class BayesOptimizer(Optimizer):
     """GP (or tree) Bayesian optimization; see the module docstring for the method."""
 
+    prefetch = True
     name = "bayes"
     options = {"acq": "ei", "n_initial": None, "initial_design": "random", "surrogate": "gp",
                "backend": "fast", "liar": "mean", "kappa": 1.96, "xi": 0.0, "n_candidates": 1000,

@@ -12,8 +12,8 @@ Layout (schema_version 1; every table is a group with one 1-D column dataset per
 * ``/events``: seq, time, kind, rank, detail, latency.
 * ``/workers``: seq, rank, host, pid, device, device_name, memory_bytes, time.
 * ``/dispatches``: seq, trial_id, attempt, rank, time, new, params (JSON), budget,
-  checkpoint_from, info (JSON) — with ``/tells`` (seq, trial_id, state, value) the log that
-  ``--resume`` replays.
+  checkpoint_from, info (JSON) — with ``/tells`` (seq, trial_id, state, value) and ``/asks``
+  (suggestions asked ahead of dispatch by optimizers that prefetch) the log that ``--resume`` replays.
 
 Text is UTF-8 variable-length strings; missing numbers are NaN (floats) or -1 (ints).
 Rows are buffered and written by ``flush`` at most every ``interval`` seconds (the coordinator
@@ -50,6 +50,8 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
                                 "new": _B, "params": _J, "budget": _F, "checkpoint_from": _I,
                                 "info": _J}),
     "tell": ("tells", {"seq": _I, "trial_id": _I, "state": _S, "value": _F}),
+    "ask": ("asks", {"seq": _I, "trial_id": _I, "time": _F, "params": _J, "budget": _F,
+                     "checkpoint_from": _I, "info": _J}),
 }
 
 
