@@ -409,8 +409,12 @@ class CoordinatorLoop:
     # -- prefetch: expensive optimizers ask ahead while every worker is busy ---------------------
     def _prefetch_allowed(self) -> bool:
         """Only for optimizers that declare ``prefetch`` (model-based, slow asks) under the plain
-        FIFO scheduler: budget schedulers (ASHA, PBT) decide from the state at dispatch time."""
-        return bool(getattr(self.optimizer, "prefetch", False)) and type(self.scheduler) is Scheduler
+        FIFO scheduler (budget schedulers — ASHA, PBT — decide from the state at dispatch time),
+        and with two or more workers: with one worker the ask/tell order is fixed and a resumed
+        study repeats an uninterrupted one exactly; asking ahead would make it depend on timing
+        (with several workers, results arrive in a timing-dependent order anyway)."""
+        return (bool(getattr(self.optimizer, "prefetch", False)) and type(self.scheduler) is Scheduler
+                and self.node.size - 1 >= 2)
 
     def _wants_prefetch(self) -> bool:
         return (len(self.ready) < self.prefetch_depth and not self.idle and self._can_create())
