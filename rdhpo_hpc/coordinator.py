@@ -9,7 +9,6 @@ from __future__ import annotations
 import collections
 import math
 import os
-import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -19,22 +18,13 @@ from .config import StudyConfig
 from .messages import Coordinator as CoordinatorMoved
 from .messages import Decision, Hello, PeerDown, Report, Result, Stop, Task
 from .node import Node
+from .procs import kill_local
 from .optimizers.base import Optimizer
 from .schedulers.base import Scheduler
 from .storage.base import Store
 from .trial import Suggestion, TrialState
 
 EXIT_OK, EXIT_FAILED, EXIT_REQUEUE = 0, 1, 3
-
-
-def kill_local(targets: list, host: str) -> None:
-    """SIGKILL the (host, pid) pairs that live on this host (hung ranks, at the end of the job)."""
-    for h, pid in targets:
-        if h == host and pid and pid != os.getpid():
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
 
 
 @dataclass
@@ -440,7 +430,6 @@ class CoordinatorLoop:
         now = self.clock()
         self.log("dispatch", trial_id=e.trial_id, attempt=att, rank=rank, time=now, new=new,
                  params=s.params, budget=s.budget, checkpoint_from=s.checkpoint_from, info=s.info)
-        self.store.flush()
         e.running[att] = rank
         self.running[rank] = (e.trial_id, att, now)
         self.idle.discard(rank)

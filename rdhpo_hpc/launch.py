@@ -125,7 +125,7 @@ def _fence_old_coordinator(records: list[dict], old: int, node: Node) -> None:
     writing, so it can never append to the files again.  Not needed when MPI saw it fail."""
     if old in node.transport.failed():
         return
-    from .coordinator import kill_local
+    from .procs import kill_local
     start = [r for r in records if r.get("k") == "event" and r.get("kind") == "coordinator-start"
              and r.get("rank") == old]
     if start:

@@ -17,11 +17,11 @@ import traceback
 from typing import Any, Callable, Optional
 
 from .context import TrialContext
-from .coordinator import kill_local
 from .errors import TrialPruned
 from .messages import Coordinator as CoordinatorMoved
 from .messages import Decision, Hello, PeerDown, Report, Result, Stop, Task
 from .node import Node
+from .procs import kill_local
 
 EXIT_OK, EXIT_COORDINATOR_LOST = 0, 4
 
