@@ -40,7 +40,17 @@ class TrialEntry:
 
 
 class CoordinatorLoop:
-    """Runs the study until every trial is accounted for, a limit is hit, or a stop signal."""
+    """Runs the study until every trial is accounted for, a limit is hit, or a stop signal.
+
+    Pipelining: when trials are very short (median attempt under ``PIPELINE_BELOW`` seconds, FIFO
+    scheduler, two or more workers) each worker is sent up to ``PIPELINE_DEPTH`` attempts at once,
+    so it starts the next one without waiting a round trip; the extra ones wait in
+    ``queued[rank]`` (in the order the worker will run them) and are lost with the rank like the
+    running one.  Long trials get one attempt at a time (a round trip is then negligible and the
+    optimizer sees every result before its next suggestion)."""
+
+    PIPELINE_BELOW = 0.05
+    PIPELINE_DEPTH = 4
 
     def __init__(self, cfg: StudyConfig, node: Node, store: Store, optimizer: Optimizer,
                  scheduler: Scheduler, clock: Callable[[], float] = time.time,
@@ -54,6 +64,9 @@ class CoordinatorLoop:
         self.ready: collections.deque[int] = collections.deque()   # trials asked ahead (prefetch)
         self.prefetch_depth = max(node.size - 1, 1) if self._prefetch_allowed() else 0
         self.running: dict[int, tuple[int, int, float]] = {}    # rank -> (trial, attempt, start)
+        self.queued: dict[int, collections.deque] = {}          # rank -> more (trial, attempt, sent)
+        self.pipeline_allowed = type(scheduler) is Scheduler and node.size - 1 >= 2
+        self._durations: collections.deque[float] = collections.deque(maxlen=32)  # recent attempts
         self.idle: set[int] = set()
         self.workers: dict[int, dict] = {}
         self.next_id = 0
@@ -209,11 +222,11 @@ class CoordinatorLoop:
         """On a stop: running attempts are abandoned (re-run on --resume), never counted."""
         self.event("interrupt", -1, f"{self.stop_reason}: {len(self.running)} running attempts left "
                                     f"to be re-run on resume")
-        for rank, (tid, att, _) in list(self.running.items()):
-            self.trials[tid].fenced.add(att)
-            self.trials[tid].running.pop(att, None)
-            self.node.send(rank, Decision(tid, att, False))
-        self.running.clear()
+        for rank in list(self.running):
+            for tid, att, _ in self._take_assigned(rank):
+                self.trials[tid].fenced.add(att)
+                self.trials[tid].running.pop(att, None)
+                self.node.send(rank, Decision(tid, att, False))
 
     # -- messages ------------------------------------------------------------------------------
     def handle(self, src: int, msg: Any) -> None:
@@ -285,12 +298,13 @@ class CoordinatorLoop:
         run = self.running.get(src)
         if run is not None and run[:2] == (msg.trial_id, msg.attempt):
             start = run[2]
-            del self.running[src]
-            if self.node.is_alive(src) and src not in self.node.unreachable:
-                self.idle.add(src)
+            self._advance(src)
         elif run is None and src in self.workers and self.node.is_alive(src) \
                 and src not in self.node.unreachable and src != self.node.rank:
             self.idle.add(src)    # a stale attempt ended (e.g. after a takeover): the rank is free
+        t0, t1 = msg.timings.get("start"), msg.timings.get("end")
+        if t0 is not None and t1 is not None:
+            self._durations.append(t1 - t0)
         e.running.pop(msg.attempt, None)
         state = TrialState(msg.state)
         value = msg.value
@@ -327,10 +341,11 @@ class CoordinatorLoop:
             self.event("rank-dead", rank, msg.cause, msg.latency)
         if any(r == rank for r in self.orphans.values()):
             self._release_orphans(force_rank=rank)
-        run = self.running.pop(rank, None)
-        if run is None:
-            return
-        tid, att, start = run
+        for tid, att, start in self._take_assigned(rank):
+            self._lose(rank, tid, att, start, msg)
+
+    def _lose(self, rank: int, tid: int, att: int, start: float, msg: PeerDown) -> None:
+        """An attempt assigned to a dead / unreachable rank: LOST, then re-run (or FAILED at the cap)."""
         e = self.trials[tid]
         e.running.pop(att, None)
         e.fenced.add(att)
@@ -376,7 +391,7 @@ class CoordinatorLoop:
     def _dispatch(self) -> None:
         if self.stop_reason is not None:
             return
-        for rank in sorted(self.idle):
+        for rank in self._free_slots():
             if not self.node.is_alive(rank):
                 self.idle.discard(rank)
                 continue
@@ -431,9 +446,47 @@ class CoordinatorLoop:
         self.log("dispatch", trial_id=e.trial_id, attempt=att, rank=rank, time=now, new=new,
                  params=s.params, budget=s.budget, checkpoint_from=s.checkpoint_from, info=s.info)
         e.running[att] = rank
-        self.running[rank] = (e.trial_id, att, now)
+        if rank in self.running:
+            self.queued.setdefault(rank, collections.deque()).append((e.trial_id, att, now))
+        else:
+            self.running[rank] = (e.trial_id, att, now)
         self.idle.discard(rank)
         self.node.send(rank, Task(e.trial_id, att, s.params, s.budget, s.checkpoint_from))
+
+    # -- pipelining (see the class docstring) ------------------------------------------------------
+    def _depth(self) -> int:
+        """Attempts per worker at once: PIPELINE_DEPTH while recent attempts are very short."""
+        if not self.pipeline_allowed or len(self._durations) < 8:
+            return 1
+        return self.PIPELINE_DEPTH if sorted(self._durations)[len(self._durations) // 2] \
+            < self.PIPELINE_BELOW else 1
+
+    def _free_slots(self) -> list[int]:
+        """Ranks to send one more attempt to, in order: idle ranks first, then (pipelining) busy
+        ranks round-robin until each holds ``depth`` attempts."""
+        slots = sorted(self.idle)
+        depth = self._depth()
+        if depth > 1:
+            busy = [r for r in sorted(self.running) if r not in self.node.unreachable]
+            for level in range(1, depth):
+                slots += [r for r in busy if len(self.queued.get(r, ())) < level]
+        return slots
+
+    def _advance(self, rank: int) -> None:
+        """The running attempt of ``rank`` ended: its next queued one (if any) is now running."""
+        q = self.queued.get(rank)
+        if q:
+            tid, att, _ = q.popleft()
+            self.running[rank] = (tid, att, self.clock())
+        else:
+            self.running.pop(rank, None)
+            if self.node.is_alive(rank) and rank not in self.node.unreachable:
+                self.idle.add(rank)
+
+    def _take_assigned(self, rank: int) -> list[tuple[int, int, float]]:
+        """Remove and return every attempt assigned to ``rank`` (running first, then queued)."""
+        run = self.running.pop(rank, None)
+        return ([run] if run is not None else []) + list(self.queued.pop(rank, ()))
 
     # -- progress and the end ------------------------------------------------------------------
     def progress_line(self) -> str:

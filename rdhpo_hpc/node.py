@@ -41,6 +41,8 @@ class GossipSettings:
     fanout: int = 2
     t_fail: float = 10.0
     poll_max: float = 0.002       # longest sleep of the pump between polls when idle
+    poll_hot: float = 1e-4     # sleep between polls while messages are flowing
+    hot_window: float = 0.02      # stay hot this long after the last application message
 
 
 class Node:
@@ -62,6 +64,8 @@ class Node:
         self._inbox: "queue.Queue[tuple[int, Any]]" = queue.Queue()
         self._outbox: "queue.Queue[tuple[int, Any]]" = queue.Queue()
         self._wake = threading.Event()     # set by send(): cuts the pump's back-off short
+        self._hot_until = 0.0              # poll at ``poll_hot`` until then (a reply is likely)
+        self._waiting = False              # the event loop is blocked in recv()
         self._lock = threading.Lock()
         self._running = False
         self._thread: Optional[threading.Thread] = None
@@ -124,9 +128,18 @@ class Node:
     def recv(self, timeout: float) -> Optional[tuple[int, Any]]:
         """Next ``(source, message)`` or local event, waiting at most ``timeout`` seconds."""
         try:
-            return self._inbox.get(timeout=max(timeout, 0.0))
+            return self._inbox.get_nowait()
+        except queue.Empty:
+            if timeout <= 0:
+                return None
+        self._waiting = True
+        self._wake.set()          # the pump polls now, and stays hot while traffic is recent
+        try:
+            return self._inbox.get(timeout=timeout)
         except queue.Empty:
             return None
+        finally:
+            self._waiting = False
 
     def alive(self) -> list[int]:
         with self._lock:
@@ -173,10 +186,14 @@ class Node:
                 time.sleep(0.01)
 
     def _pump_loop(self) -> None:
-        sleep = 1e-4
+        """Poll, relay, heartbeat; then sleep: ``poll_hot`` while the event loop waits in ``recv``
+        and application messages flowed in the last ``hot_window`` (a reply is likely soon);
+        otherwise back off to ``poll_max`` (a rank that only hears gossip costs ~2 % of a core,
+        and a pump does not steal the GIL from a trial that is training)."""
+        sleep = self.settings.poll_hot
         t = self.transport
         while self._running:
-            busy = False
+            busy = hot = False
             now = self.clock()
             if self.faults:
                 self._apply_faults(now)
@@ -192,7 +209,7 @@ class Node:
                     dest, msg = self._outbox.get_nowait()
                 except queue.Empty:
                     break
-                busy = True
+                busy = hot = True
                 if dest == self.rank or self.is_alive(dest):
                     self._tx(dest, msg, now)
             for _ in range(256):
@@ -219,14 +236,19 @@ class Node:
                         self._tx(msg.dest, msg, self.clock())
                 else:
                     self._inbox.put((src, msg))
+                    hot = True
             t.progress()
             self._heartbeat()
+            if hot:
+                self._hot_until = self.clock() + self.settings.hot_window
             if busy:
-                sleep = 1e-4
+                sleep = self.settings.poll_hot
             else:
                 if self._wake.wait(sleep):
                     self._wake.clear()
-                    sleep = 1e-4
+                    sleep = self.settings.poll_hot
+                elif self._waiting and self.clock() < self._hot_until:
+                    sleep = self.settings.poll_hot
                 else:
                     sleep = min(sleep * 2, self.settings.poll_max)
 

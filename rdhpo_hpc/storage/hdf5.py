@@ -64,6 +64,9 @@ def _str_dtype():
     return _h5().string_dtype(encoding="utf-8")
 
 
+_JSON = json.JSONEncoder(default=str).encode     # built once (json.dumps(default=) builds one per call)
+
+
 def _cell(kind: str, v: Any) -> Any:
     if kind == _I:
         return -1 if v is None else int(v)
@@ -72,7 +75,7 @@ def _cell(kind: str, v: Any) -> Any:
     if kind == _B:
         return bool(v)
     if kind == _J:
-        return json.dumps(v if v is not None else {}, default=str)
+        return _JSON(v if v is not None else {})
     return "" if v is None else str(v)
 
 

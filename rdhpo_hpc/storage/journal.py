@@ -40,6 +40,11 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
+# built once: json.dumps with keyword arguments builds a new encoder on every call (hot path)
+_STRICT = json.JSONEncoder(default=_default, separators=(",", ":"), allow_nan=False).encode
+_LENIENT = json.JSONEncoder(default=_default, separators=(",", ":")).encode
+
+
 class JournalStore(Store):
     def __init__(self, path: str, fsync_interval: float = 1.0) -> None:
         self.path = path
@@ -50,7 +55,11 @@ class JournalStore(Store):
         self._dirty = False
 
     def append(self, record: dict) -> None:
-        self._fh.write(json.dumps(_clean(record), default=_default, separators=(",", ":")) + "\n")
+        try:     # fast path: most records hold no NaN / inf (JSON has none)
+            line = _STRICT(record)
+        except ValueError:
+            line = _LENIENT(_clean(record))
+        self._fh.write(line + "\n")
         self._fh.flush()
         self._dirty = True
 

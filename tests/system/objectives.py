@@ -37,3 +37,9 @@ def hang_first(config: dict, ctx) -> float:
         while True:
             time.sleep(0.05)
     return sleepy(config, ctx)
+
+
+def quick(config: dict, ctx) -> float:
+    """Sleeps ``RDHPO_TEST_QUICK_S`` (default 0.003 s), no reports: short enough to be pipelined."""
+    time.sleep(float(os.environ.get("RDHPO_TEST_QUICK_S", "0.003")))
+    return _value(config)

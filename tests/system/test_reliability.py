@@ -153,6 +153,29 @@ def test_sigkill_one_worker(tmp_path):
     assert job.wall < 60
 
 
+def test_sigkill_worker_holding_pipelined_trials(tmp_path):
+    """3 ms trials: workers hold several attempts at once; the ones queued on the killed rank are
+    re-run elsewhere and every trial still counts exactly once."""
+    job = Job(write_config(tmp_path, 1500, fn="quick"), 4)
+    pids = job.pids([1, 2, 3])
+    job.dispatched(300)
+    os.kill(pids[2], signal.SIGKILL)
+    assert job.finish() == 0, job.text()[-2000:]
+    res = results(job.out)
+    ev = check(res, 1500)
+    assert dead_event(ev, 2)["detail"] == "mpi-failure"
+    lost = [a for a in res.attempts if a["state"] == "LOST" and a["rank"] == 2]
+    assert lost and len(ev["requeue"]) == len(lost)
+    recs = job.records()
+    sent = collections.defaultdict(list)      # rank -> attempts dispatched to it so far
+    ahead = 0                                   # dispatches to a rank that had not finished one
+    ends = {(a["trial_id"], a["attempt"]): a["end_time"] for a in recs if a.get("k") == "attempt"}
+    for d in (r for r in recs if r.get("k") == "dispatch"):
+        ahead += any(ends.get(k, float("inf")) > d["time"] for k in sent[d["rank"]][-4:])
+        sent[d["rank"]].append((d["trial_id"], d["attempt"]))
+    assert ahead > 100, f"only {ahead} dispatches went to a rank still running an attempt"
+
+
 def test_sigkill_two_workers_at_once(tmp_path):
     job = Job(write_config(tmp_path, 24), 8)
     pids = job.pids(range(1, 8))
