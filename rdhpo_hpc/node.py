@@ -42,7 +42,7 @@ class GossipSettings:
     t_fail: float = 10.0
     poll_max: float = 0.002       # longest sleep of the pump between polls when idle
     poll_hot: float = 1e-4     # sleep between polls while messages are flowing
-    hot_window: float = 0.02      # stay hot this long after the last application message
+    hot_window: float = 0.005     # hot: the loop waits since less than this, after traffic as recent
 
 
 class Node:
@@ -64,8 +64,8 @@ class Node:
         self._inbox: "queue.Queue[tuple[int, Any]]" = queue.Queue()
         self._outbox: "queue.Queue[tuple[int, Any]]" = queue.Queue()
         self._wake = threading.Event()     # set by send(): cuts the pump's back-off short
-        self._hot_until = 0.0              # poll at ``poll_hot`` until then (a reply is likely)
-        self._waiting = False              # the event loop is blocked in recv()
+        self._last_traffic = -1.0          # last application message sent or received (pump)
+        self._wait_since: Optional[float] = None   # the event loop is blocked in recv() since then
         self._lock = threading.Lock()
         self._running = False
         self._thread: Optional[threading.Thread] = None
@@ -132,14 +132,14 @@ class Node:
         except queue.Empty:
             if timeout <= 0:
                 return None
-        self._waiting = True
+        self._wait_since = self.clock()
         self._wake.set()          # the pump polls now, and stays hot while traffic is recent
         try:
             return self._inbox.get(timeout=timeout)
         except queue.Empty:
             return None
         finally:
-            self._waiting = False
+            self._wait_since = None
 
     def alive(self) -> list[int]:
         with self._lock:
@@ -186,10 +186,9 @@ class Node:
                 time.sleep(0.01)
 
     def _pump_loop(self) -> None:
-        """Poll, relay, heartbeat; then sleep: ``poll_hot`` while the event loop waits in ``recv``
-        and application messages flowed in the last ``hot_window`` (a reply is likely soon);
-        otherwise back off to ``poll_max`` (a rank that only hears gossip costs ~2 % of a core,
-        and a pump does not steal the GIL from a trial that is training)."""
+        """Poll, relay, heartbeat; then sleep: ``poll_hot`` while :meth:`_hot`, otherwise back off
+        to ``poll_max`` (a rank that only hears gossip costs ~2 % of a core, and a pump does not
+        steal the GIL from a trial that is training)."""
         sleep = self.settings.poll_hot
         t = self.transport
         while self._running:
@@ -240,17 +239,23 @@ class Node:
             t.progress()
             self._heartbeat()
             if hot:
-                self._hot_until = self.clock() + self.settings.hot_window
+                self._last_traffic = self.clock()
             if busy:
                 sleep = self.settings.poll_hot
             else:
                 if self._wake.wait(sleep):
                     self._wake.clear()
                     sleep = self.settings.poll_hot
-                elif self._waiting and self.clock() < self._hot_until:
+                elif self._hot():
                     sleep = self.settings.poll_hot
                 else:
                     sleep = min(sleep * 2, self.settings.poll_max)
+
+    def _hot(self) -> bool:
+        """A reply is likely soon: the loop started waiting and saw traffic, both within
+        ``hot_window``.  Idle ranks never spin, and a starving one spins only briefly."""
+        since, now, w = self._wait_since, self.clock(), self.settings.hot_window
+        return since is not None and now - since < w and now - self._last_traffic < w
 
     def _apply_faults(self, now: float) -> None:
         elapsed = now - self.t0
