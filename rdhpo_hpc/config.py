@@ -222,8 +222,16 @@ def _objective(obj: Any) -> Any:
 
 def check_strategy(cfg: StudyConfig) -> None:
     """Build the optimizer once so unknown names / options fail before any work."""
-    from .strategy import make_strategy
+    from .strategy import STRATEGIES, make_strategy
     make_strategy(cfg.optimizer, cfg.space, cfg.direction, cfg.seed, **cfg.options)
+    builtin = cfg.objective.get("builtin") if isinstance(cfg.objective, Mapping) else None
+    kind = (builtin or {}).get("budget_kind", "epochs")
+    if kind == "data_fraction" and STRATEGIES[cfg.optimizer][1] != "fifo":
+        raise ConfigError(f"'objective.builtin.budget_kind' {kind!r} cannot be used with optimizer "
+                          f"{cfg.optimizer!r}: its scheduler counts the budget in reported epochs "
+                          f"(every trial trains max_budget epochs and is judged at each rung); use "
+                          f"budget_kind 'epochs', or a single-fidelity optimizer (random, grid, "
+                          f"bayes, evolution) with a data_fraction budget")
 
 
 def import_function(spec: str) -> Callable:

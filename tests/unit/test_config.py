@@ -189,3 +189,14 @@ def test_ft_defaults_match_dataclass():
     ft = cfgmod.fault_tolerance({})
     for k, v in cfgmod.FT_DEFAULTS.items():
         assert getattr(ft, k) == v
+
+
+@pytest.mark.parametrize("optimizer", ["asha", "hyperband", "sh", "bohb", "pbt"])
+def test_data_fraction_budget_with_a_rung_scheduler_is_rejected(optimizer):
+    d = {"space": {"lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True}},
+         "objective": {"builtin": {"model": "mlp", "dataset": "digits", "budget_kind": "data_fraction"}},
+         "optimizer": optimizer}
+    with pytest.raises(ConfigError, match=f"'data_fraction' cannot be used with optimizer '{optimizer}'"):
+        from_dict(d)
+    d["optimizer"] = "random"
+    assert from_dict(d).optimizer == "random"
