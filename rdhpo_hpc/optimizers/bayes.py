@@ -14,15 +14,20 @@ learnt about shared dims and keeps branches apart through the choice itself.  ``
 carry no feature.
 
 *Surrogate.*  ``surrogate: gp`` (default) is a Matern 5/2 ARD GP (``gp.py``) on standardised
-losses; ``forest`` / ``extra_trees`` are scikit-learn ensembles (mean and spread of the trees),
-cheaper than a GP for long studies.
+losses with a constant mean fitted with the kernel (generalised least squares, profiled out of
+the marginal likelihood): where the GP knows nothing it predicts the level of the bulk of the
+observations rather than their average, so (e.g.) the corners of the cube, whose variance is
+highest, stop looking promising by default; ``forest`` / ``extra_trees`` are scikit-learn
+ensembles (mean and spread of the trees), cheaper than a GP for long studies.
 
 *Acquisition.*  ``acq: ei`` (expected improvement, computed as log-EI so it never underflows),
 ``lcb`` (lower confidence bound, ``kappa``) or ``hedge`` (GP-Hedge over EI, LCB and PI,
 Hoffman et al. 2011).  Maximised over ``n_candidates`` random points of the cube plus local
 perturbations of the best observations, three shrinking local rounds around the best
-candidates and (GP) a batched L-BFGS-B polish of the numeric dims of the 5 best candidates with
-the GP's analytic gradient (categoricals and branch held fixed; at most 25 iterations).
+candidates and (GP) ``_N_LOCAL`` = 10 L-BFGS-B local searches with the GP's analytic gradient,
+one per start (the best candidate so far, the best-scoring pool candidates at least 0.05 apart,
+the best observation), in length-scale units, each run to convergence (projected gradient
+< 0.01) or 200 iterations; they move the numeric dims only (categoricals and branch fixed).
 
 *Asynchronous workers.*  Pending trials are added to the surrogate as fake observations at the
 ``liar`` value (mean / min / max of the observed losses: constant liar, Ginsbourger et al. 2010),
@@ -35,8 +40,9 @@ hyper-parameters are refitted only every ``refit_every`` told trials (auto: ever
 then every n/25), with at most 2 L-BFGS-B starts (1 past 100 trials, warm-started) x 30
 iterations on at most 250 points; other
 asks only re-condition the GP (one Cholesky of n + pending points) and score about
-``n_candidates + 650`` candidates plus 25 gradient steps on 5 points:
-O((n + pending)^3 + (n_candidates + 650) * n * (n + features)).
+``n_candidates + 650`` candidates, plus at most about 10 x 400 single-point gradient evaluations in
+the local searches (typically 10 x 10-15):
+O((n + pending)^3 + (n_candidates + 650 + 4000) * n * (n + features)).
 Measured on 2 cores: see docs/optimizers.md.
 
 *Determinism.*  All randomness comes from the optimizer's seeded generator, consumed in ask
@@ -48,6 +54,7 @@ import math
 from typing import Any, Optional
 
 import numpy as np
+from scipy.special import erfcx
 from scipy.stats import norm
 
 from ..errors import ConfigError
@@ -59,6 +66,12 @@ _CHOICES = {"acq": ("ei", "lcb", "hedge"), "initial_design": ("lhs", "random"),
             "surrogate": ("gp", "forest", "extra_trees"), "backend": ("fast", "skopt"),
             "liar": ("mean", "min", "max")}
 
+
+_SQ2, _SQ_HALF_PI = math.sqrt(2.0), math.sqrt(math.pi / 2.0)
+_N_LOCAL = 10          # local searches of the acquisition per ask (GP surrogate)
+_START_SEP = 0.05      # their starts are at least this far apart (L-inf, unit cube)
+_LOCAL_ITERS = 200     # L-BFGS-B iterations per local search, at most (and 2x that many evaluations)
+_PGTOL = 1e-2          # ... until the projected gradient (length-scale units) is below this
 
 _CONTROLLER: Any = None
 
@@ -161,13 +174,17 @@ class Features:
 
 
 def _log_h(z: np.ndarray) -> np.ndarray:
-    """log(z * Phi(z) + phi(z)), stable for very negative z (EI = sd * h((best - mu) / sd))."""
+    """log(z * Phi(z) + phi(z)), stable for very negative z (EI = sd * h((best - mu) / sd)).
+    Its derivative is Phi(z) / h(z)."""
     out = np.empty_like(z)
     hi = z > -6.0
     zh = z[hi]
     out[hi] = np.log(np.maximum(zh * norm.cdf(zh) + norm.pdf(zh), 1e-300))
-    zl = z[~hi]   # asymptotic: h(z) ~ phi(z) / z^2 * (1 - 3 / z^2)
-    out[~hi] = norm.logpdf(zl) - 2.0 * np.log(-zl) + np.log1p(-3.0 / zl ** 2)
+    mid = ~hi & (z > -1e3)     # h = phi(z) (1 + z Phi(z) / phi(z)), the Mills ratio via erfcx
+    zm = z[mid]
+    out[mid] = norm.logpdf(zm) + np.log(1.0 + zm * _SQ_HALF_PI * erfcx(-zm / _SQ2))
+    zl = z[z <= -1e3]   # asymptotic: h(z) ~ phi(z) / z^2 * (1 - 3 / z^2)
+    out[z <= -1e3] = norm.logpdf(zl) - 2.0 * np.log(-zl) + np.log1p(-3.0 / zl ** 2)
     return out
 
 
@@ -327,7 +344,7 @@ class BayesOptimizer(Optimizer):
                 m2, s2 = predict(self.features(L))
                 Cb, sb = np.vstack([Cb, L]), np.concatenate([sb, self._scores(acq, m2, s2, best)])
             if self._gp is not None and self.opts["surrogate"] == "gp":
-                L = self._gradient_polish(acq, Cb[np.argsort(-sb, kind="stable")[:5]], best)
+                L = self._local_search(acq, self._local_starts(C, s, Cb, sb, U_told, y_told), best)
                 m2, s2 = predict(self.features(L))
                 Cb, sb = np.vstack([Cb, L]), np.concatenate([sb, self._scores(acq, m2, s2, best)])
             proposals.append(self._pick(Cb, sb, X_all))
@@ -354,37 +371,58 @@ class BayesOptimizer(Optimizer):
         lh = _log_h(z)
         return np.log(sd) + lh, dsd / sd[:, None] + np.exp(norm.logcdf(z) - lh)[:, None] * dz
 
-    def _gradient_polish(self, acq: str, starts: np.ndarray, best: float) -> np.ndarray:
-        """L-BFGS-B on the acquisition over the numeric features of the active dims of each
-        start (categoricals and branch fixed), all starts in one batched problem; at most 25
-        iterations.  Returns the polished points in the unit cube."""
+    def _local_starts(self, C: np.ndarray, s: np.ndarray, Cb: np.ndarray, sb: np.ndarray,
+                      U_told: np.ndarray, y_told: np.ndarray) -> np.ndarray:
+        """Starts of the local searches: the best candidate found so far, then the best-scoring
+        pool candidates at least ``_START_SEP`` apart (L-inf, unit cube), then the best observed
+        configuration (``_N_LOCAL`` in all)."""
+        chosen = [Cb[int(np.argmax(sb))]]
+        for j in np.argsort(-s, kind="stable"):
+            if len(chosen) >= _N_LOCAL - 1:
+                break
+            if np.min(np.abs(np.array(chosen) - C[j]).max(axis=1)) > _START_SEP:
+                chosen.append(C[j])
+        chosen.append(U_told[int(np.argmin(y_told))])
+        return np.array(chosen)
+
+    def _local_search(self, acq: str, starts: np.ndarray, best: float) -> np.ndarray:
+        """L-BFGS-B on the acquisition from each start, over the numeric features of the dims
+        active there (categoricals and branch held fixed), in coordinates scaled by the GP's
+        length-scales (x / l: equal curvature in every direction), each start to convergence
+        (projected gradient < ``_PGTOL``) or ``_LOCAL_ITERS`` iterations.  Returns the points
+        reached, in the unit cube."""
         from scipy.optimize import minimize
-        F0 = self.features(starts)
         cols = np.array([t[4] for t in self.features.plan if t[0] == "num"], dtype=int)
         dims = [t[1] for t in self.features.plan if t[0] == "num"]
         if len(cols) == 0:
             return starts
+        F0 = self.features(starts)
         active = self.features.active(starts)[:, dims]                        # m x q
-        x0 = F0[:, cols]
-        lo = np.where(active, 0.0, x0).ravel()
-        hi = np.where(active, 1.0, x0).ravel()
-        m, q = x0.shape
-
-        def fun(z: np.ndarray) -> tuple[float, np.ndarray]:
-            F = F0.copy()
-            F[:, cols] = z.reshape(m, q)
-            a, g = self._acq_grad(acq, F, best)
-            return -float(a.sum()), -g[:, cols].ravel()
-
-        try:
-            res = minimize(fun, x0.ravel(), jac=True, method="L-BFGS-B", bounds=list(zip(lo, hi)),
-                           options={"maxiter": 25})
-            z = res.x.reshape(m, q)
-        except (ValueError, FloatingPointError, np.linalg.LinAlgError):
-            return starts
+        ls_all = self._gp.ls
         out = starts.copy()
-        for j, i in enumerate(dims):
-            out[:, i] = np.where(active[:, j], z[:, j], out[:, i])
+        for k in range(len(starts)):
+            free = active[k]
+            if not free.any():
+                continue
+            c, ls = cols[free], ls_all[cols[free]]
+            row = F0[k:k + 1].copy()
+
+            def fun(z: np.ndarray) -> tuple[float, np.ndarray]:
+                row[0, c] = z * ls
+                a, g = self._acq_grad(acq, row, best)
+                return -float(a[0]), -g[0, c] * ls
+
+            try:
+                res = minimize(fun, row[0, c] / ls, jac=True, method="L-BFGS-B",
+                               bounds=list(zip(np.zeros(len(c)), 1.0 / ls)),
+                               options={"maxiter": _LOCAL_ITERS, "maxfun": 2 * _LOCAL_ITERS, "gtol": _PGTOL})
+                z = np.clip(res.x * ls, 0.0, 1.0)
+            except (ValueError, FloatingPointError, np.linalg.LinAlgError):
+                continue
+            if not np.all(np.isfinite(z)):
+                continue
+            for j, i in enumerate(np.array(dims)[free]):
+                out[k, i] = z[j]
         return out
 
     def _perturb(self, U: np.ndarray, scale: float) -> np.ndarray:

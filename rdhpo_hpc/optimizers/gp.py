@@ -1,8 +1,10 @@
 """A small, fast Gaussian process on numpy/scipy for the ``bayes`` optimizer (``backend: fast``).
 
 Matern 5/2 kernel with one length-scale per feature (ARD), a signal variance and a noise
-variance.  Hyper-parameters maximise the log marginal likelihood (analytic gradient, L-BFGS-B,
-bounded iterations and restarts).  Everything is deterministic given the inputs and the
+variance, and a constant mean (``fit_mean``, default on) estimated by generalised least squares
+for the current kernel, m = 1'K^-1 y / 1'K^-1 1, i.e. profiled out of the likelihood.
+Hyper-parameters maximise the log marginal likelihood plus log priors (analytic gradient,
+L-BFGS-B, bounded iterations and restarts).  Everything is deterministic given the inputs and the
 ``numpy.random.Generator`` handed in: no wall-clock budgets (replay on resume relies on it).
 
 Cost bounds (n observations, p features, m candidates):
@@ -47,16 +49,26 @@ def matern52(a: np.ndarray, b: np.ndarray, ls: np.ndarray, sf: float) -> np.ndar
 
 
 class GP:
-    """Zero-mean GP on standardised targets.  ``theta`` = [log ls_1..p, log sf, log sn]."""
+    """GP on standardised targets with a constant mean ``m`` (GLS estimate, or 0 when
+    ``fit_mean`` is off).  ``theta`` = [log ls_1..p, log sf, log sn]."""
 
-    def __init__(self, n_features: int) -> None:
+    def __init__(self, n_features: int, fit_mean: bool = True) -> None:
         self.p = n_features
+        self.fit_mean = fit_mean
+        self.m = 0.0
         self.theta = np.concatenate([np.full(n_features, math.log(0.5)), [0.0, math.log(1e-3)]])
         self.X = np.zeros((0, n_features))
         self.y = np.zeros(0)
         self.y_mean, self.y_std = 0.0, 1.0
 
     # -- hyper-parameters ----------------------------------------------------------------------
+    @staticmethod
+    def _clip_mean(m: float, y: np.ndarray) -> float:
+        """The GLS weights may be negative: keep the mean within the observed range."""
+        if not len(y) or not math.isfinite(m):
+            return 0.0
+        return min(max(m, float(np.min(y))), float(np.max(y)))
+
     def _nll(self, theta: np.ndarray, X: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
         p = self.p
         ls, sf, sn = np.exp(theta[:p]), math.exp(theta[p]), math.exp(theta[p + 1])
@@ -72,6 +84,10 @@ class GP:
             return 1e10, np.zeros_like(theta)
         Linv = _tri_inv(L)
         Kinv = Linv.T @ Linv
+        if self.fit_mean:       # constant mean profiled out (GLS): at its optimum, so the gradient
+            #                     w.r.t. theta is the one at a fixed mean (envelope theorem)
+            k1 = Kinv.sum(0)
+            y = y - self._clip_mean(float(k1 @ y) / float(k1.sum()), y)
         alpha = Kinv @ y
         nll = 0.5 * y @ alpha + np.log(np.diag(L)).sum() + 0.5 * n * math.log(2 * math.pi)
         W = np.outer(alpha, alpha) - Kinv                                   # dNLL/dK = -W/2
@@ -148,12 +164,15 @@ class GP:
                 if jitter > 1e-2:
                     raise
         self.Linv = _tri_inv(L)
-        self.alpha = self.Linv.T @ (self.Linv @ self.y)
+        if self.fit_mean:
+            v = self.Linv.sum(1)                      # Linv @ 1
+            self.m = self._clip_mean(float(v @ (self.Linv @ self.y)) / max(float(v @ v), 1e-300), self.y)
+        self.alpha = self.Linv.T @ (self.Linv @ (self.y - self.m))
 
     def predict(self, Xs: np.ndarray, std: bool = True) -> tuple[np.ndarray, Optional[np.ndarray]]:
         """Posterior mean and std at ``Xs``, in the standardised target scale."""
         Ks = matern52(np.asarray(Xs, dtype=float), self.X, self.ls, self.sf)
-        mu = Ks @ self.alpha
+        mu = self.m + Ks @ self.alpha
         if not std:
             return mu, None
         V = Ks @ self.Linv.T
@@ -169,7 +188,7 @@ class GP:
         e = np.exp(-_SQ5 * r)
         Ks = self.sf * (1.0 + _SQ5 * r + (5.0 / 3.0) * r * r) * e
         dK = (-(5.0 / 3.0) * self.sf * (1.0 + _SQ5 * r) * e)[:, :, None] * diff * inv_l2   # m x n x p
-        mu = Ks @ self.alpha
+        mu = self.m + Ks @ self.alpha
         dmu = np.einsum("mnp,n->mp", dK, self.alpha)
         V = Ks @ self.Linv.T
         var = self.sf - np.einsum("ij,ij->i", V, V)

@@ -154,3 +154,88 @@ def test_gp_fits_a_smooth_function():
     truth = np.sin(6 * Xt[:, 0]) + Xt[:, 1] ** 2
     assert np.sqrt(np.mean((pred - truth) ** 2)) < 0.1
     assert np.all(sd > 0)
+
+
+def _fd(f, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    g = np.zeros_like(x)
+    for i in range(len(x)):
+        e = np.zeros_like(x)
+        e[i] = h
+        g[i] = (f(x + e) - f(x - e)) / (2 * h)
+    return g
+
+
+@pytest.mark.parametrize("fit_mean", [True, False])
+def test_gp_likelihood_gradient_matches_finite_differences(fit_mean):
+    rng = np.random.default_rng(1)
+    X = rng.random((25, 3))
+    y = np.sin(5 * X[:, 0]) + X[:, 1] - 2 * np.exp(-20 * ((X - 0.3) ** 2).sum(1))
+    gp = GP(3, fit_mean=fit_mean)
+    y = gp._standardise(y, set_stats=True)
+    theta = np.array([math.log(0.3), math.log(0.7), math.log(1.5), 0.2, math.log(1e-3)])
+    _, g = gp._nll(theta, X, y)
+    num = _fd(lambda t: gp._nll(t, X, y)[0], theta)
+    assert np.allclose(g, num, rtol=1e-4, atol=1e-4)
+
+
+def test_gp_constant_mean_is_the_level_of_the_bulk():
+    # a flat plateau at 0 with one narrow, densely sampled dip: away from the data the fitted
+    # GP predicts the plateau, a zero-mean GP on standardised targets the (lower) average
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.random((30, 2)), 0.3 + 0.02 * rng.standard_normal((10, 2))])
+    y = -3.0 * np.exp(-((X - 0.3) ** 2).sum(1) / 0.005)
+    far = np.array([[6.0, 6.0], [-5.0, 4.0]])                # no data within many length-scales
+    preds = {}
+    for fit_mean in (True, False):
+        gp = GP(2, fit_mean=fit_mean)
+        gp.fit(X, y, np.random.default_rng(0))
+        gp.condition(X, y)
+        preds[fit_mean] = gp.predict(far)[0] * gp.y_std + gp.y_mean
+    assert np.mean(y) < -0.5
+    assert np.allclose(preds[False], np.mean(y))            # the average
+    assert np.all(np.abs(preds[True]) < 0.2)                # near the plateau (0), not -0.6
+
+
+def _trained_bayes(acq: str = "ei"):
+    space = Space(x=Float(0.0, 1.0), y=Float(0.0, 1.0), c=Categorical(["a", "b"]))
+    opt = make_optimizer("bayes", space, seed=3, n_initial=8, acq=acq)
+    for t in range(14):
+        cfg = opt.ask(t)
+        opt.tell(t, TrialState.COMPLETE, (cfg["x"] - 0.3) ** 2 + np.sin(6 * cfg["y"]) + 0.5 * (cfg["c"] == "a"))
+    U, y, n_told, _ = opt._data()
+    opt._gp_model(opt.features(U), y, n_told)
+    return opt, U[:n_told], y[:n_told]
+
+
+@pytest.mark.parametrize("acq", ["ei", "lcb", "pi"])
+def test_acquisition_gradient_matches_finite_differences(acq):
+    opt, U, y = _trained_bayes()
+    best = opt._gp.to_std(float(np.min(y)))
+    F = opt.features(np.array([[0.41, 0.63, 0.2], [0.77, 0.12, 0.8]]))
+    _, g = opt._acq_grad(acq, F, best)
+    for k in range(len(F)):
+        def f(z, k=k):
+            G = F[k:k + 1].copy()
+            G[0, :2] = z
+            return float(opt._acq_grad(acq, G, best)[0][0])
+        assert np.allclose(g[k, :2], _fd(f, F[k, :2].copy()), rtol=1e-4, atol=1e-6)
+
+
+def test_local_search_climbs_the_acquisition_to_a_stationary_point():
+    opt, U, y = _trained_bayes()
+    best = opt._gp.to_std(float(np.min(y)))
+    C = opt.rng.random((300, 3))
+    mu, sd = opt._gp.predict(opt.features(C))
+    s = opt._scores("ei", mu, sd, best)
+    starts = opt._local_starts(C, s, C, s, U, y)
+    assert len(starts) == 10 and np.allclose(starts[0], C[np.argmax(s)]) and np.allclose(starts[-1], U[np.argmin(y)])
+    out = opt._local_search("ei", starts, best)
+    a0 = opt._acq_grad("ei", opt.features(starts), best)[0]
+    a1, g1 = opt._acq_grad("ei", opt.features(out), best)
+    assert np.all(a1 >= a0 - 1e-9)
+    assert a1.max() > s.max() + 1e-3                         # beats the best random candidate
+    assert np.array_equal(opt.features(out)[:, 2:], opt.features(starts)[:, 2:])   # categorical kept
+    k = int(np.argmax(a1))                                   # KKT at the best point, unit-cube bounds
+    x, g = out[k, :2], g1[k, :2]
+    proj = np.where((x <= 1e-9) & (g < 0) | (x >= 1 - 1e-9) & (g > 0), 0.0, g) * opt._gp.ls[:2]
+    assert np.abs(proj).max() < 0.05
