@@ -43,6 +43,7 @@ class GossipSettings:
     poll_max: float = 0.002       # longest sleep of the pump between polls when idle
     poll_hot: float = 1e-4     # sleep between polls while messages are flowing
     hot_window: float = 0.005     # hot: the loop waits since less than this, after traffic as recent
+    check_every: float = 0.005    # membership / failure checks at most this often (not every poll)
 
 
 class Node:
@@ -64,6 +65,7 @@ class Node:
         self._inbox: "queue.Queue[tuple[int, Any]]" = queue.Queue()
         self._outbox: "queue.Queue[tuple[int, Any]]" = queue.Queue()
         self._wake = threading.Event()     # set by send(): cuts the pump's back-off short
+        self._next_check = 0.0             # next membership / failure check (pump)
         self._last_traffic = -1.0          # last application message sent or received (pump)
         self._wait_since: Optional[float] = None   # the event loop is blocked in recv() since then
         self._lock = threading.Lock()
@@ -265,6 +267,9 @@ class Node:
 
     def _heartbeat(self) -> None:
         now = self.clock()
+        if now < self._next_check:
+            return
+        self._next_check = now + self.settings.check_every
         verdicts: list[Verdict] = []
         with self._lock:
             m = self.membership
