@@ -1,30 +1,43 @@
-"""Multi-fidelity bench on a real task: best validation accuracy vs epochs spent, and the epochs
-each strategy needs to reach a target accuracy, on MNIST-1D (the built-in MLP; budget = epochs).
+"""Multi-fidelity bench on a real task: best validation accuracy vs epochs spent and vs trials, and
+the epochs each strategy needs to reach a target accuracy, on MNIST-1D (the built-in 1-D CNN;
+budget = epochs).
+
+Task (``--task mnist1d``, the default): the built-in ``cnn`` on MNIST-1D (generated offline, 4000
+train / 1000 val) over 8 hyper-parameters — lr 1e-4..0.3 (log), channels 8..64 (log int), layers
+1..4, kernel {3, 5, 7}, pool {stride, max}, dropout 0..0.5, weight decay 1e-6..1e-2 (log), batch
+size {64, 128, 256} — with ``min_budget 1``, ``max_budget 27``, ``eta 3`` (rungs 1, 3, 9, 27
+epochs).  ``--task mnist1d_mlp`` (the built-in MLP, max_budget 9) and ``--task digits`` are the
+earlier settings.
 
 Contenders, all on the same total compute (``--cap`` trained epochs per study, counted over every
-trial) and the same seeds:
+trial) and the same seeds (default set; ``--methods`` adds ``bayes`` and ``optuna-tpe``):
 
-* rdhpo ``random`` and ``bayes`` at the full budget (every trial trains ``max_budget`` epochs),
-* rdhpo ``asha``, ``hyperband``, ``bohb`` (``min_budget 1``, ``max_budget 9``, ``eta 3``),
-  in-process with 2 worker threads,
-* Optuna TPE (full budget) and Optuna TPE + ``HyperbandPruner(1, 9, 3)``, sequential, the same
-  built-in objective driven through a small ctx adapter (``trial.report`` / ``trial.should_prune``).
+* rdhpo ``random`` at the full budget (every trial trains ``max_budget`` epochs),
+* rdhpo ``asha``, ``hyperband``, ``bohb``, in-process with ``--workers`` (default 1) worker threads,
+* Optuna TPE + ``HyperbandPruner(min_budget, max_budget, eta)``, sequential, the same built-in
+  objective driven through a small ctx adapter (``trial.report`` / ``trial.should_prune``);
+  ``optuna-tpe`` is Optuna TPE at the full budget.
 
 Every ``ctx.report`` is one trained epoch.  A meter wrapped around ``ctx`` counts them over all
 trials of a study in the order they are reported and ends the study at ``--cap`` epochs (the next
 report, or the next trial, raises; the study then drains its remaining trials without training).
 "epochs to target" = the index of the first report with ``val_accuracy >= target``; a study that
 never gets there is censored (``>cap``).  The headline is COCO's expected running time, ERT = the
-epochs of all seeds (each until the target, or its whole study) / the seeds that reached it, and
-its ratio to full-budget random search's and to Optuna TPE + HyperbandPruner's ERT.  ``--target auto`` (default for MNIST-1D) = the
-median over seeds of full-budget random search's best accuracy at the cap, rounded down to 0.005,
-so random search reaches it in about half the seeds.
+epochs of all seeds (each until the target, or its whole study: a censored seed counts all its
+compute) / the seeds that reached it, and its ratio to full-budget random search's and to Optuna
+TPE + HyperbandPruner's ERT (same run).  ``--target auto`` (default for MNIST-1D) = the median over
+seeds of full-budget random search's best accuracy at the cap, rounded down to 0.005, so random
+search reaches it in about half the seeds or more (a target random search can reach at this
+compute, not one tuned against it).  "vs trials" = the best value reported by the first n trials,
+trials ordered by their first epoch.
 
 Each seed runs in its own subprocess (``--procs`` at a time, killed at ``--time-limit``); a seed that
-did not finish every contender is left out of the medians.
+did not finish every contender is left out of the medians.  One CNN epoch costs 0.05-0.8 s on one
+core (0.25 s on average over the space).
 
-    python -m bench.multifidelity --quick          # 2 seeds, cap 81 epochs  (< 110 s)
-    python -m bench.multifidelity --seeds 6        # cap 162 epochs, about 5 minutes on 2 cores
+    python -m bench.multifidelity --quick          # 2 seeds, cap 54 epochs: a smoke test, < 100 s
+    python -m bench.multifidelity                  # 6 seeds, cap 162 epochs (about 15 minutes on 2 cores)
+    python -m bench.multifidelity --task mnist1d_mlp --seeds 6      # the earlier MLP setting
     python -m bench.multifidelity --task digits --target 0.98 --seeds 3
 """
 from __future__ import annotations
@@ -52,13 +65,27 @@ from bench.common import ROOT, emit  # noqa: E402
 
 B = "multifidelity"
 TASKS = {
-    "mnist1d": {"objective": {"model": "mlp", "dataset": "mnist1d", "metric": "val_accuracy"},
+    # A 1-D CNN on MNIST-1D (built-in "cnn", budget = epochs): what a researcher would search.
+    "mnist1d": {"objective": {"model": "cnn", "dataset": "mnist1d", "metric": "val_accuracy"},
+                "label": "MNIST-1D CNN", "max_budget": 27, "cap": 162, "quick_cap": 54,
                 "space": {"lr": {"type": "float", "low": 1.0e-4, "high": 0.3, "log": True},
-                          "width": {"type": "int", "low": 8, "high": 256, "log": True},
-                          "depth": {"type": "int", "low": 1, "high": 3},
+                          "channels": {"type": "int", "low": 8, "high": 128, "log": True},
+                          "layers": {"type": "int", "low": 1, "high": 4},
+                          "kernel": {"type": "categorical", "choices": [3, 5, 7]},
+                          "pool": {"type": "categorical", "choices": ["stride", "max"]},
                           "dropout": {"type": "float", "low": 0.0, "high": 0.5},
-                          "batch_size": {"type": "categorical", "choices": [64, 128, 256]}}},
+                          "weight_decay": {"type": "float", "low": 1.0e-6, "high": 1.0e-2, "log": True},
+                          "batch_size": {"type": "categorical", "choices": [32, 64, 128, 256]}}},
+    # The previous headline task: an MLP, which levels off near 0.6 on MNIST-1D.
+    "mnist1d_mlp": {"objective": {"model": "mlp", "dataset": "mnist1d", "metric": "val_accuracy"},
+                    "label": "MNIST-1D MLP", "max_budget": 9, "cap": 162, "quick_cap": 81,
+                    "space": {"lr": {"type": "float", "low": 1.0e-4, "high": 0.3, "log": True},
+                              "width": {"type": "int", "low": 8, "high": 256, "log": True},
+                              "depth": {"type": "int", "low": 1, "high": 3},
+                              "dropout": {"type": "float", "low": 0.0, "high": 0.5},
+                              "batch_size": {"type": "categorical", "choices": [64, 128, 256]}}},
     "digits": {"objective": {"model": "mlp", "dataset": "digits", "metric": "val_accuracy"},
+               "label": "digits MLP", "max_budget": 9, "cap": 162, "quick_cap": 81,
                "space": {"lr": {"type": "float", "low": 1.0e-5, "high": 1.0, "log": True},
                          "width": {"type": "int", "low": 4, "high": 256, "log": True},
                          "depth": {"type": "int", "low": 1, "high": 3},
@@ -68,6 +95,7 @@ TASKS = {
                          "activation": {"type": "categorical", "choices": ["relu", "tanh"]}}},
 }
 METHODS = ["random", "bayes", "asha", "hyperband", "bohb", "optuna-tpe", "optuna-tpe-hb"]
+DEFAULT_METHODS = ["random", "asha", "hyperband", "bohb", "optuna-tpe-hb"]
 FULL = {"random", "bayes", "optuna-tpe"}         # every trial trains max_budget epochs
 REF_RANDOM, REF_OPTUNA = "random", "optuna-tpe-hb"
 
@@ -83,6 +111,7 @@ class Meter:
 
     def __init__(self, cap: int) -> None:
         self.cap, self.trace, self._lock = int(cap), [], threading.Lock()
+        self.ids: list = []          # the trial of each entry of ``trace``
         self.trials: set = set()     # ids of trials that trained at least one counted epoch
         self.cut: set = set()        # ids of trials stopped by the cap mid-way
 
@@ -96,6 +125,7 @@ class Meter:
                 self.cut.add(trial_id)
                 raise BudgetSpent(f"compute cap of {self.cap} reached")
             self.trace.append(float(value))
+            self.ids.append(trial_id)
             self.trials.add(trial_id)
 
     def counts(self, pruned_ids: set) -> tuple[int, int]:
@@ -218,7 +248,9 @@ def run_method(method: str, task: str, seed: int, cap: int, workers: int, min_b:
         finally:
             sys.stdout = old
         trials, pruned = meter.counts({t.trial_id for t in res.trials if t.state == "PRUNED"})
+    order = {t: i for i, t in enumerate(dict.fromkeys(meter.ids))}   # trials by their first epoch
     return {"method": method, "seed": seed, "trace": [round(v, 4) for v in meter.trace],
+            "trial_index": [order[t] for t in meter.ids],
             "trials": trials, "pruned": pruned, "wall_s": round(time.monotonic() - t0, 1)}
 
 
@@ -291,6 +323,12 @@ def best_at(trace: list[float], epochs: int) -> float:
     return max(trace[:epochs], default=float("nan"))
 
 
+def best_of_trials(row: dict, n: int) -> float:
+    """Best value reported by the first ``n`` trials of a study (in the order of their first epoch)."""
+    idx = row.get("trial_index") or []
+    return max((v for v, i in zip(row["trace"], idx) if i < n), default=float("nan"))
+
+
 def ert(hits: list[Optional[int]], spent: list[int]) -> Optional[float]:
     """Expected running time (COCO/BBOB): epochs spent over all seeds, each until the target or, when
     it never got there, its whole study, divided by the number of seeds that reached the target."""
@@ -320,9 +358,9 @@ def report(a: argparse.Namespace, methods: list[str], rows: list[dict], notes: l
     target = round(target, 4)
     emit(B, "target_val_accuracy", target, "val_accuracy", task=a.task, how=how, seeds=seeds, cap=cap)
     points = sorted({max(1, cap // 6), cap // 3, cap // 2, cap})
-    head = ("MNIST-1D MLP" if a.task == "mnist1d" else a.task) + (
+    head = TASKS[a.task]["label"] + (
         f", {len(seeds)} seeds {seeds}, cap {cap} epochs per study, budgets {a.min_budget}..{a.max_budget}, "
-        f"eta {a.eta}; rdhpo in-process with {a.workers} workers, Optuna sequential; total {wall:.0f} s")
+        f"eta {a.eta}; rdhpo in-process with {a.workers} worker(s), Optuna sequential; total {wall:.0f} s")
     t1 = [f"### Median best val_accuracy reached vs epochs spent ({head})", "",
           "| method | " + " | ".join(f"{p} ep" for p in points) + " | trials/seed (pruned) | wall s/seed |",
           "|---|" + "---:|" * len(points) + "---:|---:|"]
@@ -348,6 +386,24 @@ def report(a: argparse.Namespace, methods: list[str], rows: list[dict], notes: l
         pr = sum(by[(m, s)]["pruned"] for s in seeds) / max(1, tr)
         wl = sum(by[(m, s)]["wall_s"] for s in seeds) / len(seeds)
         t1.append(f"| {m} | " + " | ".join(cells) + f" | {tr / len(seeds):.0f} ({pr:.0%}) | {wl:.0f} |")
+    n_points = [n for n in (3, 7, 15, 30, 60, 120) if any(n <= by[(m, s)]["trials"] for m in methods
+                                                          for s in seeds)]
+    t3 = ["### Median best val_accuracy vs trials started (trials in the order of their first epoch; "
+          "'-': some seed ran fewer trials)", "",
+          "| method | " + " | ".join(f"{n} trials" for n in n_points) + " | epochs per trial |",
+          "|---|" + "---:|" * len(n_points) + "---:|"]
+    for m in methods:
+        cells = []
+        for n in n_points:
+            if any(by[(m, s)]["trials"] < n for s in seeds):
+                cells.append("-")
+                continue
+            v = statistics.median(best_of_trials(by[(m, s)], n) for s in seeds)
+            cells.append(f"{v:.3f}")
+            emit(B, "median_best_val_accuracy_vs_trials", round(v, 4), "val_accuracy", task=a.task, method=m,
+                 trials=n, seeds=len(seeds))
+        ept = sum(len(by[(m, s)]["trace"]) for s in seeds) / max(1, sum(by[(m, s)]["trials"] for s in seeds))
+        t3.append(f"| {m} | " + " | ".join(cells) + f" | {ept:.1f} |")
     e = {m: ert(hit[m], spent[m]) for m in methods}
     t2 = [f"### Epochs to reach val_accuracy >= {target} ({how})", "",
           "ERT = epochs of all seeds (each until the target, or its whole study) / seeds that reached it.", "",
@@ -363,33 +419,40 @@ def report(a: argparse.Namespace, methods: list[str], rows: list[dict], notes: l
              method=m, target=target, reached=reached, seeds=len(seeds), cap=cap)
         emit(B, "ert_ratio_vs_random", r1, "x", task=a.task, method=m, target=target)
         emit(B, "ert_ratio_vs_optuna_tpe_hb", r2, "x", task=a.task, method=m, target=target)
-    print("\n" + "\n".join(t1) + "\n\n" + "\n".join(t2), flush=True)
+    print("\n" + "\n".join(t1) + "\n\n" + "\n".join(t3) + "\n\n" + "\n".join(t2), flush=True)
     return 0
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--task", choices=sorted(TASKS), default="mnist1d")
-    ap.add_argument("--quick", action="store_true", help="2 seeds, cap 81 epochs, time limit 95 s")
+    ap.add_argument("--quick", action="store_true",
+                    help="2 seeds, a smaller cap (mnist1d 54 epochs, else 81), time limit 100 s")
     ap.add_argument("--seeds", type=int, default=None, help="default 6 (quick 2)")
-    ap.add_argument("--cap", type=int, default=None, help="epochs per study (default 162, quick 81)")
+    ap.add_argument("--cap", type=int, default=None,
+                    help="epochs per study (default 162; quick: mnist1d 54, else 81)")
     ap.add_argument("--target", default=None, help="val_accuracy or 'auto' (default auto; digits 0.98)")
-    ap.add_argument("--methods", default=",".join(METHODS))
-    ap.add_argument("--workers", type=int, default=2, help="rdhpo worker threads")
+    ap.add_argument("--methods", default=",".join(DEFAULT_METHODS),
+                    help=f"comma-separated, from {','.join(METHODS)}")
+    ap.add_argument("--workers", type=int, default=1, help="rdhpo worker threads per study")
     ap.add_argument("--procs", type=int, default=2, help="seeds run at once (one process each)")
     ap.add_argument("--min-budget", type=int, default=1)
-    ap.add_argument("--max-budget", type=int, default=9)
+    ap.add_argument("--max-budget", type=int, default=None, help="epochs (default per task: mnist1d 27, else 9)")
     ap.add_argument("--eta", type=int, default=3)
-    ap.add_argument("--time-limit", type=float, default=None, help="seconds for all seeds (default 330, quick 95)")
-    ap.add_argument("--study-timeout", type=float, default=120.0, help="wall-clock bound of one study")
+    ap.add_argument("--time-limit", type=float, default=None,
+                    help="seconds for all seeds (default 1500; quick 100, as python -m bench --quick "
+                         "kills a module at 110 s)")
+    ap.add_argument("--study-timeout", type=float, default=300.0, help="wall-clock bound of one study")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.child:
         return child(a)
+    task = TASKS[a.task]
     a.seeds = a.seeds or (2 if a.quick else 6)
-    a.cap = a.cap or (81 if a.quick else 162)
-    a.time_limit = a.time_limit or (95.0 if a.quick else 330.0)
+    a.cap = a.cap or (task["quick_cap"] if a.quick else task["cap"])
+    a.max_budget = a.max_budget or task["max_budget"]
+    a.time_limit = a.time_limit or (100.0 if a.quick else 1500.0)
     a.target = a.target or ("0.98" if a.task == "digits" else "auto")
     methods = [m for m in a.methods.split(",") if m]
     bad = [m for m in methods if m not in METHODS]

@@ -3,17 +3,25 @@
 Used by the ``bohb`` strategy inside the Hyperband scheduler, which passes every rung value to
 :meth:`BOHBSampler.observe_budget` as it is recorded.  ``ask``:
 
-1. with probability ``random_fraction``, or while no budget has ``min_points_in_model + 2``
-   observations, a random config (the prior);
-2. else, on the *largest* budget with enough observations: sort them by loss; the best
-   ``n_good = max(n_min, floor(top_n_percent/100 * n))`` form the "good" set, the worst
-   ``n_bad = max(n_min, floor((100-top_n_percent)/100 * n))`` the "bad" set (``n_min`` =
-   ``min_points_in_model``, default dims + 1); fit a product-kernel density to each — Gaussian on
-   the [0, 1] encoding of numeric dims (normal-reference bandwidth, at least ``min_bandwidth``),
-   Aitchison–Aitken on categorical dims;
-3. draw ``num_samples`` candidates from the good density with bandwidths times
-   ``bandwidth_factor`` (each around a random good point) and return the one with the largest
+1. with probability ``random_fraction`` (default 0.1), or while no budget has
+   ``min_points_in_model + 2`` observations, a random config (the prior);
+2. else, on the *largest* budget with enough observations: sort them by loss (non-finite last);
+   the best ``n_good = max(n_min, floor(top_n_percent/100 * n))`` form the "good" set and the
+   next ``n_bad = max(n_min, floor((100-top_n_percent)/100 * n))`` the "bad" set — disjoint, as in
+   the paper and HpBandSter (``n_min`` = ``min_points_in_model``, default dims + 1; the good set
+   keeps at least one point for the bad one and holds finite losses only); fit a product-kernel
+   density to each — Gaussian on the [0, 1] encoding of numeric dims (normal-reference bandwidth
+   ``1.06 sd n**-0.2``, floored at Optuna's multivariate-TPE bandwidth ``0.2 n**(-1/(d+4))`` and
+   at ``min_bandwidth``), Aitchison–Aitken on categorical dims — and mix each with the prior
+   (uniform on the encoding) at weight ``prior_weight / (n + prior_weight)``, as TPE does, so the
+   ratio cannot blow up far from every observation;
+3. draw ``num_samples`` (default 24) candidates from the good density with bandwidths times
+   ``bandwidth_factor`` (default 1: the density itself) and return the one with the largest
    ``l(x) / g(x)`` — the TPE acquisition.
+
+The paper's defaults (``random_fraction 1/3``, ``num_samples 64``, ``bandwidth_factor 3``, no prior
+mixture, no bandwidth floor) remain available as options; on our benches they wasted most
+candidates on points far from every observation (docs/schedulers.md, "BOHB").
 
 Conditional spaces: a candidate is decoded through the space, so only its active branch is kept;
 in the densities, a dimension inactive in an observation contributes a flat factor (1).
@@ -34,8 +42,9 @@ from .base import Optimizer
 
 class BOHBSampler(Optimizer):
     name = "bohb"
-    options: dict[str, Any] = {"top_n_percent": 15, "num_samples": 64, "random_fraction": 1 / 3,
-                               "bandwidth_factor": 3.0, "min_bandwidth": 1e-3, "min_points_in_model": None}
+    options: dict[str, Any] = {"top_n_percent": 15, "num_samples": 24, "random_fraction": 0.1,
+                               "bandwidth_factor": 1.0, "min_bandwidth": 1e-3, "min_points_in_model": None,
+                               "prior_weight": 1.0}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -45,6 +54,7 @@ class BOHBSampler(Optimizer):
         _check(o["random_fraction"], "random_fraction", 0, 1)
         _check(o["bandwidth_factor"], "bandwidth_factor", 1e-9, 1e6)
         _check(o["min_bandwidth"], "min_bandwidth", 1e-12, 1)
+        _check(o["prior_weight"], "prior_weight", 0, 1e6)
         self.dims = [d for d in self.space.dims if not isinstance(d.param, Fixed)]
         self.is_cat = np.array([isinstance(d.param, Categorical) for d in self.dims], dtype=bool)
         self.n_cat = np.array([len(d.param.choices) if isinstance(d.param, Categorical) else 0
@@ -88,14 +98,7 @@ class BOHBSampler(Optimizer):
         if budget is None or u < self.opts["random_fraction"]:
             return self.space.sample(self.rng)
         self.model_budget = budget
-        obs = [v for v in self.by_budget[budget].values() if math.isfinite(v[2])] or \
-            list(self.by_budget[budget].values())
-        obs.sort(key=lambda o: o[2])
-        n = len(obs)
-        pct = self.opts["top_n_percent"]
-        n_good = max(self.n_min, int(pct * n // 100))
-        n_bad = max(self.n_min, int((100 - pct) * n // 100))
-        good, bad = obs[:n_good], obs[n - n_bad:]
+        good, bad = self._split(budget)
         gx, ga = np.array([o[0] for o in good]), np.array([o[1] for o in good])
         bx, ba = np.array([o[0] for o in bad]), np.array([o[1] for o in bad])
         g_bw, b_bw = self._bandwidths(gx, ga), self._bandwidths(bx, ba)
@@ -103,6 +106,16 @@ class BOHBSampler(Optimizer):
         score = self._log_density(cands, gx, ga, g_bw) - self._log_density(cands, bx, ba, b_bw)
         best = cands[int(np.argmax(score))]
         return self._decode(best)
+
+    def _split(self, budget: float) -> tuple[list, list]:
+        """(good, bad) observations at ``budget``: disjoint, the good ones finite, bad non-empty."""
+        obs = sorted(self.by_budget[budget].values(), key=lambda o: o[2])   # non-finite last
+        n = len(obs)
+        pct = self.opts["top_n_percent"]
+        n_finite = sum(1 for o in obs if math.isfinite(o[2]))
+        n_good = min(max(self.n_min, int(pct * n // 100)), max(1, n_finite), n - 1)
+        n_bad = max(self.n_min, int((100 - pct) * n // 100))
+        return obs[:n_good], obs[n_good:n_good + n_bad]     # disjoint, as in the paper
 
     def _model_budget(self) -> Optional[float]:
         enough = [b for b, obs in self.by_budget.items() if len(obs) >= self.n_min + 2]
@@ -116,6 +129,9 @@ class BOHBSampler(Optimizer):
             col = x[active[:, j], j] if active[:, j].any() else np.array([0.5])
             sd = float(np.std(col)) if len(col) > 1 else 0.5
             bw[j] = 1.06 * sd * n ** (-0.2)
+        # floor: Optuna's multivariate TPE bandwidth 0.2 * n**(-1/(d+4)) of the [0, 1] range, so a
+        # few clustered good points do not give a needle-thin density
+        bw = np.maximum(bw, 0.2 * n ** (-1.0 / (len(self.dims) + 4)))
         bw = np.maximum(bw, self.opts["min_bandwidth"])
         cat_max = np.where(self.is_cat, (self.n_cat - 1) / np.maximum(self.n_cat, 1), np.inf)
         return np.minimum(bw, cat_max)
@@ -156,7 +172,13 @@ class BOHBSampler(Optimizer):
                 kern = -0.5 * z ** 2 - math.log(bw[j] * math.sqrt(2 * math.pi))
             logk += np.where(both, kern, 0.0)
         m = logk.max(axis=1, keepdims=True)
-        return (m + np.log(np.exp(logk - m).mean(axis=1, keepdims=True)))[:, 0]
+        out = (m + np.log(np.exp(logk - m).mean(axis=1, keepdims=True)))[:, 0]
+        w = float(self.opts["prior_weight"])
+        if w > 0:   # mix in the prior (uniform on the encoding) with weight w / (n + w), as TPE does
+            logp = -((c_active & self.is_cat[None, :]).astype(float) @ np.log(np.maximum(self.n_cat, 1)))
+            n = len(x)
+            out = np.logaddexp(out + math.log(n / (n + w)), logp + math.log(w / (n + w)))
+        return out
 
     # -- encoding ------------------------------------------------------------------------------
     def _encode(self, params: dict) -> tuple[np.ndarray, np.ndarray]:
