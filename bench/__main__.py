@@ -41,8 +41,24 @@ def discover() -> list[str]:
     return [n for n in ORDER if n in found] + sorted(found - set(ORDER))
 
 
+# Sizes the runner passes in quick mode, so that every module runs within the 5-minute budget (a
+# smoke run of each: the quality figures need their own full commands, see docs/bench.md).
+QUICK_ARGS = {
+    "scaling": ["--quick", "--ranks", "2", "4", "16"],
+    "reliability": ["--quick", "--only", "crash"],
+    "suggest_idle": ["--quick", "--optimizers", "bayes"],
+    "optimizer_latency": ["--quick", "--reps", "2"],
+    "quality": ["--quick", "--seeds", "1", "--part", "single"],
+    "multifidelity": ["--quick", "--seeds", "1", "--cap", "27"],
+}
+
+
+def module_args(name: str, quick: bool) -> list[str]:
+    return QUICK_ARGS.get(name, ["--quick"]) if quick else []
+
+
 def run_module(name: str, quick: bool, timeout: float) -> tuple[int, float, list[dict], str]:
-    cmd = [sys.executable, "-m", f"bench.{name}"] + (["--quick"] if quick else [])
+    cmd = [sys.executable, "-m", f"bench.{name}"] + module_args(name, quick)
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     t = time.monotonic()
     p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

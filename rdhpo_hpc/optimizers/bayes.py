@@ -69,6 +69,8 @@ _CHOICES = {"acq": ("ei", "lcb", "hedge"), "initial_design": ("lhs", "random"),
 
 _SQ2, _SQ_HALF_PI = math.sqrt(2.0), math.sqrt(math.pi / 2.0)
 _N_LOCAL = 10          # local searches of the acquisition per ask (GP surrogate)
+_N_LOCAL_PENDING = 3   # ... while other suggestions are pending (parallel workers: asks come in
+                       # waves and must stay cheap; the liars spread them out anyway)
 _START_SEP = 0.05      # their starts are at least this far apart (L-inf, unit cube)
 _LOCAL_ITERS = 200     # L-BFGS-B iterations per local search, at most (and 2x that many evaluations)
 _PGTOL = 1e-2          # ... until the projected gradient (length-scale units) is below this
@@ -375,10 +377,11 @@ class BayesOptimizer(Optimizer):
                       U_told: np.ndarray, y_told: np.ndarray) -> np.ndarray:
         """Starts of the local searches: the best candidate found so far, then the best-scoring
         pool candidates at least ``_START_SEP`` apart (L-inf, unit cube), then the best observed
-        configuration (``_N_LOCAL`` in all)."""
+        configuration (``_N_LOCAL`` in all, ``_N_LOCAL_PENDING`` while suggestions are pending)."""
+        n_local = _N_LOCAL_PENDING if self.pending else _N_LOCAL
         chosen = [Cb[int(np.argmax(sb))]]
         for j in np.argsort(-s, kind="stable"):
-            if len(chosen) >= _N_LOCAL - 1:
+            if len(chosen) >= n_local - 1:
                 break
             if np.min(np.abs(np.array(chosen) - C[j]).max(axis=1)) > _START_SEP:
                 chosen.append(C[j])
