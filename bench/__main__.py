@@ -44,8 +44,8 @@ def discover() -> list[str]:
 # Sizes the runner passes in quick mode, so that every module runs within the 5-minute budget (a
 # smoke run of each: the quality figures need their own full commands, see docs/bench.md).
 QUICK_ARGS = {
-    "scaling": ["--quick", "--ranks", "2", "4", "16"],
-    "reliability": ["--quick", "--only", "crash"],
+    "scaling": ["--quick", "--ranks", "2", "4", "16", "32"],
+    "reliability": ["--quick", "--only", "crash", "cost"],
     "suggest_idle": ["--quick", "--optimizers", "bayes"],
     "optimizer_latency": ["--quick", "--reps", "2"],
     "quality": ["--quick", "--seeds", "1", "--part", "single"],
@@ -53,8 +53,18 @@ QUICK_ARGS = {
 }
 
 
+# Full mode: sizes chosen to fit 30 minutes on 2 cores from per-module times measured one by one
+# (a 2-minute soak instead of 10, 5 quality seeds, 2 multi-fidelity seeds); the headline runs of
+# each module have their own commands in docs/bench.md.
+FULL_ARGS = {
+    "reliability": ["--soak-seconds", "120"],
+    "quality": ["--seeds", "5"],
+    "multifidelity": ["--seeds", "2"],
+}
+
+
 def module_args(name: str, quick: bool) -> list[str]:
-    return QUICK_ARGS.get(name, ["--quick"]) if quick else []
+    return QUICK_ARGS.get(name, ["--quick"]) if quick else FULL_ARGS.get(name, [])
 
 
 def run_module(name: str, quick: bool, timeout: float) -> tuple[int, float, list[dict], str]:

@@ -84,10 +84,13 @@ def main() -> None:
         print("# no GPU visible: measuring the CPU only", file=sys.stderr)
     for device in gpus or ["cpu"]:
         for amp in (["none", "bf16", "fp16"] if device != "cpu" else ["none"]):
-            print(json.dumps(measure(device, amp, args.dataset, args.trials, args.epochs)), flush=True)
+            m = measure(device, amp, args.dataset, args.trials, args.epochs)
+            print(json.dumps({"metric": "samples_per_s", "value": m["samples_per_s"], "unit": "samples/s",
+                              **m}), flush=True)
     if args.mpi and gpus:
         for row in mpi_study(args.mpi, args.dataset):
-            print(json.dumps({"bench": "gpu_smoke", "metric": "worker_device", **row}), flush=True)
+            print(json.dumps({"bench": "gpu_smoke", "metric": "worker_device", "value": row.get("device"),
+                              "unit": "", **row}), flush=True)
 
 
 if __name__ == "__main__":

@@ -42,9 +42,19 @@ OBJ = REPO / "tests" / "system" / "objectives.py"
 ROWS: list[dict] = []
 
 
+# the headline number of each part, so `python -m bench` collects it: (key, metric, unit)
+HEADLINE = {"crash": ("median_s", "detection_median", "s"), "hang": ("median_s", "detection_median", "s"),
+            "cost": ("msgs_per_rank_s", "gossip_msgs_per_rank", "msgs/s"),
+            "sim-check": ("real_all_detected_s", "sim_check_all_detected", "s"),
+            "sim": ("detect_all_s", "sim_all_detected", "s"), "soak": ("false_deaths", "false_deaths", "count")}
+
+
 def emit(**row) -> None:
+    """One JSON line in the bench format (bench, metric, value, unit) with the part's details."""
+    key, metric, unit = HEADLINE[row["part"]]
     ROWS.append(row)
-    print(json.dumps(row), flush=True)
+    print(json.dumps({"bench": "reliability", "metric": f"{row['part']}/{metric}", "value": row[key],
+                      "unit": unit, **row}), flush=True)
 
 
 # -- real MPI jobs -------------------------------------------------------------------------------
