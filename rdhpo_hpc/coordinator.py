@@ -67,6 +67,7 @@ class CoordinatorLoop:
         self.queued: dict[int, collections.deque] = {}          # rank -> more (trial, attempt, sent)
         self.pipeline_allowed = type(scheduler) is Scheduler and node.size - 1 >= 2
         self._durations: collections.deque[float] = collections.deque(maxlen=32)  # recent attempts
+        self.depth = 1               # attempts per worker at once (updated as results arrive)
         self.idle: set[int] = set()
         self.workers: dict[int, dict] = {}
         self.next_id = 0
@@ -303,8 +304,8 @@ class CoordinatorLoop:
                 and src not in self.node.unreachable and src != self.node.rank:
             self.idle.add(src)    # a stale attempt ended (e.g. after a takeover): the rank is free
         t0, t1 = msg.timings.get("start"), msg.timings.get("end")
-        if t0 is not None and t1 is not None:
-            self._durations.append(t1 - t0)
+        if t0 is not None and t1 is not None and self.pipeline_allowed:
+            self._note_duration(t1 - t0)
         e.running.pop(msg.attempt, None)
         state = TrialState(msg.state)
         value = msg.value
@@ -454,18 +455,19 @@ class CoordinatorLoop:
         self.node.send(rank, Task(e.trial_id, att, s.params, s.budget, s.checkpoint_from))
 
     # -- pipelining (see the class docstring) ------------------------------------------------------
-    def _depth(self) -> int:
-        """Attempts per worker at once: PIPELINE_DEPTH while recent attempts are very short."""
-        if not self.pipeline_allowed or len(self._durations) < 8:
-            return 1
-        return self.PIPELINE_DEPTH if sorted(self._durations)[len(self._durations) // 2] \
-            < self.PIPELINE_BELOW else 1
+    def _note_duration(self, seconds: float) -> None:
+        """Per result (not per loop turn): depth = PIPELINE_DEPTH while the median of the recent
+        attempts is under PIPELINE_BELOW, else 1."""
+        self._durations.append(seconds)
+        if len(self._durations) >= 8:
+            median = sorted(self._durations)[len(self._durations) // 2]
+            self.depth = self.PIPELINE_DEPTH if median < self.PIPELINE_BELOW else 1
 
     def _free_slots(self) -> list[int]:
         """Ranks to send one more attempt to, in order: idle ranks first, then (pipelining) busy
         ranks round-robin until each holds ``depth`` attempts."""
         slots = sorted(self.idle)
-        depth = self._depth()
+        depth = self.depth
         if depth > 1:
             busy = [r for r in sorted(self.running) if r not in self.node.unreachable]
             for level in range(1, depth):
