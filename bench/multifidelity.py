@@ -13,7 +13,10 @@ Contenders, all on the same total compute (``--cap`` trained epochs per study, c
 trial) and the same seeds (default set; ``--methods`` adds ``bayes`` and ``optuna-tpe``):
 
 * rdhpo ``random`` at the full budget (every trial trains ``max_budget`` epochs),
-* rdhpo ``asha``, ``hyperband``, ``bohb``, in-process with ``--workers`` (default 1) worker threads,
+* rdhpo ``asha`` (the scheduler's default ``mode: stop``) and ``asha-promote``, ``hyperband-promote``,
+  ``bohb-promote`` (``mode: promote``: one trial per rung, promoted trials resume from the previous
+  rung's checkpoint), in-process with ``--workers`` (default 1) worker threads; ``--methods`` also
+  takes ``hyperband`` and ``bohb`` in stop mode,
 * Optuna TPE + ``HyperbandPruner(min_budget, max_budget, eta)``, sequential, the same built-in
   objective driven through a small ctx adapter (``trial.report`` / ``trial.should_prune``);
   ``optuna-tpe`` is Optuna TPE at the full budget.
@@ -29,7 +32,9 @@ TPE + HyperbandPruner's ERT (same run).  ``--target auto`` (default for MNIST-1D
 seeds of full-budget random search's best accuracy at the cap, rounded down to 0.005, so random
 search reaches it in about half the seeds or more (a target random search can reach at this
 compute, not one tuned against it).  "vs trials" = the best value reported by the first n trials,
-trials ordered by their first epoch.
+trials ordered by their first epoch.  ``--more-targets`` (default 0.93, 0.95 for MNIST-1D) adds one
+ERT table per harder target: at the auto target random search is lucky by construction, a researcher
+usually wants more.
 
 Each seed runs in its own subprocess (``--procs`` at a time, killed at ``--time-limit``); a seed that
 did not finish every contender is left out of the medians.  One CNN epoch costs 0.05-0.8 s on one
@@ -94,10 +99,12 @@ TASKS = {
                          "batch_size": {"type": "categorical", "choices": [16, 64, 256]},
                          "activation": {"type": "categorical", "choices": ["relu", "tanh"]}}},
 }
-METHODS = ["random", "bayes", "asha", "hyperband", "bohb", "optuna-tpe", "optuna-tpe-hb"]
-DEFAULT_METHODS = ["random", "asha", "hyperband", "bohb", "optuna-tpe-hb"]
+METHODS = ["random", "bayes", "asha", "hyperband", "bohb", "asha-promote", "hyperband-promote", "bohb-promote",
+           "optuna-tpe", "optuna-tpe-hb"]
+DEFAULT_METHODS = ["random", "asha", "asha-promote", "hyperband-promote", "bohb-promote", "optuna-tpe-hb"]
 FULL = {"random", "bayes", "optuna-tpe"}         # every trial trains max_budget epochs
 REF_RANDOM, REF_OPTUNA = "random", "optuna-tpe-hb"
+PROMOTE = "-promote"      # suffix: the rung scheduler in mode "promote" (checkpoint resume)
 
 
 # -- compute accounting, shared with bench/quality.py ------------------------------------------------
@@ -218,13 +225,13 @@ def run_optuna_study(objective: Callable, space: dict, direction: str, seed: int
 
 # -- one seed (child process) --------------------------------------------------------------------
 def run_method(method: str, task: str, seed: int, cap: int, workers: int, min_b: int, max_b: int,
-               eta: int, study_timeout: float) -> dict:
+               eta: int, study_timeout: float, extra: Optional[dict] = None, random_cap: int = 0) -> dict:
     import rdhpo_hpc as rd
     from rdhpo_hpc.training import make_builtin_objective
     spec = {**TASKS[task]["objective"], "num_threads": 1, "seed": seed}
     objective = make_builtin_objective(spec)
     space = TASKS[task]["space"]
-    meter = Meter(cap)
+    meter = Meter(random_cap if method == REF_RANDOM and random_cap else cap)
     t0 = time.monotonic()
     if method.startswith("optuna"):
         out = run_optuna_study(objective, space, "maximize", seed, meter, max_b,
@@ -234,14 +241,19 @@ def run_method(method: str, task: str, seed: int, cap: int, workers: int, min_b:
     else:
         if method in FULL:
             opts: dict = {"budget": max_b}
-            max_trials = 2 * (cap // max_b) + 2          # room for diverged (FAILED) trials
+            max_trials = 2 * (meter.cap // max_b) + 2    # room for diverged (FAILED) trials
         else:
             opts = {"min_budget": min_b, "max_budget": max_b, "eta": eta}
             max_trials = cap                              # every trial trains >= 1 epoch
+            if method.endswith(PROMOTE):                  # the scheduler's "promote" mode
+                opts["mode"] = "promote"
+            if method.removesuffix(PROMOTE) == "bohb":
+                opts.update(extra or {})                  # --bohb-options
         old = sys.stdout
         sys.stdout = io.StringIO()                        # the progress lines
         try:
-            res = rd.optimize(metered(objective, meter), rd.Space.from_dict(space), optimizer=method,
+            res = rd.optimize(metered(objective, meter), rd.Space.from_dict(space),
+                              optimizer=method.removesuffix(PROMOTE),
                               max_trials=max_trials, direction="maximize", seed=seed, workers=workers,
                               progress_interval=1e6, gossip_interval=0.2, t_fail=30.0,
                               max_wall_time=study_timeout, **opts)
@@ -264,7 +276,7 @@ def child(a: argparse.Namespace) -> int:
     load_dataset(TASKS[a.task]["objective"]["dataset"], a.seed)   # generate once, outside the clocks
     for m in a.methods.split(","):
         row = run_method(m, a.task, a.seed, a.cap, a.workers, a.min_budget, a.max_budget, a.eta,
-                         a.study_timeout)
+                         a.study_timeout, json.loads(a.bohb_options), a.random_cap)
         print(json.dumps({"run": row}), flush=True)
     return 0
 
@@ -289,7 +301,8 @@ def run_seeds(a: argparse.Namespace, methods: list[str]) -> tuple[list[dict], li
             cmd = [sys.executable, "-m", "bench.multifidelity", "--child", "--seed", str(s), "--task", a.task,
                    "--cap", str(a.cap), "--workers", str(a.workers), "--min-budget", str(a.min_budget),
                    "--max-budget", str(a.max_budget), "--eta", str(a.eta), "--methods", ",".join(methods),
-                   "--study-timeout", str(a.study_timeout)]
+                   "--study-timeout", str(a.study_timeout), "--bohb-options", a.bohb_options,
+                   "--random-cap", str(a.random_cap)]
             p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                  text=True, start_new_session=True)
             th = threading.Thread(target=reader, args=(p,), daemon=True)
@@ -359,20 +372,16 @@ def report(a: argparse.Namespace, methods: list[str], rows: list[dict], notes: l
     emit(B, "target_val_accuracy", target, "val_accuracy", task=a.task, how=how, seeds=seeds, cap=cap)
     points = sorted({max(1, cap // 6), cap // 3, cap // 2, cap})
     head = TASKS[a.task]["label"] + (
-        f", {len(seeds)} seeds {seeds}, cap {cap} epochs per study, budgets {a.min_budget}..{a.max_budget}, "
+        f", {len(seeds)} seeds {seeds}, cap {cap} epochs per study (random search: {a.random_cap}, the "
+        f"columns stop at {cap}), budgets {a.min_budget}..{a.max_budget}, "
         f"eta {a.eta}; rdhpo in-process with {a.workers} worker(s), Optuna sequential; total {wall:.0f} s")
     t1 = [f"### Median best val_accuracy reached vs epochs spent ({head})", "",
           "| method | " + " | ".join(f"{p} ep" for p in points) + " | trials/seed (pruned) | wall s/seed |",
           "|---|" + "---:|" * len(points) + "---:|---:|"]
-    hit: dict[str, list[Optional[int]]] = {}
-    spent: dict[str, list[int]] = {}
     for m in methods:
-        hit[m], spent[m] = [], []
         for s in seeds:
             r = by[(m, s)]
             h = first_reach(r["trace"], target)
-            hit[m].append(h)
-            spent[m].append(len(r["trace"]))
             emit(B, "epochs_to_target", h if h is not None else len(r["trace"]), "epochs", task=a.task,
                  method=m, seed=s, censored=h is None, target=target, cap=cap, total_epochs=len(r["trace"]),
                  best=best_at(r["trace"], cap), trials=r["trials"], pruned=r["pruned"], wall_s=r["wall_s"])
@@ -404,23 +413,35 @@ def report(a: argparse.Namespace, methods: list[str], rows: list[dict], notes: l
                  trials=n, seeds=len(seeds))
         ept = sum(len(by[(m, s)]["trace"]) for s in seeds) / max(1, sum(by[(m, s)]["trials"] for s in seeds))
         t3.append(f"| {m} | " + " | ".join(cells) + f" | {ept:.1f} |")
+    t2 = ert_table(methods, seeds, by, target, how, a.task, cap, per_seed=True)
+    for extra in a.more_targets:
+        t2 += [""] + ert_table(methods, seeds, by, extra, "given: a harder target", a.task, cap, per_seed=False)
+    print("\n" + "\n".join(t1) + "\n\n" + "\n".join(t3) + "\n\n" + "\n".join(t2), flush=True)
+    return 0
+
+
+def ert_table(methods: list[str], seeds: list[int], by: dict, target: float, how: str, task: str, cap: int,
+              per_seed: bool) -> list[str]:
+    """The ERT table at one target (and its JSON lines): epochs to the target, ratios to the peers."""
+    hit = {m: [first_reach(by[(m, s)]["trace"], target) for s in seeds] for m in methods}
+    spent = {m: [len(by[(m, s)]["trace"]) for s in seeds] for m in methods}
     e = {m: ert(hit[m], spent[m]) for m in methods}
-    t2 = [f"### Epochs to reach val_accuracy >= {target} ({how})", "",
-          "ERT = epochs of all seeds (each until the target, or its whole study) / seeds that reached it.", "",
-          f"| method | per seed | reached | ERT (epochs) | ERT / random | ERT / {REF_OPTUNA} |",
-          "|---|---|---:|---:|---:|---:|"]
+    out = [f"### Epochs to reach val_accuracy >= {target} ({how})", ""]
+    if per_seed:
+        out += ["ERT = epochs of all seeds (each until the target, or its whole study) / seeds that reached it.", ""]
+    out += [f"| method | per seed | reached | ERT (epochs) | ERT / random | ERT / {REF_OPTUNA} |",
+            "|---|---|---:|---:|---:|---:|"]
     for m in methods:
         per = ", ".join(str(h) if h is not None else f">{c}" for h, c in zip(hit[m], spent[m]))
         r1, r2 = ratio(e[m], e.get(REF_RANDOM)), ratio(e[m], e.get(REF_OPTUNA))
         reached = sum(h is not None for h in hit[m])
-        t2.append(f"| {m} | {per} | {reached}/{len(seeds)} | {'-' if e[m] is None else f'{e[m]:.0f}'} | "
-                  f"{'-' if r1 is None else f'{r1:.2f}'} | {'-' if r2 is None else f'{r2:.2f}'} |")
-        emit(B, "ert_epochs_to_target", None if e[m] is None else round(e[m], 1), "epochs", task=a.task,
+        out.append(f"| {m} | {per} | {reached}/{len(seeds)} | {'-' if e[m] is None else f'{e[m]:.0f}'} | "
+                   f"{'-' if r1 is None else f'{r1:.2f}'} | {'-' if r2 is None else f'{r2:.2f}'} |")
+        emit(B, "ert_epochs_to_target", None if e[m] is None else round(e[m], 1), "epochs", task=task,
              method=m, target=target, reached=reached, seeds=len(seeds), cap=cap)
-        emit(B, "ert_ratio_vs_random", r1, "x", task=a.task, method=m, target=target)
-        emit(B, "ert_ratio_vs_optuna_tpe_hb", r2, "x", task=a.task, method=m, target=target)
-    print("\n" + "\n".join(t1) + "\n\n" + "\n".join(t3) + "\n\n" + "\n".join(t2), flush=True)
-    return 0
+        emit(B, "ert_ratio_vs_random", r1, "x", task=task, method=m, target=target)
+        emit(B, "ert_ratio_vs_optuna_tpe_hb", r2, "x", task=task, method=m, target=target)
+    return out
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -432,6 +453,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--cap", type=int, default=None,
                     help="epochs per study (default 162; quick: mnist1d 54, else 81)")
     ap.add_argument("--target", default=None, help="val_accuracy or 'auto' (default auto; digits 0.98)")
+    ap.add_argument("--random-cap", type=int, default=None,
+                    help="epochs for the full-budget random search reference (default 4 x cap, quick: cap), "
+                         "so that its ERT at the harder targets is measured, not censored")
+    ap.add_argument("--more-targets", default=None,
+                    help="comma-separated harder targets, one more ERT table each (default mnist1d: 0.93,0.95)")
     ap.add_argument("--methods", default=",".join(DEFAULT_METHODS),
                     help=f"comma-separated, from {','.join(METHODS)}")
     ap.add_argument("--workers", type=int, default=1, help="rdhpo worker threads per study")
@@ -440,9 +466,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--max-budget", type=int, default=None, help="epochs (default per task: mnist1d 27, else 9)")
     ap.add_argument("--eta", type=int, default=3)
     ap.add_argument("--time-limit", type=float, default=None,
-                    help="seconds for all seeds (default 1500; quick 100, as python -m bench --quick "
+                    help="seconds for all seeds (default 2400; quick 100, as python -m bench --quick "
                          "kills a module at 110 s)")
     ap.add_argument("--study-timeout", type=float, default=300.0, help="wall-clock bound of one study")
+    ap.add_argument("--bohb-options", default="{}", help='JSON options for bohb, e.g. \'{"top_n_percent": 30}\'')
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
@@ -452,8 +479,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     a.seeds = a.seeds or (2 if a.quick else 6)
     a.cap = a.cap or (task["quick_cap"] if a.quick else task["cap"])
     a.max_budget = a.max_budget or task["max_budget"]
-    a.time_limit = a.time_limit or (100.0 if a.quick else 1500.0)
+    if a.random_cap is None:
+        a.random_cap = a.cap if a.quick else 4 * a.cap
+    a.time_limit = a.time_limit or (100.0 if a.quick else 2400.0)
     a.target = a.target or ("0.98" if a.task == "digits" else "auto")
+    if a.more_targets is None:
+        a.more_targets = "0.93,0.95" if a.task == "mnist1d" else ""
+    a.more_targets = [float(x) for x in a.more_targets.split(",") if x]
     methods = [m for m in a.methods.split(",") if m]
     bad = [m for m in methods if m not in METHODS]
     if bad or (a.target == "auto" and REF_RANDOM not in methods):

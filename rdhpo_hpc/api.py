@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import tempfile
 from typing import Any, Callable, Optional
 
 from .config import FT_DEFAULTS, StudyConfig, check_strategy, fault_tolerance
@@ -43,6 +44,11 @@ def optimize(objective: Callable[[dict, Any], float], space: Space, optimizer: s
                               "the study's configuration was rejected on rank 0 (see its message)")
         return outcome.result
     cfg = make_cfg()
+    if cfg.output is None and cfg.checkpoints is None:
+        # no results file to put them next to: trial checkpoints (PBT, promotions) live for the study
+        with tempfile.TemporaryDirectory(prefix="rdhpo-checkpoints-") as tmp:
+            cfg = dataclasses.replace(cfg, checkpoints=tmp)
+            return run_inprocess(cfg, workers=workers, resume=resume, overwrite=overwrite).result
     return run_inprocess(cfg, workers=workers, resume=resume, overwrite=overwrite).result
 
 

@@ -31,8 +31,14 @@ class StudyResult:
 
     @property
     def best_trial(self) -> Optional[TrialRecord]:
+        """The best COMPLETE trial at the largest budget any COMPLETE trial ran (multi-fidelity:
+        a value at a low budget is not comparable; promote mode and PBT end trials at several
+        budgets); the best PRUNED one when none completed."""
         scored = [t for t in self.trials if t.state == "COMPLETE" and t.value is not None
                   and math.isfinite(t.value)]
+        budgets = [t.budget for t in scored]
+        if scored and all(isinstance(b, (int, float)) for b in budgets):
+            scored = [t for t in scored if t.budget == max(budgets)]
         if not scored:
             scored = [t for t in self.trials if t.state == "PRUNED" and t.value is not None]
         if not scored:

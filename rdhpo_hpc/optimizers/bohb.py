@@ -4,7 +4,8 @@ Used by the ``bohb`` strategy inside the Hyperband scheduler, which passes every
 :meth:`BOHBSampler.observe_budget` as it is recorded.  ``ask``:
 
 1. with probability ``random_fraction`` (default 0.1), or while no budget has
-   ``min_points_in_model + 2`` observations, a random config (the prior);
+   ``2 * min_points_in_model`` observations (HpBandSter's rule: the good and the bad density each
+   get ``min_points_in_model`` points), a random config (the prior);
 2. else, on the *largest* budget with enough observations: sort them by loss (non-finite last);
    the best ``n_good = max(n_min, floor(top_n_percent/100 * n))`` form the "good" set and the
    next ``n_bad = max(n_min, floor((100-top_n_percent)/100 * n))`` the "bad" set — disjoint, as in
@@ -118,7 +119,9 @@ class BOHBSampler(Optimizer):
         return obs[:n_good], obs[n_good:n_good + n_bad]     # disjoint, as in the paper
 
     def _model_budget(self) -> Optional[float]:
-        enough = [b for b, obs in self.by_budget.items() if len(obs) >= self.n_min + 2]
+        """The largest budget whose good and bad sets both get ``n_min`` points (HpBandSter's rule:
+        both kernel densities need more points than dimensions)."""
+        enough = [b for b, obs in self.by_budget.items() if len(obs) >= 2 * self.n_min]
         return max(enough) if enough else None
 
     def _bandwidths(self, x: np.ndarray, active: np.ndarray) -> np.ndarray:

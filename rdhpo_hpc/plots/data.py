@@ -177,15 +177,23 @@ def _main_effect(x: np.ndarray, y: np.ndarray, kind: str, bins: int = 5) -> floa
 
 # -- learning curves, lineage ---------------------------------------------------------------------
 def curves(res: Any) -> list[dict]:
-    """One curve per (trial, attempt) from /reports with the attempt's outcome."""
+    """One curve per (trial, attempt) from /reports with the attempt's outcome; a trial promoted
+    from another (``info.promoted_from``) starts at that trial's last point, so a configuration's
+    rungs join up."""
     by: dict[tuple, list] = {}
     for r in res.reports:
         if finite(r.get("value")):
             by.setdefault((r["trial_id"], r.get("attempt") or 0), []).append((r["step"], r["value"], r.get("decision")))
     states = {(a["trial_id"], a.get("attempt") or 0): a["state"] for a in res.attempts}
+    promoted_from = {a["trial_id"]: (a.get("info") or {}).get("promoted_from") for a in res.attempts}
+    last: dict[int, tuple] = {}      # trial -> its last point (a promoted trial's line starts there)
     out = []
     for key, pts in sorted(by.items()):
         pts.sort()
+        last[key[0]] = pts[-1][:2] + (None,)
+        parent = last.get(promoted_from.get(key[0]))
+        if parent is not None and parent[0] < pts[0][0]:   # rung schedulers' promote mode
+            pts.insert(0, parent)
         out.append({"trial_id": key[0], "attempt": key[1], "step": np.array([p[0] for p in pts], float),
                     "value": np.array([p[1] for p in pts], float),
                     "state": states.get(key, "RUNNING"),

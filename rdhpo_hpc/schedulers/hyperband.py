@@ -17,12 +17,13 @@ import math
 from typing import Any
 
 from ..errors import ConfigError
+from .rungs import RungScheduler
 from .sh import SuccessiveHalving
 
 
 class Hyperband(SuccessiveHalving):
     name = "hyperband"
-    options: dict[str, Any] = {"min_budget": 1, "max_budget": 27, "eta": 3, "brackets": None}
+    options: dict[str, Any] = {**RungScheduler.options, "brackets": None}
 
     def _bracket_types(self) -> list[tuple[int, int]]:
         b = self.opts["brackets"]

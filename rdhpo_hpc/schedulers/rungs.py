@@ -1,35 +1,52 @@
-"""Shared machinery of the multi-fidelity schedulers (SH, Hyperband, ASHA): "stop at rung".
+"""Shared machinery of the multi-fidelity schedulers (SH, Hyperband, ASHA): two modes.
 
-The model
----------
-Every trial is started once with ``budget = max_budget`` and reports after every step (epoch).
-A trial of bracket ``s`` has the rung ladder ``r_k = min_budget * eta**(s + k)`` for every
+A configuration of bracket ``s`` has the rung ladder ``r_k = min_budget * eta**(s + k)`` for every
 ``r_k < max_budget``, and ``max_budget`` itself as its top rung.  The first report with
-``step >= r_k`` records the trial's value at rung ``k`` (later reports never overwrite it); at
-every rung below the top the subclass's rule ``_judge`` says continue / stop / "not known yet".
-A stopped trial ends PRUNED with its learning curve up to the rung in ``/reports``; a trial that
-passes every rung trains to ``max_budget`` and ends COMPLETE.  Nothing is ever retrained, so no
-checkpoint is needed for promotion, and no worker ever waits for a rung or a bracket to fill.
+``step >= r_k`` records the configuration's value at rung ``k`` (later reports never overwrite
+it); the subclass's rule ``_judge`` says, at every rung below the top, pass / never / "not known
+yet".  Option ``mode`` picks how a configuration climbs the ladder:
+
+``mode: stop`` (default) — one trial per configuration, started with ``budget = max_budget``.
+  It is judged when it reports at a rung: it continues (passed) or is stopped there and ends PRUNED
+  with its learning curve in ``/reports``; a trial that passes every rung ends COMPLETE.  Nothing
+  is retrained, no checkpoint is needed, no worker ever waits.  An undecided rung (synchronous SH
+  only) is judged again at each later report until it is settled; meanwhile the trial continues.
+
+``mode: promote`` — the form of the papers (Li et al. 2018, 2020): one trial per rung.  A new
+  configuration's first trial has ``budget = r_0``; when it ends (COMPLETE at that budget) the
+  configuration *waits* at rung 0.  When a worker asks for work, the scheduler first promotes a
+  waiting configuration that passes its rung — highest rung budget first, best value first: a
+  new trial with the same params, ``budget = r_{k+1}``, ``checkpoint_from`` = its previous trial
+  (the objective resumes from that checkpoint, as the built-in one does; an objective without
+  checkpoints retrains from scratch) and ``info`` ``rung`` / ``config`` (the id of its first
+  trial) / ``promoted_from``; otherwise it starts a new configuration.  Early trials cannot pass a
+  rung on their own (ASHA promotes the best ``floor(m / eta)`` of the ``m`` values a rung has seen),
+  so far less compute goes to configurations that only look good because they came first.  A
+  configuration never promoted keeps its last trial COMPLETE at a budget below ``max_budget``;
+  ``max_trials`` counts trials, i.e. rungs run.
 
 Rules every subclass inherits
 -----------------------------
-* Decisions are sticky: once a trial passed rung ``k`` ("settled"), it is not judged there again.
-  An undecided rung ("not known yet", synchronous SH only) is judged again at each of the trial's
-  later reports until it is settled; meanwhile the trial continues (optimistic).  The report that
-  reaches ``max_budget`` is never stopped: the compute is spent, the trial completes.
+* Decisions are sticky: once a configuration passed rung ``k`` ("settled"), it is not judged
+  there again.  The report that reaches ``max_budget`` is never stopped: the compute is spent.
 * A trial re-run after its worker was lost reports the same steps again: rung values are kept
   from the first attempt, settled rungs are not judged again.
-* A FAILED trial leaves every rung table (it can never be promoted); PRUNED and COMPLETE trials
-  stay.  Every trial that ended is remembered, so SH knows how many trials can still reach a rung.
+* A FAILED trial takes its configuration out of every rung table (it can never be promoted);
+  PRUNED and COMPLETE ones stay.  Every configuration is remembered, so SH knows how many can
+  still reach a rung.
 * The value is turned into a loss (``sign * value``); a non-finite value is the worst possible.
-* Ties at a rung are broken by trial id (the older trial wins): decisions are deterministic.
-* ``next_trial`` changes no state unless it returns a suggestion, so the coordinator's replay
-  (next_trial / on_report / on_result in logged order) rebuilds exactly the same tables.
+* Ties at a rung are broken by configuration id (the older one wins): decisions are deterministic.
+* ``next_trial`` changes no state that matters unless it returns a suggestion (it may mark
+  configurations that can never be promoted, which any later call would mark the same way), so
+  the coordinator's replay (next_trial / on_report / on_result in logged order) rebuilds exactly
+  the same tables.
 * When the optimizer has ``observe_budget(trial_id, budget, value)`` (the BOHB sampler), every
-  rung value — the top rung included — is passed to it as it is recorded.
+  rung value — the top rung included — is passed to it as it is recorded, under the id of the
+  configuration's first trial (the one the optimizer was asked for).
 """
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -76,73 +93,84 @@ def max_halvings(min_budget: float, max_budget: float, eta: float) -> int:
 
 @dataclass
 class TrialRungs:
-    """What the scheduler knows about one trial."""
+    """What the scheduler knows about one configuration (stop mode: its only trial; promote mode:
+    the chain of trials that trained it rung by rung)."""
 
     group: tuple                         # the rung tables it competes in (bracket, instance)
     rungs: list[float]                   # its ladder; the last entry is max_budget
+    root: int = -1                       # id of its first trial: ties, tables, the optimizer
+    params: dict = field(default_factory=dict)
     values: dict[int, float] = field(default_factory=dict)   # rung index -> loss recorded there
     settled: set = field(default_factory=set)                # rung indices passed for good
-    stopped: bool = False
-    ended: Optional[str] = None          # terminal state once on_result came
+    stopped: bool = False                # stopped at a rung (stop) / never to be promoted (promote)
+    ended: Optional[str] = None          # terminal state of its latest trial
+    current: int = -1                    # promote: its latest trial
+    waiting: Optional[int] = None        # promote: the rung it waits at for promotion
 
 
 class RungScheduler(Scheduler):
     """Base of SH / Hyperband / ASHA: the rung bookkeeping; subclasses give the bracket of a new
-    trial (``_place``) and the promotion rule (``_judge``)."""
+    configuration (``_place``) and the promotion rule (``_judge``)."""
 
     name = "rungs"
-    options: dict[str, Any] = {"min_budget": 1, "max_budget": 27, "eta": 3}
+    options: dict[str, Any] = {"min_budget": 1, "max_budget": 27, "eta": 3, "mode": "stop"}
 
     def __init__(self, direction: str = "minimize", seed: int = 0, **options: Any) -> None:
         super().__init__(direction=direction, seed=seed, **options)
         self.min_budget, self.max_budget, self.eta = check_budgets(
             self.name, self.opts["min_budget"], self.opts["max_budget"], self.opts["eta"])
-        self.trials: dict[int, TrialRungs] = {}
-        #: group -> rung index -> {trial_id: loss}
+        if self.opts["mode"] not in ("stop", "promote"):
+            raise ConfigError(f"scheduler {self.name!r}: 'mode' must be 'stop' or 'promote', "
+                              f"got {self.opts['mode']!r}")
+        self.promote = self.opts["mode"] == "promote"
+        self.trials: dict[int, TrialRungs] = {}      # every trial id -> its configuration
+        self.configs: dict[int, TrialRungs] = {}     # root trial id -> configuration, in creation order
+        self.rung_of: dict[int, int] = {}            # promote: trial id -> the rung it trains to
+        #: group -> rung index -> {root: loss}
         self.tables: dict[tuple, dict[int, dict[int, float]]] = {}
-        self.members: dict[tuple, list[int]] = {}     # group -> trial ids, in creation order
+        #: (group, rung index) -> [(loss, root), ...] sorted: the rung's ranking
+        self.ranked: dict[tuple, list[tuple[float, int]]] = {}
+        self.members: dict[tuple, list[int]] = {}     # group -> roots, in creation order
+        self.waiting: dict[int, TrialRungs] = {}      # promote: root -> configuration waiting at a rung
         self._optimizer: Any = None
 
     # -- hooks ---------------------------------------------------------------------------------
     def next_trial(self, optimizer: Any, trial_id: int) -> Optional[Suggestion]:
         self._optimizer = optimizer
+        if self.promote:
+            t = self._promotion()
+            if t is not None:
+                return self._promote(t, trial_id)
         params = optimizer.ask(trial_id)
         if params is None:
             return None
-        group, start = self._place(trial_id)
+        group, start = self._place(len(self.configs))
         rungs = ladder(self.min_budget, self.max_budget, self.eta, start)
-        self.trials[trial_id] = TrialRungs(group, rungs)
+        t = self.trials[trial_id] = self.configs[trial_id] = TrialRungs(group, rungs, trial_id, params,
+                                                                       current=trial_id)
         self.members.setdefault(group, []).append(trial_id)
         info = {"bracket": group[0], "rungs": [_plain(r) for r in rungs]}
         if len(group) > 1:
             info["instance"] = group[1]
-        return Suggestion(params, budget=_plain(self.max_budget), info=info)
+        if not self.promote:
+            return Suggestion(params, budget=_plain(self.max_budget), info=info)
+        self.rung_of[trial_id] = 0
+        return Suggestion(params, budget=_plain(rungs[0]), info={**info, "rung": 0, "config": t.root})
 
     def on_report(self, trial_id: int, step: int, value: float) -> bool:
         t = self.trials.get(trial_id)
         if t is None:
             return True            # not one of ours (a trial from an older study)
-        if t.stopped:
+        if t.stopped and not self.promote:
             return False
-        loss = self.sign * float(value) if value is not None and math.isfinite(value) else math.inf
-        table = self.tables.setdefault(t.group, {})
-        for k, r in enumerate(t.rungs):
-            if step < r - _EPS * max(1.0, r):
-                break
-            if k not in t.values:
-                t.values[k] = loss
-                if t.ended != TrialState.FAILED.value:
-                    table.setdefault(k, {})[trial_id] = loss
-                observe = getattr(self._optimizer, "observe_budget", None)
-                if observe is not None:
-                    observe(trial_id, _plain(r), value)
+        self._record(t, step, value)
         top = len(t.rungs) - 1
-        if top in t.values:
-            return True            # trained to max_budget: nothing left to save, it completes
+        if self.promote or top in t.values:
+            return True            # promote: a trial trains its rung; stop: max_budget reached
         for k in sorted(t.values):
             if k >= top or k in t.settled:
                 continue
-            verdict = self._judge(t, k, trial_id)
+            verdict = self._judge(t, k)
             if verdict is False:
                 t.stopped = True
                 return False
@@ -152,34 +180,94 @@ class RungScheduler(Scheduler):
 
     def on_result(self, trial_id: int, state: TrialState, value: Optional[float]) -> None:
         t = self.trials.get(trial_id)
-        if t is None:
+        if t is None or trial_id != t.current:
             return
         t.ended = TrialState(state).value
         if t.ended == TrialState.FAILED.value:
-            for rung in self.tables.get(t.group, {}).values():
-                rung.pop(trial_id, None)
+            self.waiting.pop(t.root, None)
+            for k, rung in self.tables.get(t.group, {}).items():
+                if rung.pop(t.root, None) is not None:
+                    self.ranked[(t.group, k)].remove((t.values[k], t.root))
+            return
+        if self.promote:
+            k = self.rung_of[trial_id]
+            if k not in t.values and t.ended == TrialState.COMPLETE.value and value is not None:
+                self._record(t, t.rungs[k], value)      # an objective that did not report its last step
+            if k < len(t.rungs) - 1 and k in t.values:
+                t.waiting = k
+                self.waiting[t.root] = t
 
     # -- for subclasses ------------------------------------------------------------------------
-    def _place(self, trial_id: int) -> tuple[tuple, int]:
-        """(group, first rung exponent) of a new trial; may update placement counters."""
+    def _place(self, index: int) -> tuple[tuple, int]:
+        """(group, first rung exponent) of the ``index``-th configuration (0, 1, ...)."""
         raise NotImplementedError
 
-    def _judge(self, t: TrialRungs, k: int, trial_id: int) -> Optional[bool]:
-        """At rung ``k``: True = passes (settled), False = stop now, None = not known yet."""
+    def _judge(self, t: TrialRungs, k: int) -> Optional[bool]:
+        """At rung ``k``: True = passes (settled / promote now), False = stop now / never promote,
+        None = not known yet."""
         raise NotImplementedError
+
+    def _promotion(self) -> Optional[TrialRungs]:
+        """Promote mode: the waiting configuration to promote now (highest rung budget first, then
+        the best value), or None.  Configurations judged never to pass leave ``waiting``."""
+        verdicts = [(t, self._judge(t, t.waiting)) for t in list(self.waiting.values())]
+        for t, verdict in verdicts:     # first every "never" (it frees the places of the others)
+            if verdict is False:
+                t.stopped = True
+                del self.waiting[t.root]
+        passed = [t for t, verdict in verdicts if verdict is None and self._judge(t, t.waiting) or verdict]
+        return min(passed, key=lambda t: (-t.rungs[t.waiting], t.values[t.waiting], t.root), default=None)
 
     # -- helpers -------------------------------------------------------------------------------
-    def better_than(self, t: TrialRungs, k: int, trial_id: int) -> tuple[int, int]:
-        """(how many recorded values at rung k beat this trial, how many are recorded)."""
-        rung = self.tables.get(t.group, {}).get(k, {})
-        me = (t.values[k], trial_id)
-        return sum(1 for tid, v in rung.items() if (v, tid) < me), len(rung)
+    def _record(self, t: TrialRungs, step: float, value: Optional[float]) -> None:
+        """Record the value of every rung that ``step`` reaches and that has none yet."""
+        loss = self.sign * float(value) if value is not None and math.isfinite(value) else math.inf
+        for k, r in enumerate(t.rungs):
+            if step < r - _EPS * max(1.0, r):
+                break
+            if k in t.values:
+                continue
+            t.values[k] = loss
+            if t.ended != TrialState.FAILED.value:
+                self.tables.setdefault(t.group, {}).setdefault(k, {})[t.root] = loss
+                bisect.insort(self.ranked.setdefault((t.group, k), []), (loss, t.root))
+            observe = getattr(self._optimizer, "observe_budget", None)
+            if observe is not None:
+                observe(t.root, _plain(r), value)
+
+    def _promote(self, t: TrialRungs, trial_id: int) -> Suggestion:
+        """A new trial that trains configuration ``t`` from its waiting rung to the next one."""
+        k = t.waiting + 1
+        t.settled.add(t.waiting)
+        del self.waiting[t.root]
+        previous, t.current, t.waiting, t.ended = t.current, trial_id, None, None
+        self.trials[trial_id] = t
+        self.rung_of[trial_id] = k
+        info = {"bracket": t.group[0], "rungs": [_plain(r) for r in t.rungs]}
+        if len(t.group) > 1:
+            info["instance"] = t.group[1]
+        info.update(rung=k, config=t.root, promoted_from=previous)
+        return Suggestion(dict(t.params), budget=_plain(t.rungs[k]), checkpoint_from=previous, info=info)
+
+    def can_never_reach(self, x: TrialRungs, k: int) -> bool:
+        """True when configuration ``x`` will never have a value at rung ``k``."""
+        if x.ended == TrialState.FAILED.value:
+            return True
+        if k in x.values:
+            return False
+        return x.stopped or (not self.promote and x.ended is not None)
+
+    def better_than(self, t: TrialRungs, k: int) -> tuple[int, int]:
+        """(how many recorded values at rung k beat configuration ``t``'s, how many are recorded)."""
+        ranked = self.ranked.get((t.group, k), [])
+        return bisect.bisect_left(ranked, (t.values[k], t.root)), len(ranked)
 
     def state(self) -> dict:
         """A plain snapshot of the tables (tests compare two schedulers with it)."""
         return {"tables": {str(g): {k: dict(sorted(v.items())) for k, v in rungs.items()}
                            for g, rungs in sorted(self.tables.items())},
-                "stopped": sorted(tid for tid, t in self.trials.items() if t.stopped)}
+                "stopped": sorted(r for r, t in self.configs.items() if t.stopped),
+                "waiting": sorted(self.waiting)}
 
 
 def _plain(x: float) -> Any:

@@ -1,4 +1,4 @@
-"""Successive halving (Jamieson & Talwalkar 2016) without barriers, "stop at rung" form.
+"""Successive halving (Jamieson & Talwalkar 2016) without barriers, in both modes of :mod:`.rungs`.
 
 Trials are grouped, in creation order, into bracket instances of a fixed size ``n``
 (option ``bracket_size``; default ``eta**s_max`` so that one trial reaches ``max_budget``).
@@ -14,7 +14,10 @@ values of its instance at that rung, with ``u`` instance members that may still 
 
 Synchronous SH keeps exactly the best ``q`` at each rung; this rule keeps those and, because a
 trial may pass a rung before its rivals report, at most some extra trials that were optimistically
-continued — it never makes a worker wait.  :class:`Hyperband` is several of these brackets.
+continued — it never makes a worker wait.  In ``mode: promote`` a waiting configuration is
+promoted only once it passes (``b + u < q``) and never when ``b >= q``: exactly the best ``q`` of
+each rung go on, as in synchronous SH, while idle workers start the next instance instead of
+waiting.  :class:`Hyperband` is several of these brackets.
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ from .rungs import RungScheduler, TrialRungs, max_halvings
 
 class SuccessiveHalving(RungScheduler):
     name = "sh"
-    options: dict[str, Any] = {"min_budget": 1, "max_budget": 27, "eta": 3, "bracket_size": None}
+    options: dict[str, Any] = {**RungScheduler.options, "bracket_size": None}
 
     def __init__(self, direction: str = "minimize", seed: int = 0, **options: Any) -> None:
         super().__init__(direction=direction, seed=seed, **options)
@@ -44,11 +47,10 @@ class SuccessiveHalving(RungScheduler):
                               f"got {n!r}")
         return [(0, n)]
 
-    def _place(self, trial_id: int) -> tuple[tuple, int]:
+    def _place(self, index: int) -> tuple[tuple, int]:
         """Instances fill one after the other, bracket types taken round-robin:
-        ``n_0`` trials of bracket 0, then ``n_1`` of bracket 1, ..., then bracket 0 again."""
-        count = len(self.trials)
-        rnd, pos = divmod(count, self.cycle)
+        ``n_0`` configurations of bracket 0, then ``n_1`` of bracket 1, ..., then bracket 0 again."""
+        rnd, pos = divmod(index, self.cycle)
         for s, n in self.bracket_types:
             if pos < n:
                 return (s, rnd), s
@@ -60,15 +62,14 @@ class SuccessiveHalving(RungScheduler):
         n = dict(self.bracket_types)[s]
         return max(1, int(math.floor(n / self.eta ** (k + 1) + 1e-9)))
 
-    def _judge(self, t: TrialRungs, k: int, trial_id: int) -> Optional[bool]:
+    def _judge(self, t: TrialRungs, k: int) -> Optional[bool]:
         s, _ = t.group
         q = self.quota(s, k)
-        better, m = self.better_than(t, k, trial_id)
+        better, m = self.better_than(t, k)
         if better >= q:
             return False
         n = dict(self.bracket_types)[s]
         members = self.members.get(t.group, [])
-        cannot = sum(1 for tid in members if (x := self.trials[tid]).ended == "FAILED"
-                     or (k not in x.values and (x.stopped or x.ended is not None)))
+        cannot = sum(1 for root in members if self.can_never_reach(self.configs[root], k))
         could_still = n - m - cannot        # includes members not created yet
         return True if better + could_still < q else None

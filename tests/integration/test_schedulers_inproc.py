@@ -134,3 +134,56 @@ def test_replay_of_a_finished_study_gives_the_logged_decisions(tmp_path, strateg
         assert (s.params, s.budget, s.checkpoint_from, s.info) == \
             (r["params"], r["budget"], r["checkpoint_from"], r["info"])
     assert not loop.requeue
+
+
+def resuming_curve(config: dict, ctx) -> float:
+    """``curve`` with a checkpoint: resumes at the epoch saved by the trial it was promoted from."""
+    start = 0
+    if ctx.checkpoint_from is not None:
+        with open(os.path.join(ctx.checkpoint_from, "state.json")) as fh:
+            start = json.load(fh)["epoch"]
+    value = None
+    for epoch in range(start + 1, int(ctx.budget) + 1):
+        value = (config["x"] - 0.3) ** 2 + 1.0 / epoch
+        with open(os.path.join(ctx.checkpoint_dir, "state.json"), "w") as fh:
+            json.dump({"epoch": epoch}, fh)
+        ctx.report(epoch, value)
+    return value
+
+
+@pytest.mark.parametrize("strategy", ["asha", "hyperband", "bohb"])
+def test_promote_mode_resumes_promoted_trials_from_their_checkpoint(tmp_path, strategy: str) -> None:
+    out = str(tmp_path / "p.h5")
+    res = rd.optimize(resuming_curve, SPACE, optimizer=strategy, min_budget=1, max_budget=9, eta=3,
+                      mode="promote", max_trials=40, seed=0, output=out, **FAST)
+    assert len(res.trials) == 40 and {t.state for t in res.trials} == {"COMPLETE"}
+    info = {t.trial_id: t.extra["info"] for t in res.trials}
+    att = {a["trial_id"]: a for a in res.attempts}
+    rep = curves(res)
+    promoted = [t for t in info if "promoted_from" in info[t]]
+    assert promoted and any(res.trials[t].budget == 9 for t in promoted)
+    for t in promoted:
+        prev = info[t]["promoted_from"]
+        assert att[t]["checkpoint_from"] == prev and res.trials[t].params == res.trials[prev].params
+        assert info[t]["config"] == info[prev]["config"] and info[t]["rung"] == info[prev]["rung"] + 1
+        # it trained only the epochs its previous trial had not: steps budget(prev)+1 .. budget
+        assert [s for s, _ in rep[t]] == list(range(res.trials[prev].budget + 1, res.trials[t].budget + 1))
+    best = res.best_trial
+    assert best.budget == 9 and "promoted_from" in info[best.trial_id]
+    epochs = sum(len(v) for v in rep.values())
+    assert epochs < 40 * 3                   # one rung per trial: far below 40 trials x max_budget
+    assert {t.trial_id: t.extra["info"] for t in rd.load_results(out).trials} == info
+
+
+def test_promote_mode_resume_continues_with_the_same_suggestions(tmp_path) -> None:
+    """A study stopped after 20 trials and resumed makes the same suggestions as one run whole."""
+    opts = dict(optimizer="asha", min_budget=1, max_budget=9, eta=3, mode="promote", seed=3)
+    one = dict(FAST, workers=1)
+    whole = rd.optimize(resuming_curve, SPACE, max_trials=30, output=str(tmp_path / "a.h5"), **opts, **one)
+    rd.optimize(resuming_curve, SPACE, max_trials=20, output=str(tmp_path / "b.h5"), **opts, **one)
+    resumed = rd.optimize(resuming_curve, SPACE, max_trials=30, output=str(tmp_path / "b.h5"), resume=True,
+                          **opts, **one)
+
+    def plan(res):
+        return [(t.trial_id, t.params, t.budget, t.extra["info"]) for t in res.trials]
+    assert plan(resumed) == plan(whole)

@@ -1,6 +1,6 @@
 """ASHA on MNIST-1D and PBT on digits under a real ``mpirun -n 4`` (rank 0 coordinates, 3
-workers), then the HDF5 file read with plain h5py: rungs in /reports, PRUNED trials, lineage in
-/trials info.  Small studies derived from configs/mnist1d_asha.yaml and configs/pbt.yaml.
+workers), then the HDF5 file read with plain h5py: rungs in /reports, PRUNED trials (ASHA's
+stop mode), promoted trials resumed from checkpoints (its promote mode), lineage in /trials info.  Small studies derived from configs/mnist1d_asha.yaml and configs/pbt.yaml.
 Bounded: pytest-timeout plus a subprocess timeout that kills the whole mpirun process group."""
 from __future__ import annotations
 
@@ -63,6 +63,31 @@ def test_asha_on_mnist1d_under_mpirun(tmp_path) -> None:
         assert curves[t["trial_id"]][-1][1] == "stop"
     for t in complete:
         assert [s for s, _ in curves[t["trial_id"]]] == [1, 2, 3, 4]
+
+
+@pytest.mark.timeout(150)
+def test_asha_promote_mode_resumes_checkpoints_across_ranks_under_mpirun(tmp_path) -> None:
+    """mode: promote — one trial per rung; a promoted trial resumes the checkpoint its previous trial
+    wrote, often on another rank (the shared checkpoint directory), and trains only the new epochs."""
+    cfg, out = small_config(tmp_path, "mnist1d_asha", {"name": "asha", "min_budget": 1, "max_budget": 4,
+                                                       "eta": 2, "mode": "promote"}, 14)
+    p = run_mpi(["-m", "rdhpo_hpc", "run", cfg, "--overwrite"], n=4, timeout=120, cwd=tmp_path)
+    assert p.returncode == 0, describe(p)
+    trials, curves = read(out)
+    assert len(trials) == 14 and {t["state"] for t in trials} == {"COMPLETE"}, [t["state"] for t in trials]
+    by_id = {t["trial_id"]: t for t in trials}
+    promoted = [t for t in trials if "promoted_from" in t["info"]]
+    assert promoted, [t["info"] for t in trials]
+    for t in trials:
+        assert t["budget"] == t["info"]["rungs"][t["info"]["rung"]] and t["info"]["rungs"] == [1, 2, 4]
+    for t in promoted:
+        prev = by_id[t["info"]["promoted_from"]]
+        assert t["checkpoint_from"] == prev["trial_id"] and t["info"]["config"] == prev["info"]["config"]
+        assert os.path.isfile(os.path.join(tmp_path, "ckpt", f"trial-{prev['trial_id']}", "ckpt.pt"))
+        # resumed at the previous trial's last epoch: only the new epochs are trained and reported
+        assert [s for s, _ in curves[t["trial_id"]]] == list(range(int(prev["budget"]) + 1, int(t["budget"]) + 1))
+    epochs = sum(len(c) for c in curves.values())
+    assert epochs < 14 * 2                    # vs 14 trials x 4 epochs without promotion by rung
 
 
 @pytest.mark.timeout(150)

@@ -31,7 +31,10 @@ OPTIONS = {"fifo": {"budget": 5}, "sh": {"min_budget": 1, "max_budget": 9, "eta"
            "hyperband": {"min_budget": 1, "max_budget": 9, "eta": 3},
            "asha": {"min_budget": 1, "max_budget": 9, "eta": 3},
            "pbt": {"population": 4, "interval": 2, "max_budget": 12}}
-NAMES = sorted(REGISTRY)
+RUNG = ["sh", "hyperband", "asha"]
+for _n in RUNG:       # the rung schedulers in their second mode: one trial per rung, checkpoint resume
+    OPTIONS[f"{_n}:promote"] = {**OPTIONS[_n], "mode": "promote"}
+NAMES = sorted(REGISTRY) + [f"{n}:promote" for n in RUNG]
 
 
 def test_every_registered_scheduler_has_contract_options() -> None:
@@ -39,7 +42,7 @@ def test_every_registered_scheduler_has_contract_options() -> None:
 
 
 def make(name: str, seed: int = 0, optimizer: str = "random") -> tuple[Any, Any]:
-    sched = _load(REGISTRY[name])(direction="minimize", seed=seed, **OPTIONS[name])
+    sched = _load(REGISTRY[name.split(":")[0]])(direction="minimize", seed=seed, **OPTIONS[name])
     opt = (BOHBSampler if optimizer == "bohb" else RandomSearch)(SPACE, direction="minimize", seed=seed)
     return opt, sched
 
@@ -157,7 +160,8 @@ def _value_of(log: list, tid: int, step: int) -> float:
 @pytest.mark.parametrize("name", NAMES)
 def test_failed_and_lost_trials_do_not_break_bookkeeping(name: str) -> None:
     opt, sched = make(name)
-    log = drive(opt, sched, n_trials=30, workers=4, fail={0: 1, 2: 2, 7: 2}, lose={1: 2, 4: 2, 9: 1})
+    late = 1 if name.endswith(":promote") else 2      # promote: a new configuration trains 1 step
+    log = drive(opt, sched, n_trials=30, workers=4, fail={0: 1, 2: late, 7: late}, lose={1: 2, 4: 2, 9: 1})
     results = {e[1]: e[2] for e in log if e[0] == "result"}
     started = {e[1] for e in log if e[0] == "next" and e[2] is not None}
     assert set(results) == started                      # every started trial ended exactly once
@@ -170,7 +174,7 @@ def test_failed_and_lost_trials_do_not_break_bookkeeping(name: str) -> None:
                 assert not {0, 2, 7} & set(table)
 
 
-@pytest.mark.parametrize("name", ["sh", "hyperband", "asha"])
+@pytest.mark.parametrize("name", RUNG)
 def test_pruned_trials_stop_exactly_at_a_rung(name: str) -> None:
     opt, sched = make(name)
     log = drive(opt, sched, n_trials=40, workers=4)
@@ -182,7 +186,7 @@ def test_pruned_trials_stop_exactly_at_a_rung(name: str) -> None:
     assert completes and all(s <= 9 for _, _, s, _ in stops)
 
 
-@pytest.mark.parametrize("name", ["sh", "hyperband", "asha"])
+@pytest.mark.parametrize("name", RUNG)
 def test_lost_attempt_rerun_is_not_judged_again_at_passed_rungs(name: str) -> None:
     opt, sched = make(name)
     sug = sched.next_trial(opt, 0)
@@ -262,7 +266,7 @@ def test_hyperband_brackets_sizes_and_ladders() -> None:
 
 
 @pytest.mark.parametrize("opts, bad", [({"min_budget": 0}, "0"), ({"max_budget": 0.5}, "0.5"),
-                                       ({"eta": 1}, "1"), ({"eta": "3"}, "'3'")])
+                                       ({"eta": 1}, "1"), ({"eta": "3"}, "'3'"), ({"mode": "pause"}, "'pause'")])
 def test_rung_options_are_checked(opts: dict, bad: str) -> None:
     with pytest.raises(ConfigError, match=bad):
         ASHA(**{"min_budget": 1, "max_budget": 9, "eta": 3, **opts})
@@ -270,6 +274,116 @@ def test_rung_options_are_checked(opts: dict, bad: str) -> None:
         Hyperband(min_budget=1, max_budget=9, eta=3, brackets=4)
     with pytest.raises(ConfigError, match="unknown option"):
         make_strategy("asha", SPACE, brackets=2)
+
+
+# -- promote mode: one trial per rung, promotion later, resume from the previous trial's checkpoint --
+def _end(sched: Any, opt: Any, tid: int, budget: float, value: float) -> None:
+    """A promote-mode trial trained to its budget: report there, then COMPLETE."""
+    assert sched.on_report(tid, budget, value)
+    opt.tell(tid, TrialState.COMPLETE, value)
+    sched.on_result(tid, TrialState.COMPLETE, value)
+
+
+@pytest.mark.parametrize("name", RUNG)
+def test_promote_mode_trials_train_one_rung_and_resume_the_previous_trial(name: str) -> None:
+    opt, sched = make(f"{name}:promote")
+    log = drive(opt, sched, n_trials=60, workers=3)
+    nexts = {e[1]: e[2] for e in log if e[0] == "next" and e[2] is not None}
+    promoted = {t: s for t, s in nexts.items() if s[2] is not None}
+    assert promoted, "nothing was promoted"
+    assert not [e for e in log if e[0] == "report" and not e[3]]          # nothing is stopped mid-way
+    for tid, (params, budget, ckpt, info) in nexts.items():
+        assert budget == info["rungs"][info["rung"]]                       # a trial trains one rung
+        if ckpt is not None:                                               # the config's previous trial
+            prev = nexts[ckpt]
+            assert params == prev[0] and info["config"] == prev[3]["config"] == info["promoted_from"] or \
+                info["promoted_from"] == ckpt
+            assert info["rung"] == prev[3]["rung"] + 1 and info["config"] == prev[3]["config"]
+    steps = {}
+    for e in log:
+        if e[0] == "report":
+            steps.setdefault(e[1], []).append(e[2])
+    for tid, (_, budget, ckpt, _) in nexts.items():     # resumed at the checkpoint's epoch
+        start = nexts[ckpt][1] if ckpt is not None else 0
+        assert steps[tid] == list(range(start + 1, budget + 1))
+    full = {e[1] for e in log if e[0] == "result" and nexts[e[1]][1] == 9}
+    assert full, "no configuration reached max_budget"
+
+
+def test_asha_promote_rule_top_floor_m_over_eta_of_the_rung_highest_rung_first() -> None:
+    opt, sched = RandomSearch(SPACE, seed=0), ASHA(min_budget=1, max_budget=9, eta=3, mode="promote")
+    budgets = []
+    for tid, v in enumerate([5.0, 4.0]):     # m < eta: nothing can be promoted yet
+        s = sched.next_trial(opt, tid)
+        budgets.append(s.budget)
+        _end(sched, opt, tid, 1, v)
+    s = sched.next_trial(opt, 2)
+    assert budgets == [1, 1] and s.budget == 1 and s.checkpoint_from is None
+    _end(sched, opt, 2, 1, 6.0)              # m = 3: the best (trial 1) goes to rung 1 from its checkpoint
+    s = sched.next_trial(opt, 3)
+    assert (s.budget, s.checkpoint_from, s.info["rung"], s.info["config"]) == (3, 1, 1, 1)
+    assert s.params == opt.history[1][1]
+    assert sched.next_trial(opt, 4).budget == 1          # trial 1 is running: a new configuration
+    _end(sched, opt, 3, 3, 2.0)
+    for tid, v in ((4, 7.0), (5, 0.5)):
+        if tid == 5:
+            assert sched.next_trial(opt, 5).budget == 1
+        _end(sched, opt, tid, 1, v)
+    # rung 0 has m = 5 values (top 1: config 5); rung 1 has m = 1 (nothing); config 5 goes up
+    s = sched.next_trial(opt, 6)
+    assert (s.budget, s.checkpoint_from, s.info["config"]) == (3, 5, 5)
+    _end(sched, opt, 6, 3, 1.0)
+    for tid in (7, 8, 9, 10):                # rung 0 top floor(m/3) = configs 5 and 1 (both promoted) until m = 9
+        s = sched.next_trial(opt, tid)
+        assert (s.budget, s.checkpoint_from) == (1, None)
+        _end(sched, opt, tid, 1, 9.0 + tid)
+    # rung 1 holds configs 1 (2.0) and 5 (1.0), m = 2 < 3; rung 0 has 9 values: top 3 = 5, 1, 0
+    s = sched.next_trial(opt, 11)
+    assert (s.budget, s.checkpoint_from, s.info["config"]) == (3, 0, 0)
+    _end(sched, opt, 11, 3, 0.2)             # rung 1: m = 3, best = config 0 -> highest rung first
+    s = sched.next_trial(opt, 12)
+    assert (s.budget, s.checkpoint_from, s.info["config"], s.info["rung"]) == (9, 11, 0, 2)
+
+
+def test_sh_promote_mode_is_synchronous_sh_without_waiting() -> None:
+    """bracket of 9, eta 3: exactly the best 3 at rung 0 and the best 1 of them at rung 1 go on;
+    until a promotion is certain, idle workers start the next bracket instance."""
+    opt = RandomSearch(SPACE, seed=0)
+    sh = SuccessiveHalving(min_budget=1, max_budget=9, eta=3, bracket_size=9, mode="promote")
+    values = [5.0, 1.0, 7.0, 3.0, 8.0, 2.0, 9.0, 6.0, 4.0]
+    for tid in range(9):                     # nine workers: the whole instance starts at rung 0
+        assert sh.next_trial(opt, tid).budget == 1
+    for tid, v in enumerate(values[:8]):
+        _end(sh, opt, tid, 1, v)
+    # 8 of 9 known: 1.0 and 2.0 are certainly in the top 3; 3.0 is not yet (the 9th may beat it)
+    got = [sh.next_trial(opt, 9 + i) for i in range(3)]
+    assert [(g.checkpoint_from, g.budget) for g in got] == [(1, 3), (5, 3), (None, 1)]
+    assert got[2].info["instance"] == 1      # nobody waits: the next instance starts
+    _end(sh, opt, 8, 1, 4.0)                 # the 9th: now config 3 (3.0) is third
+    s = sh.next_trial(opt, 12)
+    assert (s.checkpoint_from, s.budget, s.info["config"]) == (3, 3, 3)
+    assert sorted(r for r, t in sh.configs.items() if t.stopped and t.group == (0, 0)) == [0, 2, 4, 6, 7, 8]
+    for tid, v in ((9, 0.9), (10, 0.5), (12, 0.7)):
+        _end(sh, opt, tid, 3, v)
+    s = sh.next_trial(opt, 13)
+    assert (s.checkpoint_from, s.budget, s.info["config"], s.info["rung"]) == (10, 9, 5, 2)
+    assert sh.next_trial(opt, 14).checkpoint_from is None   # nothing else of instance 0 goes on
+    assert not [r for r in sh.waiting if sh.configs[r].group == (0, 0)]
+
+
+def test_promote_mode_failed_config_is_never_promoted_and_bohb_sees_the_first_trial_id() -> None:
+    opt, sched = make("asha:promote", optimizer="bohb")
+    for tid, v in enumerate([1.0, 2.0, 3.0]):
+        sched.next_trial(opt, tid)
+        _end(sched, opt, tid, 1, v)
+    s = sched.next_trial(opt, 3)
+    assert s.checkpoint_from == 0
+    sched.on_report(3, 2, 0.9)
+    opt.tell(3, TrialState.FAILED, None)
+    sched.on_result(3, TrialState.FAILED, None)       # diverged after its promotion
+    assert 0 not in sched.tables[(0,)][0] and 0 not in sched.waiting
+    assert sched.next_trial(opt, 4).checkpoint_from is None
+    assert set(opt.by_budget[1]) == {0, 1, 2}         # keyed by the configuration's first trial
 
 
 def test_strategies_pair_the_right_parts() -> None:
@@ -339,11 +453,11 @@ def test_bohb_uses_the_largest_budget_with_enough_points_and_finds_the_good_regi
         dists.append(math.hypot(p["x"] - 0.2, p["y"] - 0.7))
     rand = [math.hypot(*(np.random.default_rng(s).random(2) - (0.2, 0.7))) for s in range(200)]
     assert np.median(dists) < 0.5 * np.median(rand)
-    for tid in range(4):                 # n_min + 2 = 5 points are needed on a budget
+    for tid in range(5):                 # 2 * n_min = 6 points are needed on a budget (HpBandSter)
         opt.observe_budget(tid, 9, 0.1 * tid)
     opt.ask(50)
     assert opt.model_budget == 1
-    opt.observe_budget(4, 9, 0.5)
+    opt.observe_budget(5, 9, 0.5)
     opt.ask(51)
     assert opt.model_budget == 9         # the largest budget with enough points wins
 
