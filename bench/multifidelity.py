@@ -41,7 +41,7 @@ did not finish every contender is left out of the medians.  One CNN epoch costs 
 core (0.25 s on average over the space).
 
     python -m bench.multifidelity --quick          # 2 seeds, cap 54 epochs: a smoke test, < 100 s
-    python -m bench.multifidelity                  # 6 seeds, cap 162 epochs (about 15 minutes on 2 cores)
+    python -m bench.multifidelity                  # 6 seeds, cap 162 epochs (about 15 minutes on 2 cores; 17 with bohb added)
     python -m bench.multifidelity --task mnist1d_mlp --seeds 6      # the earlier MLP setting
     python -m bench.multifidelity --task digits --target 0.98 --seeds 3
 """

@@ -13,7 +13,8 @@ lines and a Markdown table with the ratio of each contender's regret to the peer
 Multi-fidelity part (``--part mf``; both parts by default): the noisy Hartmann-6 with its fidelity
 drift, seen in ``MF_STEPS = 9`` steps (a report at step s sees fidelity s / 9; one step is one unit
 of compute, a full evaluation 9 units).  rdhpo ``asha``, ``hyperband``, ``bohb`` (min_budget 1,
-max_budget 9, eta 3; in-process, 1 worker, stop-at-rung) and Optuna TPE + HyperbandPruner(1, 9, 3)
+max_budget 9, eta 3; in-process, 1 worker, stop-at-rung), ``asha-promote``, ``bohb-promote`` (their
+``mode: promote``; a promoted trial resumes at the step its previous rung reached) and Optuna TPE + HyperbandPruner(1, 9, 3)
 (sequential) each get 60 x 9 = 540 units, counted over every report by the same meter as
 bench/multifidelity.py; full-fidelity random / bayes / Optuna TPE (60 trials, the first part)
 are the reference.  Regret = noise-free full-fidelity value of the incumbent (the trial whose
@@ -43,7 +44,8 @@ MF_FN, MF_STEPS, MF_MIN, MF_ETA = "hartmann6_mf_noisy", 9, 1, 3
 MF_UNITS = TRIALS[MF_FN] * MF_STEPS                       # 60 full-fidelity evaluations
 MF_POINTS = (MF_UNITS // 3, MF_UNITS)
 MF_REFS = ("random", "bayes", "optuna-tpe")               # full fidelity, from the first part
-MF_CONTENDERS = ("asha", "hyperband", "bohb", "optuna-tpe-hb")
+MF_CONTENDERS = ("asha", "hyperband", "bohb", "asha-promote", "bohb-promote", "optuna-tpe-hb")
+PROMOTE = "-promote"    # the rung scheduler in mode "promote": one trial per rung, resumed at its step
 
 
 def run_ours(name: str, space, fn, n: int, seed: int, noise_rng) -> list[tuple[float, float]]:
@@ -94,12 +96,19 @@ def mf_objective(fn, noise_rng, meter, seen_full: list):  # noqa: ANN001, ANN201
     """objective(config, ctx): one report per fidelity step up to ``ctx.budget`` (the top rung);
     every full-fidelity observation goes to ``seen_full`` as (units spent, seen value, config)."""
     def objective(config: dict, ctx) -> float:  # noqa: ANN001
-        v = float("nan")
-        for s in range(1, int(round(ctx.budget)) + 1):
+        v, start = float("nan"), 0
+        if ctx.checkpoint_from:        # promote mode: resume at the step the previous rung reached
+            with open(os.path.join(ctx.checkpoint_from, "step"), encoding="utf-8") as fh:
+                start = int(fh.read())
+        for s in range(start + 1, int(round(ctx.budget)) + 1):
             v = fn(config, budget=s / MF_STEPS, rng=noise_rng)
             if s == MF_STEPS and not meter.spent:
                 seen_full.append((len(meter.trace) + 1, v, dict(config)))
             ctx.report(s, v)
+            if ctx.checkpoint_dir:
+                os.makedirs(ctx.checkpoint_dir, exist_ok=True)
+                with open(os.path.join(ctx.checkpoint_dir, "step"), "w", encoding="utf-8") as fh:
+                    fh.write(str(s))
         return v
     return objective
 
@@ -120,8 +129,10 @@ def run_mf(name: str, space, fn, seed: int, noise_rng) -> dict:  # noqa: ANN001
     else:
         import rdhpo_hpc as rd
         with contextlib.redirect_stdout(io.StringIO()):
-            res = rd.optimize(metered(obj, meter), space, optimizer=name, max_trials=MF_UNITS, seed=seed,
-                              workers=1, min_budget=MF_MIN, max_budget=MF_STEPS, eta=MF_ETA,
+            mode = "promote" if name.endswith(PROMOTE) else "stop"
+            res = rd.optimize(metered(obj, meter), space, optimizer=name.removesuffix(PROMOTE), mode=mode,
+                              max_trials=MF_UNITS, seed=seed, workers=1, min_budget=MF_MIN, max_budget=MF_STEPS,
+                              eta=MF_ETA,
                               progress_interval=1e6, gossip_interval=0.2, t_fail=30.0, max_wall_time=120.0)
         trials, pruned = meter.counts({t.trial_id for t in res.trials if t.state == "PRUNED"})
     return {"seen_full": seen_full, "units": len(meter.trace), "trials": trials, "pruned": pruned}

@@ -5,8 +5,9 @@ trials and reports, from the results file: the study wall time (/study start_tim
 the ideal ``trials * trial_time / workers``, parallel efficiency = ideal / wall, speed-up over the
 1-worker run (throughput ratio), plus the whole ``mpirun`` process wall time (start-up included).
 
-    python -m bench.scaling            # 1 s trials, 4 per worker, 2 4 8 16 32 ranks
-    python -m bench.scaling --quick    # 0.3 s trials, 2 per worker
+    python -m bench.scaling            # 1 s trials, 10 per worker, 2 4 8 16 32 ranks
+    python -m bench.scaling --per-worker 4     # shorter studies: the start-up lag weighs more
+    python -m bench.scaling --quick    # 0.3 s trials, 3 per worker
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def main(argv=None) -> int:
     p.add_argument("--per-worker", type=int)
     a = p.parse_args(argv)
     tt = a.trial_time if a.trial_time is not None else (0.3 if a.quick else 1.0)
-    per = a.per_worker or (3 if a.quick else 4)
+    per = a.per_worker or (3 if a.quick else 10)
     base_tput = None
     with tempfile.TemporaryDirectory(prefix="rdhpo-bench-") as tmp:
         for n in a.ranks:

@@ -226,12 +226,19 @@ def check_strategy(cfg: StudyConfig) -> None:
     make_strategy(cfg.optimizer, cfg.space, cfg.direction, cfg.seed, **cfg.options)
     builtin = cfg.objective.get("builtin") if isinstance(cfg.objective, Mapping) else None
     kind = (builtin or {}).get("budget_kind", "epochs")
-    if kind == "data_fraction" and STRATEGIES[cfg.optimizer][1] != "fifo":
+    scheduler = STRATEGIES[cfg.optimizer][1]
+    if kind != "data_fraction" or scheduler == "fifo":
+        return
+    if scheduler == "pbt" or cfg.options.get("mode", "stop") != "promote":
         raise ConfigError(f"'objective.builtin.budget_kind' {kind!r} cannot be used with optimizer "
-                          f"{cfg.optimizer!r}: its scheduler counts the budget in reported epochs "
-                          f"(every trial trains max_budget epochs and is judged at each rung); use "
-                          f"budget_kind 'epochs', or a single-fidelity optimizer (random, grid, "
-                          f"bayes, evolution) with a data_fraction budget")
+                          f"{cfg.optimizer!r} in mode {cfg.options.get('mode', 'stop')!r}: it counts the "
+                          f"budget in reported epochs; use budget_kind 'epochs', 'mode: promote' (sh, "
+                          f"hyperband, asha, bohb: one trial per data fraction), or a single-fidelity "
+                          f"optimizer (random, grid, bayes, evolution)")
+    top = cfg.options.get("max_budget", 27)
+    if isinstance(top, (int, float)) and not isinstance(top, bool) and top > 1:
+        raise ConfigError(f"optimizer {cfg.optimizer!r}: 'max_budget' is a fraction of the training data "
+                          f"with budget_kind 'data_fraction' and must be <= 1, got {top!r}")
 
 
 def import_function(spec: str) -> Callable:

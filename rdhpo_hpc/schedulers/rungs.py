@@ -1,9 +1,9 @@
 """Shared machinery of the multi-fidelity schedulers (SH, Hyperband, ASHA): two modes.
 
 A configuration of bracket ``s`` has the rung ladder ``r_k = min_budget * eta**(s + k)`` for every
-``r_k < max_budget``, and ``max_budget`` itself as its top rung.  The first report with
-``step >= r_k`` records the configuration's value at rung ``k`` (later reports never overwrite
-it); the subclass's rule ``_judge`` says, at every rung below the top, pass / never / "not known
+``r_k < max_budget``, and ``max_budget`` itself as its top rung.  Its value at rung ``k`` is recorded
+once (stop: the first report with ``step >= r_k``; promote: the result of its trial at ``r_k``);
+the subclass's rule ``_judge`` says, at every rung below the top, pass / never / "not known
 yet".  Option ``mode`` picks how a configuration climbs the ladder:
 
 ``mode: stop`` (default) — one trial per configuration, started with ``budget = max_budget``.
@@ -13,8 +13,9 @@ yet".  Option ``mode`` picks how a configuration climbs the ladder:
   only) is judged again at each later report until it is settled; meanwhile the trial continues.
 
 ``mode: promote`` — the form of the papers (Li et al. 2018, 2020): one trial per rung.  A new
-  configuration's first trial has ``budget = r_0``; when it ends (COMPLETE at that budget) the
-  configuration *waits* at rung 0.  When a worker asks for work, the scheduler first promotes a
+  configuration's first trial has ``budget = r_0``; when it ends COMPLETE, the value it returned is
+  the configuration's value at rung 0 (reports are not judged: any budget works, epochs or a
+  fraction of the data) and the configuration *waits* there.  When a worker asks for work, the scheduler first promotes a
   waiting configuration that passes its rung — highest rung budget first, best value first: a
   new trial with the same params, ``budget = r_{k+1}``, ``checkpoint_from`` = its previous trial
   (the objective resumes from that checkpoint, as the built-in one does; an objective without
@@ -161,12 +162,14 @@ class RungScheduler(Scheduler):
         t = self.trials.get(trial_id)
         if t is None:
             return True            # not one of ours (a trial from an older study)
-        if t.stopped and not self.promote:
+        if self.promote:
+            return True            # a trial trains its rung; its result is the rung's value
+        if t.stopped:
             return False
         self._record(t, step, value)
         top = len(t.rungs) - 1
-        if self.promote or top in t.values:
-            return True            # promote: a trial trains its rung; stop: max_budget reached
+        if top in t.values:
+            return True            # max_budget reached: nothing left to save, it completes
         for k in sorted(t.values):
             if k >= top or k in t.settled:
                 continue
@@ -189,11 +192,10 @@ class RungScheduler(Scheduler):
                 if rung.pop(t.root, None) is not None:
                     self.ranked[(t.group, k)].remove((t.values[k], t.root))
             return
-        if self.promote:
+        if self.promote and t.ended == TrialState.COMPLETE.value:
             k = self.rung_of[trial_id]
-            if k not in t.values and t.ended == TrialState.COMPLETE.value and value is not None:
-                self._record(t, t.rungs[k], value)      # an objective that did not report its last step
-            if k < len(t.rungs) - 1 and k in t.values:
+            self._record(t, t.rungs[k], value)          # what it returned at budget r_k
+            if k < len(t.rungs) - 1:
                 t.waiting = k
                 self.waiting[t.root] = t
 

@@ -185,7 +185,7 @@ def _train(obj: BuiltinObjective, config: Dict[str, Any], ctx: Any) -> float:
 
     start = 0
     ckpt_from = getattr(ctx, "checkpoint_from", None)
-    if ckpt_from:
+    if ckpt_from and obj.budget_kind == "epochs":  # a data-fraction budget restarts on the larger subset
         start = _load_checkpoint(os.path.join(ckpt_from, CKPT_NAME), model, opt, gen, p, opt_name)
         for g in opt.param_groups:  # the new config's hyper-parameters win (PBT explore)
             g["lr"], g["weight_decay"] = lr, wd

@@ -187,3 +187,25 @@ def test_promote_mode_resume_continues_with_the_same_suggestions(tmp_path) -> No
     def plan(res):
         return [(t.trial_id, t.params, t.budget, t.extra["info"]) for t in res.trials]
     assert plan(resumed) == plan(whole)
+
+
+def test_promote_mode_with_a_data_fraction_budget_restarts_on_the_larger_subset() -> None:
+    """budget = fraction of the training data (built-in objective): each rung trains from scratch
+    on a larger nested subset; the rung's value is what the trial returned."""
+    pytest.importorskip("torch")
+    from rdhpo_hpc.training import make_builtin_objective
+    objective = make_builtin_objective({"model": "mlp", "dataset": "digits", "budget_kind": "data_fraction",
+                                        "epochs": 2, "num_threads": 1})
+    space = rd.Space(lr=rd.Float(1e-3, 1e-1, log=True), width=rd.Int(8, 64, log=True))
+    res = rd.optimize(objective, space, optimizer="asha", mode="promote", min_budget=1 / 9, max_budget=1,
+                      eta=3, max_trials=16, seed=0, direction="maximize", **FAST)
+    assert {t.state for t in res.trials} == {"COMPLETE"}, [t.error for t in res.trials]
+    info = {t.trial_id: t.extra["info"] for t in res.trials}
+    assert {round(t.budget, 3) for t in res.trials} <= {0.111, 0.333, 1.0}
+    promoted = [t for t in res.trials if "promoted_from" in info[t.trial_id]]
+    assert promoted
+    rep = curves(res)
+    for t in promoted:
+        prev = res.trials[info[t.trial_id]["promoted_from"]]
+        assert t.params == prev.params and t.budget > prev.budget
+        assert [s for s, _ in rep[t.trial_id]] == [1, 2]          # trained again, both epochs

@@ -192,11 +192,17 @@ def test_ft_defaults_match_dataclass():
 
 
 @pytest.mark.parametrize("optimizer", ["asha", "hyperband", "sh", "bohb", "pbt"])
-def test_data_fraction_budget_with_a_rung_scheduler_is_rejected(optimizer):
+def test_data_fraction_budget_needs_promote_mode_with_a_rung_scheduler(optimizer):
     d = {"space": {"lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True}},
          "objective": {"builtin": {"model": "mlp", "dataset": "digits", "budget_kind": "data_fraction"}},
          "optimizer": optimizer}
     with pytest.raises(ConfigError, match=f"'data_fraction' cannot be used with optimizer '{optimizer}'"):
         from_dict(d)
+    if optimizer != "pbt":
+        d["optimizer"] = {"name": optimizer, "mode": "promote", "min_budget": 1 / 9, "max_budget": 1}
+        assert from_dict(d).options["mode"] == "promote"
+        d["optimizer"]["max_budget"] = 27
+        with pytest.raises(ConfigError, match="'max_budget' is a fraction .* got 27"):
+            from_dict(d)
     d["optimizer"] = "random"
     assert from_dict(d).optimizer == "random"
