@@ -217,7 +217,8 @@ class RungScheduler(Scheduler):
             if verdict is False:
                 t.stopped = True
                 del self.waiting[t.root]
-        passed = [t for t, verdict in verdicts if verdict is None and self._judge(t, t.waiting) or verdict]
+        passed = [t for t, verdict in verdicts      # an undecided one is judged again: fewer rivals now
+                  if verdict or (verdict is None and self._judge(t, t.waiting))]
         return min(passed, key=lambda t: (-t.rungs[t.waiting], t.values[t.waiting], t.root), default=None)
 
     # -- helpers -------------------------------------------------------------------------------
