@@ -192,3 +192,32 @@ def test_matplotlib_is_imported_only_by_the_plots_package() -> None:
                  and ("import matplotlib" in p.read_text(encoding="utf-8")
                       or "from matplotlib" in p.read_text(encoding="utf-8"))]
     assert offenders == []
+
+
+def test_learning_curves_join_a_promoted_configurations_trials(tmp_path) -> None:
+    """mode: promote — each rung is a trial; the curve of a promoted trial starts at its previous
+    trial's last point, so a configuration's rungs read as one line."""
+    def resuming(cfg: dict, ctx) -> float:  # noqa: ANN001
+        start = 0
+        if ctx.checkpoint_from:
+            start = int(pathlib.Path(ctx.checkpoint_from, "epoch").read_text())
+        v = math.nan
+        for epoch in range(start + 1, int(ctx.budget) + 1):
+            v = cfg["wd"] * 100 + 1.0 / epoch
+            pathlib.Path(ctx.checkpoint_dir, "epoch").write_text(str(epoch))
+            ctx.report(epoch, v)
+        return v
+    out = str(tmp_path / "p.h5")
+    res = rd.optimize(resuming, rd.Space(wd=rd.Float(1e-6, 1e-2, log=True)), optimizer="asha", mode="promote",
+                      min_budget=1, max_budget=9, eta=3, max_trials=20, output=out, progress_interval=1000)
+    info = {t.trial_id: t.extra["info"] for t in res.trials}
+    budget = {t.trial_id: t.budget for t in res.trials}
+    promoted = [t for t in info if "promoted_from" in info[t]]
+    assert promoted
+    curves = {c["trial_id"]: c for c in D.curves(rd.load_results(out))}
+    for t in promoted:
+        prev = info[t]["promoted_from"]
+        assert curves[t]["step"][0] == budget[prev] and curves[t]["value"][0] == curves[prev]["value"][-1]
+        assert curves[t]["step"][-1] == budget[t]
+    written = plot_all(out, str(tmp_path / "plots"), only=["curves", "lineage"])
+    assert len(written) == 2 and all(open(p, "rb").read(8) == PNG_MAGIC for p in written)
