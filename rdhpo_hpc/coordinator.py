@@ -75,7 +75,7 @@ class CoordinatorLoop:
         self.silent: set[int] = set()               # ranks declared dead by gossip (maybe hung)
         self.finalize_ok = False                     # set at the end: MPI_Finalize is safe for all
         self.counts: collections.Counter = collections.Counter()
-        self.best: Optional[tuple[float, int]] = None
+        self.best: Optional[tuple[tuple[float, float], int]] = None   # ((-budget, loss), trial id)
         self._last_progress = 0.0
         self._deadline = None if cfg.max_wall_time is None else self.start_time + cfg.max_wall_time
         self.orphans: dict[tuple[int, int], int] = {}   # after a takeover: (trial, attempt) -> rank
@@ -384,9 +384,11 @@ class CoordinatorLoop:
         self.scheduler.on_result(tid, state, value)
         self.counts[state.value] += 1
         if value is not None and state == TrialState.COMPLETE:
-            loss = self.optimizer.loss(value)
-            if self.best is None or loss < self.best[0]:
-                self.best = (loss, tid)
+            # as result.best_trial: the largest budget first (promote mode, PBT), then the loss
+            budget = self.trials[tid].suggestion.budget if tid in self.trials else None
+            key = (-budget if isinstance(budget, (int, float)) else 0.0, self.optimizer.loss(value))
+            if self.best is None or key < self.best[0]:
+                self.best = (key, tid)
 
     # -- dispatch ------------------------------------------------------------------------------
     def _dispatch(self) -> None:
@@ -495,7 +497,7 @@ class CoordinatorLoop:
         el = self.clock() - self.start_time
         done = sum(1 for e in self.trials.values() if e.done)
         total = self.cfg.max_trials
-        best = "-" if self.best is None else f"{self.optimizer.sign * self.best[0]:.5g} (trial {self.best[1]})"
+        best = "-" if self.best is None else f"{self.optimizer.sign * self.best[0][1]:.5g} (trial {self.best[1]})"
         live = len(self._live_workers())
         return (f"[rdhpo {int(el) // 3600:02d}:{int(el) % 3600 // 60:02d}:{int(el) % 60:02d}] "
                 f"trials {done}/{total} done, {len(self.running)} running | complete "
