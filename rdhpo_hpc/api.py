@@ -5,6 +5,7 @@ other ranks work and return None.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import sys
@@ -44,12 +45,12 @@ def optimize(objective: Callable[[dict, Any], float], space: Space, optimizer: s
                               "the study's configuration was rejected on rank 0 (see its message)")
         return outcome.result
     cfg = make_cfg()
-    if cfg.output is None and cfg.checkpoints is None:
-        # no results file to put them next to: trial checkpoints (PBT, promotions) live for the study
-        with tempfile.TemporaryDirectory(prefix="rdhpo-checkpoints-") as tmp:
-            cfg = dataclasses.replace(cfg, checkpoints=tmp)
-            return run_inprocess(cfg, workers=workers, resume=resume, overwrite=overwrite).result
-    return run_inprocess(cfg, workers=workers, resume=resume, overwrite=overwrite).result
+    # no results file to put them next to: trial checkpoints (PBT, promotions) live for the study
+    temporary = cfg.output is None and cfg.checkpoints is None
+    with tempfile.TemporaryDirectory(prefix="rdhpo-checkpoints-") if temporary else \
+            contextlib.nullcontext(cfg.checkpoints) as checkpoints:
+        cfg = dataclasses.replace(cfg, checkpoints=checkpoints)
+        return run_inprocess(cfg, workers=workers, resume=resume, overwrite=overwrite).result
 
 
 def build_config(objective: Any, space: Any, optimizer: str, max_trials: int, direction: str, seed: int,

@@ -226,12 +226,12 @@ def check_strategy(cfg: StudyConfig) -> None:
     make_strategy(cfg.optimizer, cfg.space, cfg.direction, cfg.seed, **cfg.options)
     builtin = cfg.objective.get("builtin") if isinstance(cfg.objective, Mapping) else None
     kind = (builtin or {}).get("budget_kind", "epochs")
-    scheduler = STRATEGIES[cfg.optimizer][1]
+    scheduler, mode = STRATEGIES[cfg.optimizer][1], cfg.options.get("mode", "stop")
     if kind != "data_fraction" or scheduler == "fifo":
         return
-    if scheduler == "pbt" or cfg.options.get("mode", "stop") != "promote":
+    if scheduler == "pbt" or mode != "promote":
         raise ConfigError(f"'objective.builtin.budget_kind' {kind!r} cannot be used with optimizer "
-                          f"{cfg.optimizer!r} in mode {cfg.options.get('mode', 'stop')!r}: it counts the "
+                          f"{cfg.optimizer!r} in mode {mode!r}: it counts the "
                           f"budget in reported epochs; use budget_kind 'epochs', 'mode: promote' (sh, "
                           f"hyperband, asha, bohb: one trial per data fraction), or a single-fidelity "
                           f"optimizer (random, grid, bayes, evolution)")

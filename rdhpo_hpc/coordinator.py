@@ -22,7 +22,7 @@ from .procs import kill_local
 from .optimizers.base import Optimizer
 from .schedulers.base import Scheduler
 from .storage.base import Store
-from .trial import Suggestion, TrialState
+from .trial import Suggestion, TrialState, best_first
 
 EXIT_OK, EXIT_FAILED, EXIT_REQUEUE = 0, 1, 3
 
@@ -384,9 +384,8 @@ class CoordinatorLoop:
         self.scheduler.on_result(tid, state, value)
         self.counts[state.value] += 1
         if value is not None and state == TrialState.COMPLETE:
-            # as result.best_trial: the largest budget first (promote mode, PBT), then the loss
             budget = self.trials[tid].suggestion.budget if tid in self.trials else None
-            key = (-budget if isinstance(budget, (int, float)) else 0.0, self.optimizer.loss(value))
+            key = best_first(budget, self.optimizer.loss(value))     # as result.best_trial
             if self.best is None or key < self.best[0]:
                 self.best = (key, tid)
 

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from .trial import TrialRecord
+from .trial import TrialRecord, best_first
 
 
 @dataclass
@@ -31,20 +31,15 @@ class StudyResult:
 
     @property
     def best_trial(self) -> Optional[TrialRecord]:
-        """The best COMPLETE trial at the largest budget any COMPLETE trial ran (multi-fidelity:
-        a value at a low budget is not comparable; promote mode and PBT end trials at several
-        budgets); the best PRUNED one when none completed."""
-        scored = [t for t in self.trials if t.state == "COMPLETE" and t.value is not None
-                  and math.isfinite(t.value)]
-        budgets = [t.budget for t in scored]
-        if scored and all(isinstance(b, (int, float)) for b in budgets):
-            scored = [t for t in scored if t.budget == max(budgets)]
-        if not scored:
-            scored = [t for t in self.trials if t.state == "PRUNED" and t.value is not None]
-        if not scored:
-            return None
-        pick = min if self.direction == "minimize" else max
-        return pick(scored, key=lambda t: t.value)
+        """The best COMPLETE trial at the largest budget any COMPLETE trial ran (see
+        :func:`~rdhpo_hpc.trial.best_first`); the best PRUNED one when none completed."""
+        sign = 1.0 if self.direction == "minimize" else -1.0
+        for state in ("COMPLETE", "PRUNED"):
+            scored = [t for t in self.trials if t.state == state and t.value is not None
+                      and math.isfinite(t.value)]
+            if scored:
+                return min(scored, key=lambda t: best_first(t.budget, sign * t.value))
+        return None
 
     @property
     def best_params(self) -> Optional[dict]:

@@ -22,6 +22,14 @@ class TrialState(str, enum.Enum):
         return self in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED)
 
 
+def best_first(budget: Any, loss: float) -> tuple[float, float]:
+    """Sort key of finished trials, best first: the largest budget (a value at a low fidelity is
+    not comparable: promote mode and PBT end trials at several budgets), then the lower loss.
+    Used by ``StudyResult.best_trial`` and the coordinator's progress line."""
+    numeric = isinstance(budget, (int, float)) and not isinstance(budget, bool)
+    return (-float(budget) if numeric else 0.0, loss)
+
+
 @dataclass
 class Suggestion:
     """What to run next: produced by the optimizer (params) and the scheduler (budget, checkpoint)."""

@@ -150,13 +150,10 @@ class RungScheduler(Scheduler):
         t = self.trials[trial_id] = self.configs[trial_id] = TrialRungs(group, rungs, trial_id, params,
                                                                        current=trial_id)
         self.members.setdefault(group, []).append(trial_id)
-        info = {"bracket": group[0], "rungs": [_plain(r) for r in rungs]}
-        if len(group) > 1:
-            info["instance"] = group[1]
         if not self.promote:
-            return Suggestion(params, budget=_plain(self.max_budget), info=info)
+            return Suggestion(params, budget=_plain(self.max_budget), info=_info(t))
         self.rung_of[trial_id] = 0
-        return Suggestion(params, budget=_plain(rungs[0]), info={**info, "rung": 0, "config": t.root})
+        return Suggestion(params, budget=_plain(rungs[0]), info={**_info(t), "rung": 0, "config": t.root})
 
     def on_report(self, trial_id: int, step: int, value: float) -> bool:
         t = self.trials.get(trial_id)
@@ -213,12 +210,12 @@ class RungScheduler(Scheduler):
         """Promote mode: the waiting configuration to promote now (highest rung budget first, then
         the best value), or None.  Configurations judged never to pass leave ``waiting``."""
         verdicts = [(t, self._judge(t, t.waiting)) for t in list(self.waiting.values())]
-        for t, verdict in verdicts:     # first every "never" (it frees the places of the others)
-            if verdict is False:
-                t.stopped = True
-                del self.waiting[t.root]
-        passed = [t for t, verdict in verdicts      # an undecided one is judged again: fewer rivals now
-                  if verdict or (verdict is None and self._judge(t, t.waiting))]
+        never = [t for t, verdict in verdicts if verdict is False]
+        for t in never:                 # out first: each "never" frees a place for the others
+            t.stopped = True
+            del self.waiting[t.root]
+        passed = [t for t, verdict in verdicts      # undecided ones again only if rivals just left
+                  if verdict or (verdict is None and never and self._judge(t, t.waiting))]
         return min(passed, key=lambda t: (-t.rungs[t.waiting], t.values[t.waiting], t.root), default=None)
 
     # -- helpers -------------------------------------------------------------------------------
@@ -246,10 +243,7 @@ class RungScheduler(Scheduler):
         previous, t.current, t.waiting, t.ended = t.current, trial_id, None, None
         self.trials[trial_id] = t
         self.rung_of[trial_id] = k
-        info = {"bracket": t.group[0], "rungs": [_plain(r) for r in t.rungs]}
-        if len(t.group) > 1:
-            info["instance"] = t.group[1]
-        info.update(rung=k, config=t.root, promoted_from=previous)
+        info = {**_info(t), "rung": k, "config": t.root, "promoted_from": previous}
         return Suggestion(dict(t.params), budget=_plain(t.rungs[k]), checkpoint_from=previous, info=info)
 
     def can_never_reach(self, x: TrialRungs, k: int) -> bool:
@@ -271,6 +265,14 @@ class RungScheduler(Scheduler):
                            for g, rungs in sorted(self.tables.items())},
                 "stopped": sorted(r for r, t in self.configs.items() if t.stopped),
                 "waiting": sorted(self.waiting)}
+
+
+def _info(t: TrialRungs) -> dict:
+    """The ``/trials`` info of a configuration's trials: bracket, ladder, instance (SH, Hyperband)."""
+    info = {"bracket": t.group[0], "rungs": [_plain(r) for r in t.rungs]}
+    if len(t.group) > 1:
+        info["instance"] = t.group[1]
+    return info
 
 
 def _plain(x: float) -> Any:
