@@ -90,14 +90,24 @@ class Job:
         try:
             rc = self.p.wait(timeout=max(1.0, timeout - (time.monotonic() - self.t0)))
         except subprocess.TimeoutExpired:
+            left = self.processes()           # which ranks were still there, and where they sat
             self.kill()
-            pytest.fail(f"job did not end within {timeout}s; log:\n{self.text()[-3000:]}")
+            pytest.fail(f"job did not end within {timeout}s; processes left:\n{left}\nlog:\n"
+                        f"{self.text()[-3000:]}")
         self.wall = time.monotonic() - self.t0
         self.fh.close()
         return rc
 
     def kill(self):
         kill_group(self.p)
+
+    def processes(self) -> str:
+        """``ps`` of the job's session (pid, state, kernel wait channel, command): a hang's diagnosis."""
+        try:
+            return subprocess.run(["ps", "-o", "pid,stat,wchan:24,etime,args", "-g", str(self.p.pid)],
+                                  capture_output=True, text=True, timeout=10).stdout
+        except (OSError, subprocess.SubprocessError) as exc:
+            return f"(ps failed: {exc})"
 
     def text(self) -> str:
         self.fh.flush()
