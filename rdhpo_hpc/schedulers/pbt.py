@@ -106,11 +106,11 @@ class PBT(Scheduler):
             m.params, m.latest, m.latest_generation = dict(params), None, -1
             return self._start(m, trial_id, 0, params, None, None)
         self.ready.pop(0)
-        if plan[0] == "exploit":
-            donor = self.members[plan[1]]
-            params = self.explore(optimizer.space, donor.params)
+        if plan[0] == "exploit":     # the donor's checkpoint as it was when the plan was made
+            _, donor, donor_trial, donor_gen, donor_params = plan
+            params = self.explore(optimizer.space, donor_params)
             m.params = params
-            return self._start(m, trial_id, donor.latest_generation + 1, params, donor.latest, donor.index)
+            return self._start(m, trial_id, donor_gen + 1, params, donor_trial, donor)
         return self._start(m, trial_id, m.latest_generation + 1, m.params, m.latest, None)
 
     def on_report(self, trial_id: int, step: int, value: float) -> bool:
@@ -133,9 +133,8 @@ class PBT(Scheduler):
         else:
             m.score = None
             ranked = self._ranked()
-            m.plan = ("exploit", ranked[int(self.rng.integers(self._cut()))]) if ranked else ("restart",)
-        next_gen = (self.members[m.plan[1]].latest_generation if m.plan[0] == "exploit"
-                    else m.latest_generation) + 1
+            m.plan = self._exploit(ranked[int(self.rng.integers(self._cut()))]) if ranked else ("restart",)
+        next_gen = (m.plan[3] if m.plan[0] == "exploit" else m.latest_generation) + 1
         if self.max_budget is not None and (next_gen + 1) * self.interval > self.max_budget:
             m.done = True       # the lineage reached max_budget
             return
@@ -162,8 +161,14 @@ class PBT(Scheduler):
         c = self._cut()
         top, bottom = ranked[:c], ranked[-c:]
         if m.index in bottom and m.index not in top:
-            return ("exploit", top[int(self.rng.integers(len(top)))])
+            return self._exploit(top[int(self.rng.integers(len(top)))])
         return ("continue",)
+
+    def _exploit(self, donor: int) -> tuple:
+        """The plan to copy member ``donor`` as it is now (its later trials do not change it, so
+        the max_budget check made with this plan holds when the trial starts)."""
+        d = self.members[donor]
+        return ("exploit", donor, d.latest, d.latest_generation, dict(d.params))
 
     def explore(self, space: Any, params: dict) -> dict:
         """Perturb / resample the mutable active parameters of ``params`` (a copy)."""
