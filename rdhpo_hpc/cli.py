@@ -4,11 +4,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 from .errors import ConfigError
+from .exitcodes import ExitCode
 
-EXIT_CONFIG = 2
+if TYPE_CHECKING:
+    from .config import StudyConfig
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -24,6 +26,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--max-trials", type=int, help="override budget.max_trials")
     run.add_argument("--workers", type=int, default=1,
                      help="worker threads when run without mpirun (default 1)")
+    launch = sub.add_parser("launch", help="run a study under mpirun with the supervisor that always ends "
+                                           "the job (one machine; on SLURM use slurm/rdhpo.sbatch)")
+    launch.add_argument("-n", "--np", type=int, default=4, help="MPI ranks: 1 coordinator + N-1 workers (default 4)")
+    launch.add_argument("run_args", nargs=argparse.REMAINDER, metavar="CONFIG [run options]",
+                        help="what `rdhpo run` takes")
+    supervise = sub.add_parser("supervise", help="run a launcher command (mpirun/srun ... rdhpo run CONFIG) "
+                                                 "and end the job when the study ended, hung or never started")
+    supervise.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- LAUNCHER ...")
     show = sub.add_parser("show", help="summarise a results file")
     show.add_argument("results")
     show.add_argument("--by", default=None, help="also group by this categorical (e.g. model)")
@@ -38,28 +48,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "run":
         return _run(args)
+    if args.command in ("launch", "supervise"):
+        return _supervise(args)
     if args.command == "show":
         return _show(args)
     return _plot(args)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from . import config as config_mod
     from .comm.mpi import launched_under_mpi
     from .launch import bind_signals, existing_records, exit_process, install_stop_signals, run_inprocess, run_mpi
 
-    def make_cfg() -> "config_mod.StudyConfig":
-        overrides: dict = {}
-        cfg = config_mod.from_yaml(args.config, overrides)
-        if args.output:
-            cfg.output = os.path.abspath(args.output)
-        if args.max_trials is not None:
-            if args.max_trials < 1:
-                raise ConfigError(f"--max-trials must be >= 1, got {args.max_trials}")
-            cfg.max_trials = args.max_trials
-        if cfg.output is None:
-            cfg.output = os.path.abspath(os.path.join("results", f"{cfg.name}.h5"))
-        return cfg
+    def make_cfg() -> "StudyConfig":
+        return run_config(args)
 
     def resume_flag(cfg_output: str) -> bool:
         return args.resume or (args.resume_if_exists and existing_records(cfg_output) is not None)
@@ -67,6 +68,8 @@ def _run(args: argparse.Namespace) -> int:
     install_stop_signals()
     if launched_under_mpi():
         from .comm.mpi import MPITransport
+        from .launch import guard_startup
+        guard_startup(float(os.environ.get("RDHPO_STARTUP_TIMEOUT") or 330))
         transport = MPITransport()
         try:
             outcome = run_mpi(make_cfg, transport, resume=None, overwrite=args.overwrite,
@@ -90,10 +93,64 @@ def _run(args: argparse.Namespace) -> int:
                                 overwrite=args.overwrite, on_loop=bind_signals)
     except ConfigError as exc:
         print(f"rdhpo: error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return ExitCode.CONFIG
     if outcome.result is not None:
         _print_summary(outcome.result)
     return outcome.exit_code
+
+
+def run_config(args: argparse.Namespace) -> "StudyConfig":
+    """The study config of ``rdhpo run`` arguments: the YAML with the command line's overrides."""
+    from .config import from_yaml
+    cfg = from_yaml(args.config, {})
+    if args.output:
+        if args.output.endswith(("/", os.sep)):
+            raise ConfigError(f"--output must be a results file path, not a directory, got {args.output!r}")
+        cfg.output = os.path.abspath(args.output)
+    if args.max_trials is not None:
+        if args.max_trials < 1:
+            raise ConfigError(f"--max-trials must be >= 1, got {args.max_trials}")
+        cfg.max_trials = args.max_trials
+    if cfg.output is None:
+        cfg.output = os.path.abspath(os.path.join("results", f"{cfg.name}.h5"))
+    return cfg
+
+
+def resolve_run_args(cmd: Sequence[str]) -> Optional["StudyConfig"]:
+    """The config of the ``run CONFIG ...`` inside a launcher command line (for the supervisor)."""
+    for i, word in enumerate(cmd[:-1]):
+        if word == "run" and os.path.isfile(cmd[i + 1]):
+            args, _ = _parser().parse_known_args(list(cmd[i:]))
+            return run_config(args)
+    return None
+
+
+def _supervise(args: argparse.Namespace) -> int:
+    from .supervise import mpirun_command, supervise
+    if args.command == "supervise":
+        cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+        if not cmd:
+            print("rdhpo: error: supervise needs a command: rdhpo supervise -- mpirun ... rdhpo run CONFIG",
+                  file=sys.stderr)
+            return ExitCode.CONFIG
+        return supervise(cmd)
+    if args.np < 2:
+        print(f"rdhpo: error: launch needs -n >= 2 (a coordinator and a worker), got {args.np}; "
+              f"`rdhpo run CONFIG` runs a study in one process", file=sys.stderr)
+        return ExitCode.CONFIG
+    if not args.run_args or not os.path.isfile(args.run_args[0]):
+        print(f"rdhpo: error: launch needs a config file: rdhpo launch -n 4 CONFIG.yaml, got "
+              f"{args.run_args[0] if args.run_args else 'nothing'!r}", file=sys.stderr)
+        return ExitCode.CONFIG
+    if os.geteuid() == 0:     # Open MPI refuses root without these (containers, test machines)
+        os.environ.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        os.environ.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+    try:
+        cmd = mpirun_command(args.np, args.run_args)
+    except FileNotFoundError as exc:
+        print(f"rdhpo: error: {exc}", file=sys.stderr)
+        return ExitCode.CONFIG
+    return supervise(cmd)
 
 
 def _print_summary(res) -> None:  # noqa: ANN001
@@ -110,7 +167,7 @@ def _show(args: argparse.Namespace) -> int:
         res = load_results(args.results)
     except (FileNotFoundError, ValueError, OSError) as exc:
         print(f"rdhpo: error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return ExitCode.CONFIG
     print(f"{args.results}: study {res.study.get('name', '?')!r}, optimizer {res.study.get('optimizer')}, "
           f"{'finished' if res.finished else 'not finished (running, stopped or crashed)'}")
     for line in summary_lines(res):
@@ -131,7 +188,7 @@ def _plot(args: argparse.Namespace) -> int:
         written = plot_all(args.results, args.out, fmt=args.format)
     except (FileNotFoundError, ValueError, OSError) as exc:
         print(f"rdhpo: error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return ExitCode.CONFIG
     for p in written:
         print(p)
     if not written:

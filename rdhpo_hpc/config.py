@@ -18,8 +18,9 @@ TOP_KEYS = {"name", "seed", "direction", "metric", "objective", "space", "optimi
             "output", "fault_tolerance", "faults", "progress_interval", "checkpoints", "device"}
 FT_DEFAULTS = {"gossip_interval": 0.5, "fanout": 2, "t_fail": 10.0, "max_retries": 2,
                "trial_time_limit": None, "takeover": True, "decision_timeout": 60.0,
-               "end_grace": 10.0}
+               "end_grace": 10.0, "startup_timeout": 300.0}
 BUILTIN_METRICS = {"val_loss": "minimize", "val_accuracy": "maximize", "val_error": "minimize"}
+MAX_YAML_DEPTH = 100     # nested mappings / lists; a real config needs ~10 (PyYAML recurses per level)
 
 
 @dataclass
@@ -34,6 +35,7 @@ class FaultTolerance:
     takeover: bool = True            # with ULFM, the lowest live rank replaces a dead rank 0
     decision_timeout: float = 60.0   # a worker waits this long for an answer to a report
     end_grace: float = 10.0          # at the end, how long to wait for ranks to acknowledge Stop
+    startup_timeout: float = 300.0   # launch -> coordinator running; else the supervisor ends the job
 
 
 @dataclass
@@ -88,7 +90,11 @@ def load_yaml(path: str) -> tuple[dict, str]:
     with open(path, encoding="utf-8") as fh:
         text = fh.read()
     try:
+        _check_depth(yaml, path, text)
         data = yaml.safe_load(text)
+    except RecursionError:   # backstop: _check_depth keeps well below the interpreter's limit
+        raise ConfigError(f"config file {path!r} is nested too deeply to read (more than "
+                          f"{MAX_YAML_DEPTH} levels of mappings / lists)") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -97,6 +103,21 @@ def load_yaml(path: str) -> tuple[dict, str]:
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path!r} must hold a mapping of keys, got {type(data).__name__}")
     return data, text
+
+
+def _check_depth(yaml: Any, path: str, text: str) -> None:
+    """Refuse a document nested more than MAX_YAML_DEPTH levels before PyYAML's recursive
+    composer turns it into a RecursionError.  The event parser is iterative, so this is safe."""
+    depth = 0
+    for ev in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(ev, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                m = ev.start_mark
+                raise ConfigError(f"config file {path!r} is nested too deeply: more than {MAX_YAML_DEPTH} "
+                                  f"levels of mappings / lists at line {m.line + 1}, column {m.column + 1}")
+        elif isinstance(ev, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
 
 
 def from_yaml(path: str, overrides: Optional[Mapping[str, Any]] = None) -> StudyConfig:
@@ -151,6 +172,8 @@ def from_dict(data: Mapping[str, Any], source_text: str = "", base_dir: str = ".
     if output is not None:
         if not isinstance(output, str) or not output:
             raise ConfigError(f"'output' must be a file path, got {output!r}")
+        if output.endswith(("/", os.sep)):
+            raise ConfigError(f"'output' must be a results file path, not a directory, got {output!r}")
         output = output if os.path.isabs(output) else os.path.normpath(os.path.join(os.getcwd(), output))
     faults = data.get("faults") or []
     if not isinstance(faults, list):
@@ -188,7 +211,8 @@ def fault_tolerance(d: Mapping[str, Any]) -> FaultTolerance:
                               allow_none=True, strict=True),
         takeover=_bool("fault_tolerance.takeover", v["takeover"]),
         decision_timeout=_num("fault_tolerance.decision_timeout", v["decision_timeout"], 0, strict=True),
-        end_grace=_num("fault_tolerance.end_grace", v["end_grace"], 0))
+        end_grace=_num("fault_tolerance.end_grace", v["end_grace"], 0),
+        startup_timeout=_num("fault_tolerance.startup_timeout", v["startup_timeout"], 0, strict=True))
     if ft.t_fail <= 2 * ft.gossip_interval:
         raise ConfigError(f"'fault_tolerance.t_fail' must exceed twice gossip_interval "
                           f"({ft.gossip_interval!r}), got {ft.t_fail!r}")

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, TextIO
 
 from .config import StudyConfig
+from .exitcodes import ExitCode
 from .messages import Coordinator as CoordinatorMoved
 from .messages import Decision, Hello, PeerDown, Report, Result, Stop, Task
 from .node import Node
@@ -24,7 +25,6 @@ from .schedulers.base import Scheduler
 from .storage.base import Store
 from .trial import Suggestion, TrialState, best_first
 
-EXIT_OK, EXIT_FAILED, EXIT_REQUEUE = 0, 1, 3
 
 
 @dataclass
@@ -109,6 +109,9 @@ class CoordinatorLoop:
                 if e is not None:
                     e.attempts = max(e.attempts, r["attempt"] + 1)
                     e.running[r["attempt"]] = r["rank"]
+            elif k == "worker":   # host and pid: a takeover must be able to kill a hung worker
+                self.workers[r["rank"]] = {"host": r.get("host", ""), "pid": r.get("pid"),
+                                           "device": r.get("device", "")}
             elif k == "report":
                 if r.get("decision") in ("continue", "stop"):
                     self.scheduler.on_report(r["trial_id"], r["step"], r["value"])
@@ -179,7 +182,7 @@ class CoordinatorLoop:
             while got is not None and n < 1000:
                 self.handle(*got)
                 if self.deposed:
-                    return EXIT_FAILED
+                    return ExitCode.FAILED
                 n += 1
                 got = self.node.recv(timeout=0)
             self._check_limits()
@@ -537,16 +540,23 @@ class CoordinatorLoop:
             self.event("terminate-hung", -1, f"SIGKILL to hung ranks {sorted(self.silent)} at the end")
             kill_local(hung, self.node.transport.host())
         self._progress(force=True)
-        self.log("end", end_status=status, end_time=self.clock())
+        code = self._exit_code(status)
+        self.log("end", end_status=status, end_time=self.clock(), exit_code=int(code))
         self.store.flush()
-        if status == "complete" and self.counts["FAILED"] and not (self.counts["COMPLETE"] or self.counts["PRUNED"]):
+        if code == ExitCode.FAILED and status == "complete":
             print(f"[rdhpo] every trial FAILED: see the errors with `rdhpo show {self.cfg.output or ''}`",
                   file=self.out, flush=True)
-            return EXIT_FAILED
+        return code
+
+    def _exit_code(self, status: str) -> ExitCode:
+        """The study's exit code, also written into the ``end`` record (the supervisor reads it)."""
         if status == "complete":
-            return EXIT_OK
-        if status in ("max_wall_time",):
-            return EXIT_OK
+            every_failed = self.counts["FAILED"] and not (self.counts["COMPLETE"] or self.counts["PRUNED"])
+            return ExitCode.FAILED if every_failed else ExitCode.OK
+        if status == "max_wall_time":
+            return ExitCode.OK
         if status.startswith("signal"):
-            return EXIT_REQUEUE
-        return EXIT_FAILED
+            return ExitCode.STOPPED
+        if status == "no live workers":
+            return ExitCode.UNFINISHED    # resumable: a requeued job continues it
+        return ExitCode.FAILED

@@ -7,6 +7,7 @@ thread and one worker in a second thread over the in-process transport — the s
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import signal
 import sys
@@ -17,7 +18,7 @@ from typing import Any, Callable, Optional, TextIO
 from .comm.base import Transport
 from .comm.inproc import Hub
 from .config import StudyConfig, make_objective
-from .coordinator import EXIT_FAILED, CoordinatorLoop
+from .coordinator import CoordinatorLoop
 from .errors import ConfigError
 from .faults import Fault, FaultPlan, check_ranks, parse_faults
 from .node import GossipSettings, Node
@@ -25,9 +26,9 @@ from .results import StudyResult, result_from_records
 from .storage.base import MemoryStore, MultiStore, Store
 from .storage.journal import JournalStore, journal_path, maybe_read_journal
 from .strategy import make_strategy
-from .worker import EXIT_COORDINATOR_LOST, WorkerLoop
-
-EXIT_CONFIG = 2
+from .exitcodes import ExitCode
+from .storage.journal import heartbeat_path
+from .worker import WorkerLoop
 
 
 @dataclass
@@ -58,7 +59,9 @@ def open_store(cfg: StudyConfig, resume: bool, overwrite: bool) -> tuple[Store, 
     if cfg.output is None:
         return MemoryStore(), []
     from .storage.hdf5 import HDF5Store, rebuild_from_records
+    from .storage.paths import check_output_path
     path = cfg.output
+    check_output_path(path)     # never replace a file that is not rdhpo's (nor a directory)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     old = existing_records(path) if (os.path.exists(path) or os.path.exists(journal_path(path))) else None
     if old is not None and not resume and not overwrite:
@@ -184,7 +187,7 @@ def run_inprocess(cfg: StudyConfig, workers: int = 1, resume: bool = False, over
     except BaseException:   # e.g. the output already holds a study: release the workers at once
         from .messages import Stop
         for r in range(1, hub.size):
-            nodes[0].send(r, Stop(EXIT_FAILED, "coordinator error"))
+            nodes[0].send(r, Stop(ExitCode.FAILED, "coordinator error"))
         raise
     finally:
         nodes[0].close()
@@ -228,14 +231,19 @@ def run_mpi(make_cfg: Callable[[], StudyConfig], transport: Transport, resume: b
         shipped = dataclasses.replace(cfg, objective=None) if callable(cfg.objective) else cfg
     shipped, error, coordinator_host = transport.broadcast_startup((shipped, error, transport.host()))
     if error is not None:
+        startup_done()
         if rank == 0:
             print(f"rdhpo: error: {error}", file=sys.stderr, flush=True)
-        return Outcome(EXIT_CONFIG, None, rank, error)
+        return Outcome(ExitCode.CONFIG, None, rank, error)
     if rank != 0:
         cfg = shipped if shipped.objective is not None else dataclasses.replace(shipped, objective=local_objective)
     share_dataset(cfg, transport)
     node = Node(transport, settings_of(cfg), takeover=cfg.ft.takeover,
-                faults=FaultPlan(parse_faults(cfg.faults), rank), on_fault=_signal_self).start()
+                faults=FaultPlan(parse_faults(cfg.faults), rank), on_fault=_signal_self)
+    if cfg.output:     # the coordinating rank's pump keeps it fresh: the supervisor's liveness signal
+        node.beat_file = heartbeat_path(cfg.output)
+    node.start()
+    startup_done()
     if rank == 0:
         install_stop_signals()
         outcome = coordinate(cfg, node, resume, overwrite, out, on_loop=bind_signals)
@@ -253,7 +261,7 @@ def run_mpi(make_cfg: Callable[[], StudyConfig], transport: Transport, resume: b
         print(f"rdhpo: rank {rank}: error: {exc}", file=sys.stderr, flush=True)
         node.close(drain_timeout=0.5)
         os.kill(os.getpid(), signal.SIGKILL)
-    if outcome.exit_code == EXIT_COORDINATOR_LOST and node.takeover and node.coordinator == rank:
+    if outcome.exit_code == ExitCode.COORDINATOR_LOST and node.takeover and node.coordinator == rank:
         # ULFM takeover: the lowest live rank becomes the coordinator, from the durable journal
         old = min((r for r in range(node.size) if not node.is_alive(r)), default=0)
         outcome = coordinate(cfg, node, out=out, on_loop=bind_signals, takeover_from=old)
@@ -292,24 +300,36 @@ _PEER_TROUBLE: list = []
 
 def _note_failures(node: Node) -> None:
     """Remember that a peer died, hung or was cut off: MPI_Finalize could then hang."""
-    if node.alive() != list(range(node.size)) or node.unreachable or node.transport.failed():
+    if node.alive() != list(range(node.size)) or node.unreachable or node.routes or node.transport.failed():
         _PEER_TROUBLE.append(True)
 
 
 def check_output(cfg: StudyConfig, resume: bool, overwrite: bool) -> None:
-    """Refuse to clobber an existing study unless asked to resume or overwrite it."""
+    """Refuse to clobber an existing study unless asked to resume or overwrite it, and to touch a
+    file at the output path that is not rdhpo's (whatever the flags)."""
+    from .storage.paths import check_output_path
+    if cfg.output:
+        check_output_path(cfg.output)
     if cfg.output and not resume and not overwrite and existing_records(cfg.output) is not None:
         raise ConfigError(f"output {cfg.output!r} already holds a study; pass --resume to continue it or "
                           f"--overwrite to start afresh")
 
 
 def validate_for_run(cfg: StudyConfig) -> None:
-    """Checks that need more than the YAML: the objective imports, the dataset is readable."""
+    """Checks that need more than the YAML: the output path is usable (no directory, no foreign
+    file there), the objective imports, the built-in objective's dataset loads (rank 0, before
+    anything is written: a bad file is one message, not a study of FAILED trials)."""
+    if cfg.output:
+        from .storage.paths import check_output_path
+        check_output_path(cfg.output)
     if isinstance(cfg.objective, dict):
         obj = make_objective(cfg)  # imports the function / checks the built-in spec and dataset path
         check_space = getattr(obj, "check_space", None)   # built-in: model families in the space
         if callable(check_space):
             check_space(cfg.space)
+        check_data = getattr(obj, "check_data", None)     # built-in: load (and cache) the dataset
+        if callable(check_data):
+            check_data()
 
 
 _STOP_REQUEST: list = []
@@ -348,10 +368,26 @@ def exit_process(code: int, clean_finalize: bool) -> None:
         # watchdog that needs no GIL (MPI_Finalize may spin holding it): SIGALRM's default action
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
         signal.alarm(20)
-        try:
-            from mpi4py import MPI
-            if MPI.Is_initialized() and not MPI.Is_finalized():
-                MPI.Finalize()
-        except Exception:  # noqa: BLE001
-            pass
+        from .comm.mpi import finalize
+        finalize()
     os._exit(code)
+
+
+def guard_startup(timeout: float) -> None:
+    """Called first thing on every rank under MPI, before MPI initialises.
+
+    Ties this rank's life to its parent (the MPI daemon or mpirun: when the supervisor kills it,
+    the kernel kills this rank, stopped or not), and bounds start-up from inside the process
+    without needing the GIL (MPI initialisation holds it): if :func:`startup_done` is not called
+    within ``timeout`` seconds (MPI waiting for a rank that died, a start-up collective on a hung
+    rank), SIGALRM's default action ends the rank, so the job ends even without the supervisor
+    (which prints the one message about it)."""
+    from .procs import die_with_parent
+    die_with_parent()
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    signal.alarm(max(int(math.ceil(timeout)), 1))
+
+
+def startup_done() -> None:
+    """Start-up finished on this rank (the node runs): cancel the :func:`guard_startup` bound."""
+    signal.alarm(0)

@@ -116,5 +116,17 @@ class Relay:
     msg: Any
 
 
-ALL = (Hello, Task, Report, Decision, Result, Gossip, Stop, PeerDown, Coordinator, Relay)
+@dataclass
+class RouteChanged:
+    """Local event from the node to its own event loop: messages to ``peer`` now go through rank
+    ``via`` (its direct link fell silent), or directly again (``via`` None: the link healed).
+    Messages sent on the old route just before the change may be lost: a worker then says
+    ``Hello`` again, which makes the coordinator re-run an attempt whose result did not arrive."""
+
+    TAG = 11
+    peer: int
+    via: Optional[int]
+
+
+ALL = (Hello, Task, Report, Decision, Result, Gossip, Stop, PeerDown, Coordinator, Relay, RouteChanged)
 BY_TAG = {cls.TAG: cls for cls in ALL}

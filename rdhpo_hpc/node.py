@@ -6,12 +6,14 @@ polls the transport with back-off, keeps the gossip heartbeat going even when th
 is busy training or fitting a model, and turns failure verdicts into :class:`PeerDown` events.
 
 Reachability (lost links, see docs/reliability.md): gossip keeps a rank whose link to the
-coordinator is cut alive (third parties relay its heartbeat), but the coordinator cannot talk to
-it.  So every worker sends the coordinator *something* directly at least every ``t_fail / 4``
-(an empty ``Gossip`` ping when it has nothing else to say); the coordinator's node reports a
-gossip-alive rank it has not heard from directly for ``1.5 * t_fail`` as ``PeerDown(cause=
-"unreachable")`` — not a death verdict: the membership is untouched — and the coordinator stops
-using it and reaches it (for ``Stop``) through a :class:`Relay` via another rank.
+coordinator is cut alive (third parties relay its heartbeat); the coordinator's and the worker's
+own traffic is routed around the cut.  Coordinator and workers ping each other directly every
+``t_fail / 4`` when they have nothing else to say (an empty ``Gossip``); a peer not heard from
+directly for ``t_fail / 2`` is reached through a third rank (:class:`Relay`, both directions;
+the loops are told with :class:`RouteChanged`), and the direct link is used again as soon as it
+carries traffic.  Only a rank heard from neither directly nor through a relay for
+``1.5 * t_fail`` is reported by the coordinator's node as ``PeerDown(cause="unreachable")`` — not
+a death verdict — and the coordinator stops using it.
 
 Fault injection (YAML ``faults:``): the node applies its :class:`~rdhpo_hpc.faults.FaultPlan`
 in the pump: cut links (messages dropped both ways), delays (messages held back), and calls
@@ -19,6 +21,7 @@ in the pump: cut links (messages dropped both ways), delays (messages held back)
 """
 from __future__ import annotations
 
+import os
 import queue
 import random
 import sys
@@ -30,7 +33,7 @@ from typing import Any, Callable, Optional
 from .comm.base import Transport
 from .faults import Fault, FaultPlan
 from .membership import Membership, Verdict
-from .messages import Coordinator, Gossip, PeerDown, Relay
+from .messages import Coordinator, Gossip, PeerDown, Relay, RouteChanged
 
 
 @dataclass
@@ -44,6 +47,19 @@ class GossipSettings:
     poll_hot: float = 1e-4     # sleep between polls while messages are flowing
     hot_window: float = 0.005     # hot: the loop waits since less than this, after traffic as recent
     check_every: float = 0.005    # membership / failure checks at most this often (not every poll)
+
+
+def touch(path: str) -> None:
+    """Refresh a file's mtime (create it if missing); a failing file system is not fatal here."""
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        try:
+            open(path, "a").close()
+        except OSError:
+            pass
+    except OSError:
+        pass
 
 
 class Node:
@@ -80,10 +96,16 @@ class Node:
         self._cut: set[int] = set()          # links cut by the fault plan right now
         self._delayed: list[tuple[float, int, Any]] = []
         self.last_heard = [self.t0] * self.size    # last message received directly from each rank
-        self._last_sent_coord = self.t0
+        self.last_any = [self.t0] * self.size      # ... directly or through a relay
+        self._last_direct = [self.t0] * self.size  # last message sent directly to each rank
+        self.routes: dict[int, int] = {}           # peer -> relay rank while the direct link is silent
+        self._learned: dict[int, tuple[int, float]] = {}   # peer -> (rank that relayed its traffic, when)
+        self._next_direct = 0.0
         self.unreachable: set[int] = set()   # alive by gossip, silent on the direct link (coordinator)
         self.relayed = 0
         self.pump_errors = 0
+        self.beat_file: Optional[str] = None   # touched while this rank coordinates (supervisor)
+        self._next_beat = 0.0
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> "Node":
@@ -172,8 +194,52 @@ class Node:
                 self._delayed.append((now + d, dest, msg))
                 return
         self.transport.isend(dest, msg)
-        if dest == self.coordinator:
-            self._last_sent_coord = now
+        if 0 <= dest < self.size:
+            self._last_direct[dest] = now
+
+    def _send_routed(self, dest: int, msg: Any, now: float) -> None:
+        """Coordinator <-> worker traffic goes through a relay while the direct link is silent."""
+        via = self._route(dest, now) if self._routed(dest) and not isinstance(msg, Relay) else None
+        if via is None:
+            self._tx(dest, msg, now)
+        else:
+            self.relayed += 1
+            self._tx(via, Relay(dest, self.rank, msg), now)
+
+    def _routed(self, peer: int) -> bool:
+        return peer != self.rank and self.coordinator in (peer, self.rank)
+
+    def _route(self, dest: int, now: float) -> Optional[int]:
+        """The relay to reach ``dest`` through, or None for the direct link (heard from within
+        ``t_fail / 2``: both ends ping each other every ``t_fail / 4``).  A change between
+        direct and relayed is announced to the event loop as :class:`RouteChanged`."""
+        link = self.settings.t_fail / 2
+        via = None if now - self.last_heard[dest] < link else self._pick_relay(dest, now)
+        old = self.routes.get(dest)
+        if via != old:
+            if via is None:
+                self.routes.pop(dest, None)
+            else:
+                self.routes[dest] = via
+            if (old is None) != (via is None):
+                self._inbox.put((dest, RouteChanged(dest, via)))
+        return via
+
+    def _pick_relay(self, dest: int, now: float) -> Optional[int]:
+        """The rank that recently relayed ``dest``'s traffic to us (a route known to work), else
+        one of the ranks heard from directly of late, rotating every ``t_fail / 4`` until the
+        other side answers through one of them."""
+        link = self.settings.t_fail / 2
+        known = self._learned.get(dest)
+        if known is not None and now - known[1] < link and now - self.last_heard[known[0]] < link \
+                and self.is_alive(known[0]):
+            return known[0]
+        cands = [r for r in self.alive() if r not in (self.rank, dest) and r not in self.unreachable
+                 and now - self.last_heard[r] < link]
+        if not cands:
+            return None
+        slot = int((now - self.t0) / (self.settings.t_fail / 4))
+        return cands[(slot + self.rank + dest) % len(cands)]
 
     def _pump(self) -> None:
         """The pump never dies of an unexpected error: a dead pump would look like a hung rank."""
@@ -212,7 +278,7 @@ class Node:
                     break
                 busy = hot = True
                 if dest == self.rank or self.is_alive(dest):
-                    self._tx(dest, msg, now)
+                    self._send_routed(dest, msg, now)
             for _ in range(256):
                 got = t.poll()
                 if got is None:
@@ -222,7 +288,7 @@ class Node:
                 if self._blocked(src):
                     continue
                 if 0 <= src < self.size:
-                    self.last_heard[src] = self.clock()
+                    self.last_heard[src] = self.last_any[src] = self.clock()
                 if isinstance(msg, Gossip):
                     if msg.coordinator > self.coordinator and self.takeover:
                         self._learn_coordinator(msg.coordinator)
@@ -231,7 +297,12 @@ class Node:
                             self.membership.merge(msg.heartbeats, self.clock())
                 elif isinstance(msg, Relay):
                     if msg.dest == self.rank:
-                        self._inbox.put((msg.origin, msg.msg))
+                        if 0 <= msg.origin < self.size:
+                            self.last_any[msg.origin] = self.clock()
+                            self._learned[msg.origin] = (src, self.clock())
+                        if not isinstance(msg.msg, Gossip):     # a relayed ping only says "alive"
+                            self._inbox.put((msg.origin, msg.msg))
+                            hot = True
                     elif self.is_alive(msg.dest):
                         self.relayed += 1
                         self._tx(msg.dest, msg, self.clock())
@@ -288,29 +359,39 @@ class Node:
         for v in verdicts:
             self._publish(v)
         self._direct(now)
+        if self.beat_file is not None and self.coordinator == self.rank and now >= self._next_beat:
+            self._next_beat = now + min(self.settings.gossip_interval, 1.0)
+            touch(self.beat_file)
 
     def _direct(self, now: float) -> None:
-        """Keep the direct link to the coordinator observable (see the module docstring)."""
+        """Keep the links between coordinator and workers observable (module docstring): ping
+        the other end directly every ``t_fail / 4`` — and through the relay too while the direct
+        link is silent, so the relayed route stays known — and, on the coordinator, report a
+        rank heard from neither directly nor through a relay for ``1.5 x t_fail``."""
+        if now < self._next_direct:
+            return
         t_fail = self.settings.t_fail
+        self._next_direct = now + min(self.settings.gossip_interval, t_fail / 8)
         c = self.coordinator
-        if c != self.rank:
-            if now - self._last_sent_coord > t_fail / 4 and self.is_alive(c):
-                self._tx(c, Gossip([], c), now)
+        peers = [c] if c != self.rank else [r for r in self.alive() if r != self.rank]
+        for r in peers:
+            if r in self.unreachable or not self.is_alive(r):
+                continue
+            via = self._route(r, now)
+            if now - self._last_direct[r] > t_fail / 4:
+                self._tx(r, Gossip([], c), now)
+                if via is not None:
+                    self._tx(via, Relay(r, self.rank, Gossip([], c)), now)
                 self.gossip_sent += 1
                 self.gossip_bytes += 64
-            return
-        for r in self.alive():
             # 1.5 x t_fail: a rank that is really dead or hung gets its gossip verdict first
-            if r != self.rank and r not in self.unreachable and now - self.last_heard[r] > 1.5 * t_fail:
+            if c == self.rank and now - self.last_any[r] > 1.5 * t_fail:
                 self.unreachable.add(r)
-                self._inbox.put((r, PeerDown(r, "unreachable", now - self.last_heard[r])))
+                self._inbox.put((r, PeerDown(r, "unreachable", now - self.last_any[r])))
 
     def relay_for(self, dest: int) -> Optional[int]:
         """A live rank heard from recently that can forward a message to ``dest``."""
-        now = self.clock()
-        cands = [r for r in self.alive() if r not in (self.rank, dest) and r not in self.unreachable
-                 and now - self.last_heard[r] < self.settings.t_fail]
-        return min(cands, key=lambda r: now - self.last_heard[r]) if cands else None
+        return self._pick_relay(dest, self.clock())
 
     def _learn_coordinator(self, new: int) -> None:
         """A peer already moved to coordinator ``new``.  Coordinators only move up (lowest live
@@ -334,5 +415,8 @@ class Node:
                 self.coordinator = min(alive)
                 now = self.clock()
                 self.last_heard = [now] * self.size     # the new coordinator starts its direct watch
+                self.last_any = [now] * self.size
+                self.routes.clear()
+                self._learned.clear()
                 self.unreachable.clear()
                 self._inbox.put((self.coordinator, Coordinator(self.coordinator)))

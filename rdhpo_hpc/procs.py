@@ -13,3 +13,20 @@ def kill_local(targets: list, host: str) -> None:
                 os.kill(int(pid), signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+
+
+def die_with_parent() -> None:
+    """Linux: SIGKILL this process when its parent exits (``PR_SET_PDEATHSIG``).
+
+    Under mpirun the parent is the MPI daemon (``prted``) or ``mpirun`` itself: when the
+    supervisor kills the launcher, every rank dies with it — a stopped (SIGSTOP) rank too, which
+    no signal handler could reach.  No-op where ``prctl`` is missing."""
+    import ctypes
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:       # the parent died before prctl: follow it now
+        os.kill(os.getpid(), signal.SIGKILL)

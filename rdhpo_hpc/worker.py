@@ -18,12 +18,12 @@ from typing import Any, Callable, Optional
 
 from .context import TrialContext
 from .errors import TrialPruned
+from .exitcodes import ExitCode
 from .messages import Coordinator as CoordinatorMoved
-from .messages import Decision, Hello, PeerDown, Report, Result, Stop, Task
+from .messages import Decision, Hello, PeerDown, Report, Result, RouteChanged, Stop, Task
 from .node import Node
 from .procs import kill_local
 
-EXIT_OK, EXIT_COORDINATOR_LOST = 0, 4
 
 
 class WorkerLoop:
@@ -71,7 +71,7 @@ class WorkerLoop:
                     self._run_task(msg)
             else:
                 self._control(src, msg)
-        if self.exit_code == EXIT_COORDINATOR_LOST and self.node.coordinator == self.node.rank:
+        if self.exit_code == ExitCode.COORDINATOR_LOST and self.node.coordinator == self.node.rank:
             for item in self._for_coordinator:    # hand them to the coordinator loop of this rank
                 self.node.push_back(*item)
         if self.shrink is not None and self.node.rank not in self.shrink:
@@ -98,7 +98,7 @@ class WorkerLoop:
         elif isinstance(msg, Decision) and not msg.proceed:
             self.stopped.add((msg.trial_id, msg.attempt))
         elif isinstance(msg, PeerDown) and msg.rank == self.coordinator and not self.node.takeover:
-            self.exit_code = EXIT_COORDINATOR_LOST
+            self.exit_code = ExitCode.COORDINATOR_LOST
         elif isinstance(msg, PeerDown) and self.node.takeover:
             self._for_coordinator.append((src, msg))   # recorded if this rank becomes coordinator
         elif isinstance(msg, (Hello, Report, Result)):
@@ -106,9 +106,13 @@ class WorkerLoop:
             self._for_coordinator.append((src, msg))
         elif isinstance(msg, CoordinatorMoved):
             if msg.rank == self.node.rank:
-                self.exit_code = EXIT_COORDINATOR_LOST   # the launcher turns this rank into the coordinator
+                self.exit_code = ExitCode.COORDINATOR_LOST   # the launcher turns this rank into the coordinator
             else:
                 self._hello()
+        elif isinstance(msg, RouteChanged) and msg.peer == self.coordinator and msg.via is not None:
+            # the direct link fell silent: what we sent on it lately may be lost; Hello tells the
+            # coordinator what we are running (it re-runs an attempt whose result never came)
+            self._hello()
 
     # -- one attempt ---------------------------------------------------------------------------
     def _run_task(self, task: Task) -> None:
@@ -170,7 +174,7 @@ class WorkerLoop:
             self._control(src, msg)
             if self.exit_code is not None or key in self.stopped:
                 return False
-            if isinstance(msg, CoordinatorMoved):   # the report went to the dead one: send it again
+            if isinstance(msg, (CoordinatorMoved, RouteChanged)):   # the report may be lost: again
                 self.node.send(self.coordinator, Report(task.trial_id, task.attempt, step, value, metrics))
                 deadline = time.monotonic() + self.decision_timeout
         return key not in self.stopped   # no answer in time: keep training, the result still counts

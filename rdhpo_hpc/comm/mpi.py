@@ -31,6 +31,16 @@ def launched_under_mpi() -> bool:
     return False
 
 
+def finalize() -> None:
+    """``MPI_Finalize`` when MPI is up (the caller bounds it: it can hang on failed peers)."""
+    try:
+        MPI = _mpi()
+        if MPI.Is_initialized() and not MPI.Is_finalized():
+            MPI.Finalize()
+    except Exception:  # noqa: BLE001 - the process is about to exit anyway
+        pass
+
+
 class MPITransport(Transport):
     """Nonblocking point-to-point on a private duplicate of ``COMM_WORLD``."""
 

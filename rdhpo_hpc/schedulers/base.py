@@ -20,6 +20,17 @@ class Scheduler:
 
     name = "fifo"
     options: dict[str, Any] = {"budget": None}
+    #: Capability: ``next_trial`` does not depend on what runs or just ended, so the coordinator
+    #: may ask ahead while every worker is busy (prefetch) and hand a worker several attempts at
+    #: once (pipelining).  Budget schedulers (ASHA, PBT, ...) decide from the state at dispatch
+    #: time and must not.  Declared by each class for itself, never inherited (see below).
+    dispatch_ahead: bool = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass changes what ``next_trial`` depends on: it has the capability only if it
+        declares it in its own body."""
+        super().__init_subclass__(**kwargs)
+        cls.dispatch_ahead = bool(cls.__dict__.get("dispatch_ahead", False))
 
     def __init__(self, direction: str = "minimize", seed: int = 0, **options: Any) -> None:
         unknown = set(options) - set(self.options)

@@ -223,10 +223,29 @@ def rebuild_from_records(path: str, records: Iterable[dict]) -> None:
 
 
 def can_open(path: str) -> bool:
+    """True when ``path`` is a readable rdhpo results file: an HDF5 file whose ``/study`` group
+    carries ``schema_version`` (written with the study's first row).  False for anything else:
+    missing, a directory or other non-regular file (a FIFO would block the open), a torn or
+    foreign file."""
+    if not os.path.isfile(path):
+        return False
     try:
         with _h5().File(path, "r") as f:
-            return "study" in f
+            study = f.get("study")
+            return isinstance(study, _h5().Group) and "schema_version" in study.attrs
     except Exception:  # noqa: BLE001 - any failure to open means "needs rebuilding"
+        return False
+
+
+def is_empty(path: str) -> bool:
+    """True for a regular file that is an HDF5 file holding nothing (no member, no attribute): what
+    ``HDF5Store(path, "w")`` leaves before its first write.  Replacing it loses no data."""
+    if not os.path.isfile(path):
+        return False
+    try:
+        with _h5().File(path, "r") as f:
+            return len(f) == 0 and len(f.attrs) == 0
+    except Exception:  # noqa: BLE001 - not HDF5, torn, unreadable
         return False
 
 

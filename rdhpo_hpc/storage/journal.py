@@ -19,6 +19,12 @@ def journal_path(results_path: str) -> str:
     return results_path + ".journal"
 
 
+def heartbeat_path(results_path: str) -> str:
+    """The coordinator's heartbeat file: its mtime is refreshed by the coordinating rank's pump
+    thread (:class:`~rdhpo_hpc.node.Node`) and watched by the supervisor (``rdhpo launch``)."""
+    return results_path + ".alive"
+
+
 def _default(obj: Any) -> Any:
     if hasattr(obj, "item"):   # numpy scalars
         return obj.item()
@@ -106,6 +112,34 @@ def read_journal(path: str) -> list[dict]:
     return out
 
 
+_SNIFF = 1 << 20
+
+
+def is_journal(path: str) -> bool:
+    """True when ``path`` is a regular file that a :class:`JournalStore` wrote: empty (created,
+    nothing appended yet), or its first line is a JSON record with a kind ``k`` (a first line
+    torn by a kill in mid-write still starts with ``{"k":``).  Reads at most 1 MiB."""
+    if not os.path.isfile(path):
+        return False
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(_SNIFF)
+    except OSError:
+        return False
+    if not head:
+        return True
+    line, nl, _ = head.partition(b"\n")
+    if not nl:
+        return line.startswith(b'{"k":')
+    try:
+        rec = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(rec, dict) and "k" in rec
+
+
 def maybe_read_journal(results_path: str) -> Optional[list[dict]]:
+    """The journal's records, or None when there is none (or the file there is no journal:
+    :func:`rdhpo_hpc.storage.paths.check_output_path` refuses to touch such a file)."""
     p = journal_path(results_path)
-    return read_journal(p) if os.path.exists(p) else None
+    return read_journal(p) if is_journal(p) else None

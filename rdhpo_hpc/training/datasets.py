@@ -153,8 +153,8 @@ def _load_file(spec: str, path: str, seed: int) -> Dataset:
         n_tr = min(len(x) - 1, max(1, int(round(0.8 * len(x)))))
         x_tr, y_tr, x_va, y_va = x[perm[:n_tr]], y[perm[:n_tr]], x[perm[n_tr:]], y[perm[n_tr:]]
     else:
-        raise ConfigError(f"dataset {spec!r}: missing keys; need x_train, y_train, x_val, y_val "
-                          f"(or x, y for an 80/20 split), found {sorted(arrays)}")
+        raise ConfigError(f"dataset {spec!r}: missing arrays; need {EXPECTED_ARRAYS}, "
+                          f"found {sorted(arrays)}")
     for xn, yn, x, y in (("x_train", "y_train", x_tr, y_tr), ("x_val", "y_val", x_va, y_va)):
         if len(x) == 0:
             raise ConfigError(f"dataset {spec!r}: {xn} is empty")
@@ -173,18 +173,31 @@ def _load_file(spec: str, path: str, seed: int) -> Dataset:
     return _make(os.path.basename(path), x_tr, y_tr, x_va, y_va, image_shape)
 
 
+EXPECTED_ARRAYS = "x_train, y_train, x_val, y_val (or x, y for an 80/20 split)"
+
+
 def _read_arrays(spec: str, path: str) -> Dict[str, np.ndarray]:
+    npz = path.lower().endswith(".npz")
+    where = "" if os.path.abspath(spec) == path else f" (file {path!r})"
     try:
-        if path.lower().endswith(".npz"):
+        if npz:
+            import zipfile
+            if not zipfile.is_zipfile(path):
+                raise ConfigError(f"dataset {spec!r}{where} is not a .npz archive (the zip file "
+                                  f"numpy.savez writes); expected one holding arrays {EXPECTED_ARRAYS}")
             with np.load(path, allow_pickle=False) as z:
                 return {k: np.asarray(z[k]) for k in z.files}
         import h5py
+        if not h5py.is_hdf5(path):
+            raise ConfigError(f"dataset {spec!r}{where} is not an HDF5 file; expected one "
+                              f"holding arrays {EXPECTED_ARRAYS} as top-level datasets")
         with h5py.File(path, "r") as f:
             return {k: np.asarray(f[k][()]) for k in f.keys() if isinstance(f[k], h5py.Dataset)}
     except ConfigError:
         raise
     except Exception as e:  # corrupt / wrong format
-        raise ConfigError(f"dataset {spec!r}: cannot read file {path!r}: {type(e).__name__}: {e}") from e
+        raise ConfigError(f"dataset {spec!r}: cannot read file {path!r} ({type(e).__name__}: {e}); "
+                          f"expected a {'.npz archive' if npz else 'HDF5 file'} holding arrays {EXPECTED_ARRAYS}") from None
 
 
 def _make(name: str, x_tr: np.ndarray, y_tr: np.ndarray, x_va: np.ndarray, y_va: np.ndarray,

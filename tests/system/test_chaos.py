@@ -50,3 +50,18 @@ def test_chaos(tmp_path, seed):
         limit = T_FAIL if sig == signal.SIGKILL else 2 * T_FAIL + 1
         assert e["time"] - t < limit, (what, e)
     assert job.wall < 75, what
+
+
+# the CI subset of `python -m bench.chaos`: compound faults at start-up, mid-study and shutdown
+BENCH_SEEDS = [7, 16, 34]   # stop-worker+kill-rank0 at start-up / mid-study / shutdown
+
+
+@pytest.mark.timeout(200)
+@pytest.mark.parametrize("seed", BENCH_SEEDS)
+def test_bench_chaos_schedule(tmp_path, seed):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    from bench.chaos import run_schedule
+    o = run_schedule(seed, tmp_path)
+    assert o.ended, o
+    assert o.lost == 0 and o.twice == 0, o
+    assert o.exit_codes[-1] == 0, o          # after at most one requeue (exit 5 / 6)

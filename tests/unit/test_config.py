@@ -206,3 +206,100 @@ def test_data_fraction_budget_needs_promote_mode_with_a_rung_scheduler(optimizer
             from_dict(d)
     d["optimizer"] = "random"
     assert from_dict(d).optimizer == "random"
+
+
+# -- bad input that used to end in a traceback or in a study of FAILED trials ---------------------
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("shape", ["flow_mapping", "flow_list", "block"])
+def test_yaml_nested_thousands_of_levels_is_a_config_error(tmp_path, shape):
+    d = 5000
+    if shape == "flow_mapping":
+        text = "x: " + "{a: " * d + "1" + "}" * d + "\n"
+    elif shape == "flow_list":
+        text = "x: " + "[" * d + "1" + "]" * d + "\n"
+    else:
+        text = "".join("  " * i + f"k{i}:\n" for i in range(d)) + "  " * d + "1\n"
+    p = tmp_path / "deep.yaml"
+    p.write_text("objective: {function: 'math:sqrt'}\nspace:\n  y: {type: float, low: 0, high: 1}\n" + text)
+    with pytest.raises(ConfigError) as err:
+        from_yaml(str(p))
+    msg = str(err.value)
+    assert "deep.yaml" in msg and "nested too deeply" in msg and str(cfgmod.MAX_YAML_DEPTH) in msg, msg
+    assert "line" in msg
+
+
+def test_yaml_nesting_up_to_the_limit_is_read(tmp_path):
+    def nested(levels):            # the top-level mapping is level 1
+        p = tmp_path / f"nested{levels}.yaml"
+        p.write_text("a: " + "{a: " * (levels - 1) + "1" + "}" * (levels - 1) + "\n")
+        return str(p)
+    data, _ = cfgmod.load_yaml(nested(cfgmod.MAX_YAML_DEPTH))
+    depth, node = 0, data
+    while isinstance(node, dict):
+        node, depth = node["a"], depth + 1
+    assert depth == cfgmod.MAX_YAML_DEPTH and node == 1
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        cfgmod.load_yaml(nested(cfgmod.MAX_YAML_DEPTH + 1))
+
+
+def test_output_with_a_trailing_separator_is_rejected():
+    raises_quoting(base(output="results/"), "output", "results/")
+
+
+def _builtin_cfg(dataset, **over):
+    return from_dict(base(objective={"builtin": {"model": "mlp", "dataset": str(dataset), "epochs": 1}},
+                          space={"lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}}, **over))
+
+
+def test_unreadable_dataset_file_is_rejected_before_the_study(tmp_path):
+    import os
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(os.urandom(4096))
+    with pytest.raises(ConfigError) as err:
+        validate_for_run(_builtin_cfg(junk))
+    msg = str(err.value)
+    assert str(junk) in msg and "not a .npz archive" in msg and "x_train, y_train, x_val, y_val" in msg, msg
+    h5 = tmp_path / "junk.h5"
+    h5.write_bytes(b"not hdf5 " * 100)
+    with pytest.raises(ConfigError, match="not an HDF5 file.*x_train, y_train, x_val, y_val"):
+        validate_for_run(_builtin_cfg(h5))
+
+
+def test_dataset_without_the_expected_arrays_is_rejected_before_the_study(tmp_path):
+    import numpy as np
+    p = tmp_path / "wrong.npz"
+    np.savez(p, features=np.zeros((10, 3)), labels=np.zeros(10, dtype=int))
+    with pytest.raises(ConfigError) as err:
+        validate_for_run(_builtin_cfg(p))
+    msg = str(err.value)
+    for w in (str(p), "x_train, y_train, x_val, y_val", "x, y", "['features', 'labels']"):
+        assert w in msg, (w, msg)
+
+
+def test_valid_dataset_file_passes_validate_for_run(tmp_path):
+    import numpy as np
+    p = tmp_path / "good.npz"
+    rng = np.random.default_rng(0)
+    np.savez(p, x=rng.normal(size=(20, 4)), y=rng.integers(0, 2, 20))
+    validate_for_run(_builtin_cfg(p))
+
+
+@pytest.mark.parametrize("kind", ["text", "foreign_h5", "directory"])
+def test_validate_for_run_refuses_an_output_that_is_not_a_results_file(tmp_path, kind):
+    out = tmp_path / "out.h5"
+    if kind == "text":
+        out.write_text("my notes\n")
+    elif kind == "foreign_h5":
+        import h5py
+        with h5py.File(out, "w") as f:
+            f["data"] = [1, 2, 3]
+            f.create_group("study")          # even a /study group without rdhpo's schema_version
+    else:
+        out.mkdir()
+    before = out.read_bytes() if out.is_file() else None
+    with pytest.raises(ConfigError) as err:
+        validate_for_run(from_dict(base(output=str(out))))
+    msg = str(err.value)
+    assert str(out) in msg, msg
+    assert ("is a directory" if kind == "directory" else "is not an rdhpo results file") in msg, msg
+    assert (out.read_bytes() if out.is_file() else None) == before

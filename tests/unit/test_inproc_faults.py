@@ -8,7 +8,7 @@ import pytest
 
 from rdhpo_hpc.comm.inproc import Hub
 from rdhpo_hpc.faults import FaultPlan, parse_faults
-from rdhpo_hpc.messages import Hello, PeerDown, Task
+from rdhpo_hpc.messages import Hello, PeerDown, RouteChanged, Task
 from rdhpo_hpc.node import GossipSettings, Node
 
 pytestmark = pytest.mark.timeout(30)
@@ -56,21 +56,41 @@ def test_no_verdict_without_faults():
         close(nodes)
 
 
-def test_cut_link_gives_no_death_verdict_but_coordinator_sees_unreachable():
+def test_cut_link_is_routed_around_in_both_directions_and_used_again_once_healed():
     hub = Hub(5)
-    nodes = start(hub, faults=[{"cut": [0, 3], "at": 0.0}])
+    nodes = start(hub, faults=[{"cut": [0, 3], "at": 0.0, "until": 3.0}])
     try:
-        ev0 = drain(nodes[0], 2.5)
+        ev0 = drain(nodes[0], 1.2)
         assert all(n.alive() == [0, 1, 2, 3, 4] for n in nodes)     # gossip relayed by 1, 2, 4
-        (d,) = downs(ev0)
-        assert d.rank == 3 and d.cause == "unreachable" and d.latency > 1.5 * FAST.t_fail
-        assert nodes[0].unreachable == {3}
-        # a message through a relay still reaches rank 3
-        via = nodes[0].relay_for(3)
-        assert via in (1, 2, 4)
-        nodes[0].send_via(via, 3, Task(7, 0, {}))
+        assert downs(ev0) == [] and nodes[0].unreachable == set()   # reached through a relay
+        assert any(isinstance(m, RouteChanged) and m.peer == 3 and m.via in (1, 2, 4) for _, m in ev0)
+        assert nodes[0].routes[3] in (1, 2, 4) and nodes[3].routes[0] in (1, 2, 4)
+        nodes[0].send(3, Task(7, 0, {}))                              # coordinator -> worker
         got = [(s, m) for s, m in drain(nodes[3], 0.5) if isinstance(m, Task)]
         assert got and got[0][0] == 0 and got[0][1].trial_id == 7
+        nodes[3].send(0, Hello("h", {}, 1))                           # worker -> coordinator
+        ev0 = drain(nodes[0], 0.5)
+        assert [s for s, m in ev0 if isinstance(m, Hello)] == [3]
+        ev3 = drain(nodes[3], 2.5)                                    # the cut heals at t = 3 s
+        assert any(isinstance(m, RouteChanged) and m.via is None for _, m in ev3)
+        assert 0 not in nodes[3].routes and 3 not in nodes[0].routes
+        assert downs(ev0 + ev3) == [] and nodes[0].unreachable == set()
+    finally:
+        close(nodes)
+
+
+def test_rank_cut_off_from_every_possible_relay_is_unreachable_not_dead():
+    """Rank 3 hears the others (one-way cuts are outside the routing's model): only the
+    coordinator's link and every relay's link to 3 are cut, gossip still carries 3's heartbeat
+    through rank 4, which nobody uses as a relay because 4 is cut from the coordinator too."""
+    hub = Hub(5)
+    nodes = start(hub, faults=[{"cut": [0, 3], "at": 0.0}, {"cut": [1, 3], "at": 0.0},
+                               {"cut": [2, 3], "at": 0.0}, {"cut": [0, 4], "at": 0.0}])
+    try:
+        ev0 = drain(nodes[0], 2.5)
+        assert all(n.alive() == [0, 1, 2, 3, 4] for n in nodes)
+        d = [m for m in downs(ev0) if m.rank == 3]
+        assert d and d[0].cause == "unreachable" and d[0].latency > 1.5 * FAST.t_fail
     finally:
         close(nodes)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import h5py
 import numpy as np
@@ -180,3 +181,155 @@ def test_multistore_and_memory_store(tmp_path):
     mem = MemoryStore()
     mem.append({"k": "x"})
     assert mem.records() == [{"k": "x"}]
+
+
+# -- the output path guard: rdhpo never replaces a file that is not its own -----------------------
+def _study_pair(tmp_path, name="r.h5"):
+    """A results file and its journal as a finished study leaves them."""
+    p = str(tmp_path / name)
+    j = JournalStore(journal_path(p))
+    s = HDF5Store(p, "w")
+    for r in sample_records(2):
+        j.append(r)
+        s.append(r)
+    j.close()
+    s.close()
+    return p
+
+
+def _foreign(tmp_path, kind, name="r.h5"):
+    p = tmp_path / name
+    if kind == "text":
+        p.write_text("precious notes\n")
+    elif kind == "binary":
+        p.write_bytes(bytes(range(256)) * 40)
+    elif kind == "hdf5":
+        with h5py.File(p, "w") as f:
+            f["data"] = np.arange(5)
+    elif kind == "hdf5_study_group":       # a /study group, but not rdhpo's (no schema_version)
+        with h5py.File(p, "w") as f:
+            f.create_group("study").attrs["owner"] = "someone"
+    return str(p)
+
+
+def _digests(*paths):
+    import hashlib
+    return [hashlib.sha256(open(p, "rb").read()).hexdigest() for p in paths]
+
+
+@pytest.mark.parametrize("kind", ["text", "binary", "hdf5", "hdf5_study_group"])
+def test_guard_refuses_a_foreign_output_file(tmp_path, kind):
+    from rdhpo_hpc.errors import ConfigError
+    from rdhpo_hpc.storage.paths import check_output_path
+    p = _foreign(tmp_path, kind)
+    assert not can_open(p)
+    with pytest.raises(ConfigError) as err:
+        check_output_path(p)
+    msg = str(err.value)
+    assert repr(p) in msg and "is not an rdhpo results file" in msg and "--overwrite" in msg, msg
+
+
+@pytest.mark.parametrize("kind", ["text", "binary", "json_without_kind"])
+def test_guard_refuses_a_foreign_journal(tmp_path, kind):
+    from rdhpo_hpc.errors import ConfigError
+    from rdhpo_hpc.storage.journal import is_journal
+    from rdhpo_hpc.storage.paths import check_output_path
+    p = str(tmp_path / "r.h5")
+    jp = journal_path(p)
+    with open(jp, "wb") as fh:
+        fh.write({"text": b"lab notebook\nline 2\n", "binary": bytes(range(256)) * 8,
+                  "json_without_kind": b'{"a": 1}\n'}[kind])
+    assert not is_journal(jp)
+    with pytest.raises(ConfigError) as err:
+        check_output_path(p)
+    assert repr(jp) in str(err.value) and "is not an rdhpo journal" in str(err.value)
+
+
+def test_guard_accepts_rdhpo_files_and_absent_paths(tmp_path):
+    from rdhpo_hpc.storage.journal import is_journal
+    from rdhpo_hpc.storage.paths import check_output_path
+    check_output_path(str(tmp_path / "new" / "deeper" / "r.h5"))    # parents are created later
+    p = _study_pair(tmp_path)
+    assert can_open(p) and is_journal(journal_path(p))
+    check_output_path(p)
+    # a results file torn by a crash, beside its (complete) journal, is rdhpo's: --resume rebuilds it
+    with open(p, "wb") as fh:
+        fh.write(b"\x89HDF\r\n\x1a\n" + b"\0" * 20)
+    check_output_path(p)
+    # a journal whose first record was torn by a kill, and an empty one, are rdhpo's
+    with open(journal_path(p), "wb") as fh:
+        fh.write(b'{"k":"study","name":"s","sp')
+    assert is_journal(journal_path(p))
+    open(journal_path(p), "wb").close()
+    assert is_journal(journal_path(p))
+
+
+def test_guard_an_empty_journal_does_not_vouch_for_a_foreign_file(tmp_path):
+    from rdhpo_hpc.errors import ConfigError
+    from rdhpo_hpc.storage.paths import check_output_path
+    p = _foreign(tmp_path, "text")
+    open(journal_path(p), "w").close()
+    with pytest.raises(ConfigError, match="is not an rdhpo results file"):
+        check_output_path(p)
+
+
+def test_guard_refuses_directories_and_a_parent_that_is_a_file(tmp_path):
+    from rdhpo_hpc.errors import ConfigError
+    from rdhpo_hpc.storage.paths import check_output_path
+    d = tmp_path / "outdir"
+    d.mkdir()
+    with pytest.raises(ConfigError, match="is a directory"):
+        check_output_path(str(d))
+    with pytest.raises(ConfigError, match="is a directory"):
+        check_output_path(str(tmp_path / "missing") + "/")
+    (tmp_path / "j.h5.journal").mkdir()
+    with pytest.raises(ConfigError, match=r"journal .*j\.h5\.journal.* is a directory"):
+        check_output_path(str(tmp_path / "j.h5"))
+    f = tmp_path / "afile"
+    f.write_text("x")
+    with pytest.raises(ConfigError, match="afile.* is not a directory"):
+        check_output_path(str(f / "sub" / "r.h5"))
+
+
+@pytest.mark.parametrize("resume, overwrite", [(False, False), (False, True), (True, False)])
+@pytest.mark.parametrize("where", ["output", "journal"])
+def test_open_store_never_replaces_a_foreign_file(tmp_path, resume, overwrite, where):
+    from rdhpo_hpc.config import from_dict
+    from rdhpo_hpc.errors import ConfigError
+    from rdhpo_hpc.launch import check_output, existing_records, open_store
+    p = str(tmp_path / "r.h5")
+    target = p if where == "output" else journal_path(p)
+    with open(target, "w") as fh:
+        fh.write("precious notes\n")
+    before = _digests(target)
+    cfg = from_dict({"objective": {"function": "math:sqrt"}, "output": p,
+                     "space": {"x": {"type": "float", "low": 0.0, "high": 1.0}}})
+    assert existing_records(p) is None          # no study there, and reading it does not fail
+    for call in (lambda: check_output(cfg, resume, overwrite), lambda: open_store(cfg, resume, overwrite)):
+        with pytest.raises(ConfigError) as err:
+            call()
+        assert repr(target) in str(err.value) and "rdhpo" in str(err.value)
+    assert _digests(target) == before
+    assert sorted(f.name for f in tmp_path.iterdir()) == [os.path.basename(target)]
+
+
+def test_open_store_overwrites_an_rdhpo_study_when_asked(tmp_path):
+    from rdhpo_hpc.config import from_dict
+    from rdhpo_hpc.errors import ConfigError
+    from rdhpo_hpc.launch import open_store
+    p = _study_pair(tmp_path)
+    cfg = from_dict({"objective": {"function": "math:sqrt"}, "output": p,
+                     "space": {"x": {"type": "float", "low": 0.0, "high": 1.0}}})
+    with pytest.raises(ConfigError, match="already holds a study"):
+        open_store(cfg, False, False)
+    store, old = open_store(cfg, False, True)
+    store.close()
+    assert old == [] and read_journal(journal_path(p)) == []
+
+
+def test_guard_accepts_the_empty_hdf5_file_of_a_study_killed_before_its_first_write(tmp_path):
+    from rdhpo_hpc.storage.paths import check_output_path
+    p = str(tmp_path / "r.h5")
+    open(journal_path(p), "w").close()
+    HDF5Store(p, "w").file.close()              # created, never written
+    check_output_path(p)

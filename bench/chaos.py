@@ -1,0 +1,240 @@
+"""Randomized chaos: seeded fault schedules against real supervised jobs (``rdhpo launch``).
+
+``python -m bench.chaos [--quick] [--seeds N] [--first K] [--json]``
+
+Each seed draws a schedule: the kind of fault (SIGKILL = crash, SIGSTOP = hang), one or two
+victims (rank 0 included), and the moment — during start-up (as soon as the rank processes
+exist, before MPI is up), mid-study, or during shutdown (when the last trials are running).  A
+job that ends resumable (exit 3, 5 or 6: what the SLURM script requeues) is run once more with
+``--resume``, as the requeue would.  Per schedule it records: ended (every job of it ended by
+itself within its bound: ``t_fail + end_grace + 30 s`` after the fault, ``startup_timeout +
+30 s`` for start-up faults, plus one requeue), trials lost (not COMPLETE at the end), trials
+counted twice (two COMPLETE attempts), and the time from the fault to the end.  Goal: 100 %
+ended, 0 lost, 0 twice.  It prints a table (or JSON lines with ``--json``).
+
+Network faults and node crashes on several nodes need the virtual cluster of the test suite
+(``tests/system/vcluster.py``, root): ``pytest -m cluster``.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from bench.common import ROOT, mpi_env, mpirun
+
+OBJ = os.path.join(ROOT, "tests", "system", "objectives.py")
+T_FAIL, END_GRACE, STARTUP = 2.5, 3.0, 20.0
+KINDS = ["kill-worker", "stop-worker", "kill-rank0", "stop-rank0", "kill-two-workers",
+         "stop-worker+kill-rank0", "kill-three-workers", "kill-worker+stop-worker"]
+MOMENTS = ["start-up", "mid-study", "shutdown"]
+
+
+@dataclass
+class Outcome:
+    seed: int
+    kind: str
+    moment: str
+    ranks: int
+    trials: int
+    exit_codes: list = field(default_factory=list)
+    ended: bool = True
+    lost: int = 0
+    twice: int = 0
+    fault_to_end_s: Optional[float] = None
+    note: str = ""
+
+
+def draw(seed: int) -> tuple[str, str, int, int]:
+    rng = random.Random(seed)
+    return rng.choice(KINDS), rng.choice(MOMENTS), rng.choice([5, 6]), rng.choice([16, 24])
+
+
+def write_config(tmp: Path, trials: int) -> Path:
+    import yaml
+    cfg = {"name": "chaos", "seed": 1, "objective": {"function": f"{OBJ}:sleepy"},
+           "space": {"x": {"type": "float", "low": 0.0, "high": 1.0}}, "budget": {"max_trials": trials},
+           "output": str(tmp / "out.h5"), "progress_interval": 5,
+           "fault_tolerance": {"gossip_interval": 0.2, "t_fail": T_FAIL, "end_grace": END_GRACE,
+                               "max_retries": 3, "startup_timeout": STARTUP}}
+    p = tmp / "cfg.yaml"
+    p.write_text(yaml.safe_dump(cfg))
+    return p
+
+
+def _journal(out: Path) -> list[dict]:
+    from rdhpo_hpc.storage.journal import journal_path, read_journal
+    jp = journal_path(str(out))
+    return read_journal(jp) if os.path.exists(jp) else []
+
+
+def _rank_pids(root: int) -> list[int]:
+    from rdhpo_hpc.supervise import process_tree
+    out = []
+    for pid in process_tree(root):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                args = fh.read().split(b"\0")
+        except OSError:
+            continue
+        if b"run" in args and not args[0].endswith((b"prterun", b"mpirun")):
+            out.append(pid)
+    return sorted(out)
+
+
+def _pids_by_rank(out: Path) -> dict[int, int]:
+    pids = {}
+    for r in _journal(out):
+        if r.get("k") == "worker":
+            pids[r["rank"]] = r["pid"]
+        elif r.get("k") == "event" and r.get("kind") == "coordinator-start" and r.get("rank") == 0:
+            pids[0] = int(dict(p.split("=", 1) for p in r["detail"].split() if "=" in p)["pid"])
+    return pids
+
+
+def _launch(cfg: Path, n: int, log: Path, resume: bool) -> subprocess.Popen:
+    env = mpi_env()
+    env.update({"RDHPO_MPIRUN": mpirun(), "OMPI_MCA_btl": "self,sm,tcp", "PYTHONUNBUFFERED": "1"})
+    cmd = [sys.executable, "-m", "rdhpo_hpc", "launch", "-n", str(n), str(cfg)] + (["--resume"] if resume else [])
+    return subprocess.Popen(cmd, stdout=open(log, "ab"), stderr=subprocess.STDOUT, env=env, cwd=str(cfg.parent),
+                            start_new_session=True)
+
+
+def _kill_all(p: subprocess.Popen) -> None:
+    from rdhpo_hpc.supervise import process_tree
+    for pid in process_tree(p.pid) + [p.pid]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _victims(kind: str, n: int, rng: random.Random) -> list[tuple[int, int]]:
+    """[(rank, signal)] in the order they are hit (1 s apart for compound faults)."""
+    workers = list(range(1, n))
+    rng.shuffle(workers)
+    K, S = signal.SIGKILL, signal.SIGSTOP
+    return {"kill-worker": [(workers[0], K)], "stop-worker": [(workers[0], S)],
+            "kill-rank0": [(0, K)], "stop-rank0": [(0, S)],
+            "kill-two-workers": [(workers[0], K), (workers[1], K)],
+            "stop-worker+kill-rank0": [(workers[0], S), (0, K)],
+            "kill-three-workers": [(workers[0], K), (workers[1], K), (workers[2], K)],
+            "kill-worker+stop-worker": [(workers[0], K), (workers[1], S)]}[kind]
+
+
+def run_schedule(seed: int, tmp: Path) -> Outcome:
+    kind, moment, n, trials = draw(seed)
+    rng = random.Random(seed * 7919)
+    res = Outcome(seed, kind, moment, n, trials)
+    cfg = write_config(tmp, trials)
+    out = tmp / "out.h5"
+    log = tmp / "job.log"
+    p = _launch(cfg, n, log, resume=False)
+    hit: list[int] = []
+    t_fault = None
+    try:
+        victims = _victims(kind, n, rng)
+        if moment == "start-up":
+            deadline = time.monotonic() + 30
+            while len(_rank_pids(p.pid)) < n and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0.0, 1.0))
+            ranks = _rank_pids(p.pid)        # in launch order: rank 0 first (best effort)
+            pids = {r: ranks[r] for r, _ in victims if r < len(ranks)}
+        else:
+            deadline = time.monotonic() + 60
+            want = trials - rng.randint(1, n - 1) if moment == "shutdown" else rng.randint(n, trials // 2)
+            while time.monotonic() < deadline and p.poll() is None:
+                recs = _journal(out)
+                if sum(r.get("k") == "dispatch" for r in recs) >= want:
+                    break
+                time.sleep(0.05)
+            pids = _pids_by_rank(out)
+        t_fault = time.monotonic()
+        for i, (rank, sig) in enumerate(victims):
+            if i:
+                time.sleep(1.0)
+            if rank in pids:
+                try:
+                    os.kill(pids[rank], sig)
+                    hit.append(pids[rank])
+                except ProcessLookupError:
+                    pass
+        bound = (STARTUP if moment == "start-up" else T_FAIL) + END_GRACE + 30 + 1.0 * len(victims)
+        for attempt in range(2):
+            try:
+                rc = p.wait(timeout=bound)
+            except subprocess.TimeoutExpired:
+                res.ended = False
+                res.note = f"job {attempt + 1} did not end within {bound:.0f} s"
+                _kill_all(p)
+                break
+            res.exit_codes.append(rc)
+            if rc not in (3, 5, 6) or attempt == 1:
+                break
+            p = _launch(cfg, n, log, resume=out.exists() or os.path.exists(str(out) + ".journal"))
+            bound = STARTUP + 60 + trials * 1.5
+        res.fault_to_end_s = round(time.monotonic() - t_fault, 2)
+    finally:
+        _kill_all(p)
+        for pid in hit:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    recs = _journal(out)
+    done = collections.Counter(r["trial_id"] for r in recs if r.get("k") == "attempt" and r.get("state") == "COMPLETE"
+                               and "late result ignored" not in (r.get("error") or ""))
+    told = collections.Counter(r["trial_id"] for r in recs if r.get("k") == "tell" and r.get("state") == "COMPLETE")
+    res.lost = sum(1 for t in range(trials) if told[t] == 0)
+    res.twice = sum(1 for t in range(trials) if told[t] > 1 or done[t] > 1)
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="8 schedules (the CI subset uses 3 fixed seeds)")
+    ap.add_argument("--seeds", type=int, default=50)
+    ap.add_argument("--first", type=int, default=0, help="first seed")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--cluster", action="store_true", help="on the virtual cluster: run `pytest -m cluster`")
+    args = ap.parse_args()
+    if args.cluster:
+        sys.exit(subprocess.call([sys.executable, "-m", "pytest", "-q", "-m", "cluster",
+                                  os.path.join(ROOT, "tests", "system")], cwd=ROOT))
+    seeds = range(args.first, args.first + (8 if args.quick else args.seeds))
+    rows = []
+    for seed in seeds:
+        with tempfile.TemporaryDirectory(prefix="rdhpo-chaos-") as d:
+            o = run_schedule(seed, Path(d))
+        rows.append(o)
+        if args.json:
+            print(json.dumps({"bench": "chaos", **asdict(o)}), flush=True)
+        else:
+            print(f"seed {o.seed:3d} {o.kind:24s} {o.moment:9s} n={o.ranks} trials={o.trials} "
+                  f"exit={o.exit_codes} ended={o.ended} lost={o.lost} twice={o.twice} "
+                  f"fault->end {o.fault_to_end_s}s {o.note}", flush=True)
+    ended = sum(o.ended for o in rows)
+    ends = sorted(o.fault_to_end_s for o in rows if o.fault_to_end_s is not None)
+    summary = {"bench": "chaos", "metric": "summary", "schedules": len(rows), "ended": ended,
+               "ended_pct": round(100.0 * ended / max(len(rows), 1), 1),
+               "trials_lost": sum(o.lost for o in rows), "trials_twice": sum(o.twice for o in rows),
+               "jobs_not_ended": len(rows) - ended,
+               "fault_to_end_median_s": ends[len(ends) // 2] if ends else None,
+               "fault_to_end_max_s": ends[-1] if ends else None,
+               "requeued": sum(len(o.exit_codes) > 1 for o in rows)}
+    print(json.dumps(summary), flush=True)
+
+
+if __name__ == "__main__":
+    main()
