@@ -49,17 +49,28 @@ class GossipSettings:
     check_every: float = 0.005    # membership / failure checks at most this often (not every poll)
 
 
-def touch(path: str) -> None:
-    """Refresh a file's mtime (create it if missing); a failing file system is not fatal here."""
+def write_beat(path: str, rank: int) -> None:
+    """Refresh the coordinator's heartbeat file: its mtime (the supervisor's liveness signal) and
+    the coordinating rank, in place (``pwrite``, no truncation: a reader never sees it empty).
+    A failing file system is not fatal here."""
     try:
-        os.utime(path)
-    except FileNotFoundError:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
         try:
-            open(path, "a").close()
-        except OSError:
-            pass
+            os.pwrite(fd, f"{rank:>10d}\n".encode(), 0)
+        finally:
+            os.close(fd)
     except OSError:
         pass
+
+
+def read_beat(path: str) -> Optional[tuple[float, int]]:
+    """(mtime, coordinating rank) of a heartbeat file, None when absent or unreadable.  Opening
+    it first makes NFS revalidate its attributes (close-to-open consistency)."""
+    try:
+        with open(path, "rb") as fh:
+            return os.fstat(fh.fileno()).st_mtime, int(fh.read(32).strip() or -1)
+    except (OSError, ValueError):
+        return None
 
 
 class Node:
@@ -104,8 +115,10 @@ class Node:
         self.unreachable: set[int] = set()   # alive by gossip, silent on the direct link (coordinator)
         self.relayed = 0
         self.pump_errors = 0
-        self.beat_file: Optional[str] = None   # touched while this rank coordinates (supervisor)
+        self.beat_file: Optional[str] = None   # refreshed while this rank coordinates (supervisor)
         self._next_beat = 0.0
+        self._takeover_check: Optional[tuple[float, int, Optional[tuple[float, int]]]] = None
+        self.cut_off = False       # the coordinator lives on beyond a partition (no takeover)
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> "Node":
@@ -358,10 +371,11 @@ class Node:
                 self.gossip_bytes += 8 * len(vector) + 64
         for v in verdicts:
             self._publish(v)
+        self._check_takeover(now)
         self._direct(now)
         if self.beat_file is not None and self.coordinator == self.rank and now >= self._next_beat:
             self._next_beat = now + min(self.settings.gossip_interval, 1.0)
-            touch(self.beat_file)
+            write_beat(self.beat_file, self.rank)
 
     def _direct(self, now: float) -> None:
         """Keep the links between coordinator and workers observable (module docstring): ping
@@ -410,13 +424,45 @@ class Node:
     def _publish(self, v: Verdict) -> None:
         self._inbox.put((v.rank, PeerDown(v.rank, v.cause, v.latency)))
         if self.takeover and v.rank == self.coordinator:
-            alive = self.alive()
-            if alive:
-                self.coordinator = min(alive)
-                now = self.clock()
-                self.last_heard = [now] * self.size     # the new coordinator starts its direct watch
-                self.last_any = [now] * self.size
-                self.routes.clear()
-                self._learned.clear()
-                self.unreachable.clear()
-                self._inbox.put((self.coordinator, Coordinator(self.coordinator)))
+            if self.beat_file is None:
+                self._move_coordinator()
+            else:
+                # a cut link can look like a death, to gossip and to MPI alike (Open MPI reports
+                # the ranks behind a partition as failed): take over only once the coordinator's
+                # heartbeat file has stopped changing (see _check_takeover)
+                wait = self.settings.t_fail / 2 + self.settings.gossip_interval
+                self._takeover_check = (self.clock() + wait, v.rank, read_beat(self.beat_file))
+
+    def _check_takeover(self, now: float) -> None:
+        """Pump: decide a pending takeover.  The heartbeat file unchanged since the verdict: the
+        coordinator is gone, the lowest live rank takes over.  Still refreshed by the same rank:
+        it lives on out of our reach (a partition) — no second coordinator; this rank leaves
+        (``PeerDown`` again with takeover off: its loop exits with code 4).  Refreshed by another
+        rank: that one took over already; follow it."""
+        if self._takeover_check is None or now < self._takeover_check[0] or self.beat_file is None:
+            return
+        _, old, before = self._takeover_check
+        self._takeover_check = None
+        if old != self.coordinator:
+            return
+        cur = read_beat(self.beat_file)
+        if cur is None or cur == before:
+            self._move_coordinator()
+        elif cur[1] == old:
+            self.takeover = False
+            self.cut_off = True
+            self._inbox.put((old, PeerDown(old, "coordinator-alive-elsewhere", 0.0)))
+        elif cur[1] > old:
+            self._learn_coordinator(cur[1])
+
+    def _move_coordinator(self) -> None:
+        alive = self.alive()
+        if alive:
+            self.coordinator = min(alive)
+            now = self.clock()
+            self.last_heard = [now] * self.size     # the new coordinator starts its direct watch
+            self.last_any = [now] * self.size
+            self.routes.clear()
+            self._learned.clear()
+            self.unreachable.clear()
+            self._inbox.put((self.coordinator, Coordinator(self.coordinator)))
