@@ -1,6 +1,7 @@
 """Hyper-parameters: parallel coordinates coloured by value, one slice per parameter, importance
 ranking (random-forest permutation).
 """
+
 from _common import main
 
 if __name__ == "__main__":

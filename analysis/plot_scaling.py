@@ -1,6 +1,7 @@
 """Scaling: speed-up and parallel efficiency vs workers from bench/out/results.jsonl (written by
 python -m bench).
 """
+
 from _common import main
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Worker timeline: one row per rank, a bar per attempt coloured by outcome,
 failure/requeue/shrink/takeover/resume events marked.
 """
+
 from _common import main
 
 if __name__ == "__main__":

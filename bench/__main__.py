@@ -5,6 +5,7 @@ Every module ``bench/<name>.py`` (not ``common``, not ``_*``) is run as ``python
 (``{"bench", "metric", "value", "unit", ...}``) goes to ``bench/out/results.jsonl``, and a
 Markdown table of all of them to ``bench/out/results.md``.  Quick mode fits in 5 minutes, full in 30.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,8 +22,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 OUT = os.path.join(HERE, "out")
 # cheap system figures first, the long quality runs last (a module the time budget cuts is reported)
-ORDER = ["scaling", "dispatch", "coordinator_cost", "reliability", "suggest_idle", "optimizer_latency", "quality",
-         "multifidelity"]
+ORDER = [
+    "scaling",
+    "dispatch",
+    "coordinator_cost",
+    "reliability",
+    "suggest_idle",
+    "optimizer_latency",
+    "quality",
+    "multifidelity",
+]
 SKIP = {"common", "__init__", "__main__"}
 
 
@@ -36,8 +45,11 @@ def _is_bench(path: str) -> bool:
 
 
 def discover() -> list[str]:
-    found = {f[:-3] for f in os.listdir(HERE) if f.endswith(".py") and f[:-3] not in SKIP
-             and not f.startswith("_") and _is_bench(os.path.join(HERE, f))}
+    found = {
+        f[:-3]
+        for f in os.listdir(HERE)
+        if f.endswith(".py") and f[:-3] not in SKIP and not f.startswith("_") and _is_bench(os.path.join(HERE, f))
+    }
     return [n for n in ORDER if n in found] + sorted(found - set(ORDER))
 
 
@@ -71,13 +83,14 @@ def run_module(name: str, quick: bool, timeout: float) -> tuple[int, float, list
     cmd = [sys.executable, "-m", f"bench.{name}"] + module_args(name, quick)
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     t = time.monotonic()
-    p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         start_new_session=True)
+    p = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         out, err = p.communicate(timeout=timeout)
         rc = p.returncode
     except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)      # the module's own process group (mpirun and its ranks)
+        os.killpg(p.pid, signal.SIGKILL)  # the module's own process group (mpirun and its ranks)
         out, err = p.communicate()
         rc = 124
     rows = []
@@ -96,7 +109,7 @@ def run_module(name: str, quick: bool, timeout: float) -> tuple[int, float, list
 _MAIN_KEYS = ("bench", "metric", "value", "unit", "module", "date", "machine", "quick")
 
 
-def _fmt(v) -> str:  # noqa: ANN001
+def _fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
     return str(v)
@@ -118,8 +131,9 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="small sizes; the whole run fits in 5 minutes")
     p.add_argument("--only", nargs="+", help="run only these modules")
     p.add_argument("--out", default=OUT, help="output directory (default bench/out)")
-    p.add_argument("--machine", default=os.environ.get("RDHPO_BENCH_MACHINE", f"{os.cpu_count()}-core "
-                                                       f"{platform.machine()}"))
+    p.add_argument(
+        "--machine", default=os.environ.get("RDHPO_BENCH_MACHINE", f"{os.cpu_count()}-core {platform.machine()}")
+    )
     a = p.parse_args(argv)
     total = 285.0 if a.quick else 1780.0
     per = 110.0 if a.quick else 900.0
@@ -149,8 +163,11 @@ def main(argv=None) -> int:
             runs.append({"module": m, "rc": rc, "seconds": secs, "n": len(got)})
     with open(os.path.join(a.out, "results.md"), "w", encoding="utf-8") as fh:
         fh.write(markdown(rows, runs, meta))
-    print(f"[bench] {len(rows)} measurements from {len(runs)} modules in {time.monotonic() - start:.0f}s -> "
-          f"{jsonl}", file=sys.stderr, flush=True)
+    print(
+        f"[bench] {len(rows)} measurements from {len(runs)} modules in {time.monotonic() - start:.0f}s -> {jsonl}",
+        file=sys.stderr,
+        flush=True,
+    )
     return 0 if all(r["rc"] == 0 for r in runs) else 1
 
 

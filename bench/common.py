@@ -6,6 +6,7 @@ JSON line per rank: ``{"rank", "cpu_s", "wall_s", "maxrss_kb", ...}`` measured a
 (so MPI start-up is excluded from ``cpu_s``), rank 0 adding the study's own numbers read back from
 the results file (/study start_time and end_time).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,18 +41,46 @@ def mpirun() -> str:
 
 def mpi_env() -> dict:
     env = dict(os.environ)
-    env.update({"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-                "PRTE_MCA_rmaps_default_mapping_policy": ":oversubscribe", "OMPI_MCA_btl": "self,sm",
-                "PYTHONPATH": ROOT + os.pathsep + env.get("PYTHONPATH", "")})
+    env.update(
+        {
+            "OMPI_ALLOW_RUN_AS_ROOT": "1",
+            "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+            "PRTE_MCA_rmaps_default_mapping_policy": ":oversubscribe",
+            "OMPI_MCA_btl": "self,sm",
+            "PYTHONPATH": ROOT + os.pathsep + env.get("PYTHONPATH", ""),
+        }
+    )
     return env
 
 
-def run_mpi_study(ranks: int, objective: str, trials: int, output: str, trial_time: float = 0.0,
-                  timeout: float = 300.0, extra: Optional[list] = None) -> dict:
+def run_mpi_study(
+    ranks: int,
+    objective: str,
+    trials: int,
+    output: str,
+    trial_time: float = 0.0,
+    timeout: float = 300.0,
+    extra: Optional[list] = None,
+) -> dict:
     """Launch a study under ``mpirun -n ranks``; returns {"rc", "process_wall_s", "ranks": [per-rank JSON]}."""
-    cmd = [mpirun(), "--with-ft", "ulfm", "-n", str(ranks), python(), "-m", "bench.common",
-           "--objective", objective, "--trials", str(trials), "--trial-time", str(trial_time),
-           "--output", output] + (extra or [])
+    cmd = [
+        mpirun(),
+        "--with-ft",
+        "ulfm",
+        "-n",
+        str(ranks),
+        python(),
+        "-m",
+        "bench.common",
+        "--objective",
+        objective,
+        "--trials",
+        str(trials),
+        "--trial-time",
+        str(trial_time),
+        "--output",
+        output,
+    ] + (extra or [])
     t = time.monotonic()
     try:
         p = subprocess.run(cmd, cwd=ROOT, env=mpi_env(), capture_output=True, text=True, timeout=timeout)
@@ -76,16 +105,20 @@ def run_mpi_study(ranks: int, objective: str, trials: int, output: str, trial_ti
 def study_numbers(path: str) -> dict:
     """Wall time, makespan and counts of a finished study, from its results file only."""
     from rdhpo_hpc.api import load_results
+
     res = load_results(path)
     start, end = res.study.get("start_time"), (res.end or {}).get("end_time")
     starts = [a["start_time"] for a in res.attempts if a.get("start_time") is not None]
     ends = [a["end_time"] for a in res.attempts if a.get("end_time") is not None]
-    return {"study_wall_s": (end - start) if start is not None and end is not None else None,
-            "first_start_s": (min(starts) - start) if starts and start is not None else None,
-            "makespan_s": (max(ends) - start) if ends and start is not None else None,
-            "trials": len(res.trials), "complete": len(res.completed),
-            "file_bytes": os.path.getsize(path) if os.path.exists(path) else None,
-            "journal_bytes": os.path.getsize(path + ".journal") if os.path.exists(path + ".journal") else None}
+    return {
+        "study_wall_s": (end - start) if start is not None and end is not None else None,
+        "first_start_s": (min(starts) - start) if starts and start is not None else None,
+        "makespan_s": (max(ends) - start) if ends and start is not None else None,
+        "trials": len(res.trials),
+        "complete": len(res.completed),
+        "file_bytes": os.path.getsize(path) if os.path.exists(path) else None,
+        "journal_bytes": os.path.getsize(path + ".journal") if os.path.exists(path + ".journal") else None,
+    }
 
 
 # -- the runner (every rank) ---------------------------------------------------------------------
@@ -113,19 +146,29 @@ def _main() -> int:
 
     import rdhpo_hpc as rd
     from rdhpo_hpc.comm.mpi import launched_under_mpi
+
     rank = 0
     if launched_under_mpi():
         from mpi4py import MPI
+
         rank = MPI.COMM_WORLD.Get_rank()
         import h5py  # noqa: F401 - imported before the clock starts on every rank
     space = rd.Space(x=rd.Float(-5.0, 5.0), y=rd.Int(1, 100), c=rd.Categorical(["a", "b", "c"]))
     cpu0, wall0 = time.process_time(), time.monotonic()
-    res = rd.optimize(_objectives(a.trial_time)[a.objective], space, optimizer=a.optimizer, max_trials=a.trials,
-                      output=a.output, overwrite=True, seed=0, progress_interval=3600, t_fail=a.t_fail,
-                      gossip_interval=0.5)
+    res = rd.optimize(
+        _objectives(a.trial_time)[a.objective],
+        space,
+        optimizer=a.optimizer,
+        max_trials=a.trials,
+        output=a.output,
+        overwrite=True,
+        seed=0,
+        progress_interval=3600,
+        t_fail=a.t_fail,
+        gossip_interval=0.5,
+    )
     cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
-    row = {"rank": rank, "cpu_s": cpu, "wall_s": wall,
-           "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+    row = {"rank": rank, "cpu_s": cpu, "wall_s": wall, "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
     if res is not None:
         sys.stdout.flush()
         row.update(study_numbers(a.output))
@@ -133,6 +176,7 @@ def _main() -> int:
     print(json.dumps(row), flush=True)
     if launched_under_mpi():
         from rdhpo_hpc.launch import exit_process
+
         exit_process(0, clean_finalize=True)
     return 0
 

@@ -3,6 +3,7 @@ trial, at 100, 1000 and 10000 trials (random optimizer, trivial objective, ``mpi
 
     python -m bench.coordinator_cost [--quick]     # --quick skips 10000
 """
+
 from __future__ import annotations
 
 import argparse
@@ -12,7 +13,7 @@ import tempfile
 
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from bench.common import emit, run_mpi_study  # noqa: E402
+from bench.common import emit, run_mpi_study
 
 B = "coordinator_cost"
 
@@ -37,8 +38,14 @@ def main(argv=None) -> int:
             emit(B, "trials_per_s", round(n / r0["study_wall_s"], 1), "trials/s", **c)
             emit(B, "rank0_maxrss", round(r0["maxrss_kb"] / 1024, 1), "MiB", **c)
             if prev is not None:
-                emit(B, "rank0_memory_per_trial", round(1024 * (r0["maxrss_kb"] - prev[1]) / (n - prev[0]), 1),
-                     "bytes", note=f"maxrss growth from {prev[0]} to {n} trials", **c)
+                emit(
+                    B,
+                    "rank0_memory_per_trial",
+                    round(1024 * (r0["maxrss_kb"] - prev[1]) / (n - prev[0]), 1),
+                    "bytes",
+                    note=f"maxrss growth from {prev[0]} to {n} trials",
+                    **c,
+                )
             prev = (n, r0["maxrss_kb"])
             emit(B, "hdf5_bytes_per_trial", round(r0["file_bytes"] / n, 1), "bytes", **c)
             if r0.get("journal_bytes"):

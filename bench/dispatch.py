@@ -4,6 +4,7 @@ the CPU an idle worker burns (percent of one core).
 
     python -m bench.dispatch [--quick]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -11,28 +12,37 @@ import multiprocessing as mp
 import os
 import sys
 import tempfile
-import time
 
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from bench.common import emit, run_mpi_study  # noqa: E402
+from bench.common import emit, run_mpi_study
 
 B = "dispatch"
 
 
 def _optuna_worker(storage_url: str, kind: str, n: int) -> None:
     import optuna
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name="b", storage=_storage(storage_url, kind),
-                              sampler=optuna.samplers.RandomSampler())
-    study.optimize(lambda t: t.suggest_float("x", -5, 5) ** 2 + t.suggest_int("y", 1, 100) * 0
-                   + len(t.suggest_categorical("c", ["a", "b", "c"])) * 0, n_trials=n)
+    study = optuna.load_study(
+        study_name="b", storage=_storage(storage_url, kind), sampler=optuna.samplers.RandomSampler()
+    )
+    study.optimize(
+        lambda t: (
+            t.suggest_float("x", -5, 5) ** 2
+            + t.suggest_int("y", 1, 100) * 0
+            + len(t.suggest_categorical("c", ["a", "b", "c"])) * 0
+        ),
+        n_trials=n,
+    )
 
 
 def _storage(url: str, kind: str):
     import optuna
+
     if kind == "journal":
         from optuna.storages.journal import JournalFileBackend
+
         return optuna.storages.JournalStorage(JournalFileBackend(url))
     return url
 
@@ -40,6 +50,7 @@ def _storage(url: str, kind: str):
 def optuna_rate(kind: str, trials: int, procs: int, tmp: str) -> float:
     """Trials/s of ``procs`` Optuna processes sharing one storage: trials / (last end - first start)."""
     import optuna
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = os.path.join(tmp, "optuna.log") if kind == "journal" else f"sqlite:///{os.path.join(tmp, 'optuna.db')}"
     optuna.create_study(study_name="b", storage=_storage(url, kind))
@@ -74,10 +85,19 @@ def main(argv=None) -> int:
                 emit(B, "error", r["rc"], "exit code", system="rdhpo", ranks=n)
                 continue
             rates[f"rdhpo-{n}"] = trials / r0["study_wall_s"]
-            emit(B, "trials_per_s", round(rates[f"rdhpo-{n}"], 1), "trials/s", system="rdhpo", ranks=n,
-                 workers=n - 1, trials=trials)
+            emit(
+                B,
+                "trials_per_s",
+                round(rates[f"rdhpo-{n}"], 1),
+                "trials/s",
+                system="rdhpo",
+                ranks=n,
+                workers=n - 1,
+                trials=trials,
+            )
         try:
             import optuna  # noqa: F401
+
             have_optuna = True
         except ImportError:
             have_optuna = False
@@ -87,8 +107,15 @@ def main(argv=None) -> int:
                 sub = os.path.join(tmp, kind)
                 os.makedirs(sub)
                 rates[f"optuna-{kind}"] = optuna_rate(kind, optuna_trials, 4, sub)
-                emit(B, "trials_per_s", round(rates[f"optuna-{kind}"], 1), "trials/s", system=f"optuna-{kind}",
-                     processes=4, trials=optuna_trials)
+                emit(
+                    B,
+                    "trials_per_s",
+                    round(rates[f"optuna-{kind}"], 1),
+                    "trials/s",
+                    system=f"optuna-{kind}",
+                    processes=4,
+                    trials=optuna_trials,
+                )
         for mine in ("rdhpo-4", "rdhpo-16"):
             for other in ("optuna-journal", "optuna-sqlite"):
                 if mine in rates and other in rates:
@@ -98,6 +125,7 @@ def main(argv=None) -> int:
         busy = {x["rank"] for x in r["ranks"] if x["rank"] == 0}
         idle = [x for x in r["ranks"] if x["rank"] not in busy]
         from rdhpo_hpc.api import load_results
+
         try:
             ran = {a_["rank"] for a_ in load_results(os.path.join(tmp, "idle.h5")).attempts}
         except Exception:  # noqa: BLE001
@@ -105,12 +133,19 @@ def main(argv=None) -> int:
         idle = [x for x in idle if x["rank"] not in ran]
         if idle:
             pct = max(100 * x["cpu_s"] / x["wall_s"] for x in idle)
-            emit(B, "idle_worker_cpu", round(pct, 2), "% of a core", ranks=4, idle_workers=len(idle),
-                 wall_s=round(idle[0]["wall_s"], 2), note="worst idle worker; includes its gossip thread")
+            emit(
+                B,
+                "idle_worker_cpu",
+                round(pct, 2),
+                "% of a core",
+                ranks=4,
+                idle_workers=len(idle),
+                wall_s=round(idle[0]["wall_s"], 2),
+                note="worst idle worker; includes its gossip thread",
+            )
         r0 = next((x for x in r["ranks"] if x["rank"] == 0), None)
         if r0:
-            emit(B, "coordinator_cpu_while_waiting", round(100 * r0["cpu_s"] / r0["wall_s"], 2), "% of a core",
-                 ranks=4)
+            emit(B, "coordinator_cpu_while_waiting", round(100 * r0["cpu_s"] / r0["wall_s"], 2), "% of a core", ranks=4)
     return 0
 
 

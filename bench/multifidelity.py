@@ -41,10 +41,12 @@ did not finish every contender is left out of the medians.  One CNN epoch costs 
 core (0.25 s on average over the space).
 
     python -m bench.multifidelity --quick          # 2 seeds, cap 54 epochs: a smoke test, < 100 s
-    python -m bench.multifidelity                  # 6 seeds, cap 162 epochs (about 15 minutes on 2 cores; 17 with bohb added)
+    python -m bench.multifidelity                  # 6 seeds, cap 162 epochs (about 15 minutes on 2 cores;
+                                                   # 17 with bohb added)
     python -m bench.multifidelity --task mnist1d_mlp --seeds 6      # the earlier MLP setting
     python -m bench.multifidelity --task digits --target 0.98 --seeds 3
 """
+
 from __future__ import annotations
 
 import os
@@ -52,59 +54,90 @@ import os
 for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_v, "1")
 
-import argparse  # noqa: E402
-import io  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import signal  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from typing import Any, Callable, Optional  # noqa: E402
+import argparse
+import io
+import json
+import math
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from typing import Any, Callable, Optional
 
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from bench.common import ROOT, emit  # noqa: E402
+from bench.common import ROOT, emit
 
 B = "multifidelity"
 TASKS = {
     # A 1-D CNN on MNIST-1D (built-in "cnn", budget = epochs): what a researcher would search.
-    "mnist1d": {"objective": {"model": "cnn", "dataset": "mnist1d", "metric": "val_accuracy"},
-                "label": "MNIST-1D CNN", "max_budget": 27, "cap": 162, "quick_cap": 54,
-                "space": {"lr": {"type": "float", "low": 1.0e-4, "high": 0.3, "log": True},
-                          "channels": {"type": "int", "low": 8, "high": 64, "log": True},
-                          "layers": {"type": "int", "low": 1, "high": 4},
-                          "kernel": {"type": "categorical", "choices": [3, 5, 7]},
-                          "pool": {"type": "categorical", "choices": ["stride", "max"]},
-                          "dropout": {"type": "float", "low": 0.0, "high": 0.5},
-                          "weight_decay": {"type": "float", "low": 1.0e-6, "high": 1.0e-2, "log": True},
-                          "batch_size": {"type": "categorical", "choices": [64, 128, 256]}}},
+    "mnist1d": {
+        "objective": {"model": "cnn", "dataset": "mnist1d", "metric": "val_accuracy"},
+        "label": "MNIST-1D CNN",
+        "max_budget": 27,
+        "cap": 162,
+        "quick_cap": 54,
+        "space": {
+            "lr": {"type": "float", "low": 1.0e-4, "high": 0.3, "log": True},
+            "channels": {"type": "int", "low": 8, "high": 64, "log": True},
+            "layers": {"type": "int", "low": 1, "high": 4},
+            "kernel": {"type": "categorical", "choices": [3, 5, 7]},
+            "pool": {"type": "categorical", "choices": ["stride", "max"]},
+            "dropout": {"type": "float", "low": 0.0, "high": 0.5},
+            "weight_decay": {"type": "float", "low": 1.0e-6, "high": 1.0e-2, "log": True},
+            "batch_size": {"type": "categorical", "choices": [64, 128, 256]},
+        },
+    },
     # The previous headline task: an MLP, which levels off near 0.6 on MNIST-1D.
-    "mnist1d_mlp": {"objective": {"model": "mlp", "dataset": "mnist1d", "metric": "val_accuracy"},
-                    "label": "MNIST-1D MLP", "max_budget": 9, "cap": 162, "quick_cap": 81,
-                    "space": {"lr": {"type": "float", "low": 1.0e-4, "high": 0.3, "log": True},
-                              "width": {"type": "int", "low": 8, "high": 256, "log": True},
-                              "depth": {"type": "int", "low": 1, "high": 3},
-                              "dropout": {"type": "float", "low": 0.0, "high": 0.5},
-                              "batch_size": {"type": "categorical", "choices": [64, 128, 256]}}},
-    "digits": {"objective": {"model": "mlp", "dataset": "digits", "metric": "val_accuracy"},
-               "label": "digits MLP", "max_budget": 9, "cap": 162, "quick_cap": 81,
-               "space": {"lr": {"type": "float", "low": 1.0e-5, "high": 1.0, "log": True},
-                         "width": {"type": "int", "low": 4, "high": 256, "log": True},
-                         "depth": {"type": "int", "low": 1, "high": 3},
-                         "dropout": {"type": "float", "low": 0.0, "high": 0.6},
-                         "weight_decay": {"type": "float", "low": 1.0e-6, "high": 1.0e-1, "log": True},
-                         "batch_size": {"type": "categorical", "choices": [16, 64, 256]},
-                         "activation": {"type": "categorical", "choices": ["relu", "tanh"]}}},
+    "mnist1d_mlp": {
+        "objective": {"model": "mlp", "dataset": "mnist1d", "metric": "val_accuracy"},
+        "label": "MNIST-1D MLP",
+        "max_budget": 9,
+        "cap": 162,
+        "quick_cap": 81,
+        "space": {
+            "lr": {"type": "float", "low": 1.0e-4, "high": 0.3, "log": True},
+            "width": {"type": "int", "low": 8, "high": 256, "log": True},
+            "depth": {"type": "int", "low": 1, "high": 3},
+            "dropout": {"type": "float", "low": 0.0, "high": 0.5},
+            "batch_size": {"type": "categorical", "choices": [64, 128, 256]},
+        },
+    },
+    "digits": {
+        "objective": {"model": "mlp", "dataset": "digits", "metric": "val_accuracy"},
+        "label": "digits MLP",
+        "max_budget": 9,
+        "cap": 162,
+        "quick_cap": 81,
+        "space": {
+            "lr": {"type": "float", "low": 1.0e-5, "high": 1.0, "log": True},
+            "width": {"type": "int", "low": 4, "high": 256, "log": True},
+            "depth": {"type": "int", "low": 1, "high": 3},
+            "dropout": {"type": "float", "low": 0.0, "high": 0.6},
+            "weight_decay": {"type": "float", "low": 1.0e-6, "high": 1.0e-1, "log": True},
+            "batch_size": {"type": "categorical", "choices": [16, 64, 256]},
+            "activation": {"type": "categorical", "choices": ["relu", "tanh"]},
+        },
+    },
 }
-METHODS = ["random", "bayes", "asha", "hyperband", "bohb", "asha-promote", "hyperband-promote", "bohb-promote",
-           "optuna-tpe", "optuna-tpe-hb"]
+METHODS = [
+    "random",
+    "bayes",
+    "asha",
+    "hyperband",
+    "bohb",
+    "asha-promote",
+    "hyperband-promote",
+    "bohb-promote",
+    "optuna-tpe",
+    "optuna-tpe-hb",
+]
 DEFAULT_METHODS = ["random", "asha", "asha-promote", "hyperband-promote", "bohb-promote", "optuna-tpe-hb"]
-FULL = {"random", "bayes", "optuna-tpe"}         # every trial trains max_budget epochs
+FULL = {"random", "bayes", "optuna-tpe"}  # every trial trains max_budget epochs
 REF_RANDOM, REF_OPTUNA = "random", "optuna-tpe-hb"
-PROMOTE = "-promote"      # suffix: the rung scheduler in mode "promote" (checkpoint resume)
+PROMOTE = "-promote"  # suffix: the rung scheduler in mode "promote" (checkpoint resume)
 
 
 # -- compute accounting, shared with bench/quality.py ------------------------------------------------
@@ -118,9 +151,9 @@ class Meter:
 
     def __init__(self, cap: int) -> None:
         self.cap, self.trace, self._lock = int(cap), [], threading.Lock()
-        self.ids: list = []          # the trial of each entry of ``trace``
-        self.trials: set = set()     # ids of trials that trained at least one counted epoch
-        self.cut: set = set()        # ids of trials stopped by the cap mid-way
+        self.ids: list = []  # the trial of each entry of ``trace``
+        self.trials: set = set()  # ids of trials that trained at least one counted epoch
+        self.cut: set = set()  # ids of trials stopped by the cap mid-way
 
     @property
     def spent(self) -> bool:
@@ -159,6 +192,7 @@ def metered(objective: Callable, meter: Meter) -> Callable:
         if meter.spent:
             raise BudgetSpent("compute cap reached before the trial started")
         return objective(config, MeteredCtx(ctx, meter))
+
     return run
 
 
@@ -175,6 +209,7 @@ class OptunaCtx:
 
     def report(self, step: int, value: float, **metrics: float) -> None:
         import optuna
+
         self.meter.tick(value, self.trial_id)
         self.last_step, self.last_value = int(step), float(value)
         self.trial.report(float(value), int(step))
@@ -195,17 +230,30 @@ def optuna_suggest(trial: Any, space: dict) -> dict:
     return out
 
 
-def run_optuna_study(objective: Callable, space: dict, direction: str, seed: int, meter: Meter,
-                     max_budget: int, prune: bool, min_budget: int = 1, eta: int = 3,
-                     max_trials: int = 100000, timeout: Optional[float] = None) -> dict:
+def run_optuna_study(
+    objective: Callable,
+    space: dict,
+    direction: str,
+    seed: int,
+    meter: Meter,
+    max_budget: int,
+    prune: bool,
+    min_budget: int = 1,
+    eta: int = 3,
+    max_trials: int = 100000,
+    timeout: Optional[float] = None,
+) -> dict:
     """Optuna TPE (optionally + HyperbandPruner) on an rdhpo-style ``objective(config, ctx)``, run
     sequentially until ``meter`` is spent.  Returns counts and the study."""
     import optuna
+
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    pruner = (optuna.pruners.HyperbandPruner(min_resource=min_budget, max_resource=max_budget,
-                                             reduction_factor=eta) if prune else optuna.pruners.NopPruner())
-    study = optuna.create_study(direction=direction, sampler=optuna.samplers.TPESampler(seed=seed),
-                                pruner=pruner)
+    pruner = (
+        optuna.pruners.HyperbandPruner(min_resource=min_budget, max_resource=max_budget, reduction_factor=eta)
+        if prune
+        else optuna.pruners.NopPruner()
+    )
+    study = optuna.create_study(direction=direction, sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruner)
 
     def fn(trial: Any) -> float:
         params = optuna_suggest(trial, space)
@@ -224,59 +272,108 @@ def run_optuna_study(objective: Callable, space: dict, direction: str, seed: int
 
 
 # -- one seed (child process) --------------------------------------------------------------------
-def run_method(method: str, task: str, seed: int, cap: int, workers: int, min_b: int, max_b: int,
-               eta: int, study_timeout: float, extra: Optional[dict] = None, random_cap: int = 0) -> dict:
+def run_method(
+    method: str,
+    task: str,
+    seed: int,
+    cap: int,
+    workers: int,
+    min_b: int,
+    max_b: int,
+    eta: int,
+    study_timeout: float,
+    extra: Optional[dict] = None,
+    random_cap: int = 0,
+) -> dict:
     import rdhpo_hpc as rd
     from rdhpo_hpc.training import make_builtin_objective
+
     spec = {**TASKS[task]["objective"], "num_threads": 1, "seed": seed}
     objective = make_builtin_objective(spec)
     space = TASKS[task]["space"]
     meter = Meter(random_cap if method == REF_RANDOM and random_cap else cap)
     t0 = time.monotonic()
     if method.startswith("optuna"):
-        out = run_optuna_study(objective, space, "maximize", seed, meter, max_b,
-                               prune=method == "optuna-tpe-hb", min_budget=min_b, eta=eta,
-                               timeout=study_timeout)
+        out = run_optuna_study(
+            objective,
+            space,
+            "maximize",
+            seed,
+            meter,
+            max_b,
+            prune=method == "optuna-tpe-hb",
+            min_budget=min_b,
+            eta=eta,
+            timeout=study_timeout,
+        )
         trials, pruned = out["trials"], out["pruned"]
     else:
         if method in FULL:
             opts: dict = {"budget": max_b}
-            max_trials = 2 * (meter.cap // max_b) + 2    # room for diverged (FAILED) trials
+            max_trials = 2 * (meter.cap // max_b) + 2  # room for diverged (FAILED) trials
         else:
             opts = {"min_budget": min_b, "max_budget": max_b, "eta": eta}
-            max_trials = cap                              # every trial trains >= 1 epoch
-            if method.endswith(PROMOTE):                  # the scheduler's "promote" mode
+            max_trials = cap  # every trial trains >= 1 epoch
+            if method.endswith(PROMOTE):  # the scheduler's "promote" mode
                 opts["mode"] = "promote"
             if method.removesuffix(PROMOTE) == "bohb":
-                opts.update(extra or {})                  # --bohb-options
+                opts.update(extra or {})  # --bohb-options
         old = sys.stdout
-        sys.stdout = io.StringIO()                        # the progress lines
+        sys.stdout = io.StringIO()  # the progress lines
         try:
-            res = rd.optimize(metered(objective, meter), rd.Space.from_dict(space),
-                              optimizer=method.removesuffix(PROMOTE),
-                              max_trials=max_trials, direction="maximize", seed=seed, workers=workers,
-                              progress_interval=1e6, gossip_interval=0.2, t_fail=30.0,
-                              max_wall_time=study_timeout, **opts)
+            res = rd.optimize(
+                metered(objective, meter),
+                rd.Space.from_dict(space),
+                optimizer=method.removesuffix(PROMOTE),
+                max_trials=max_trials,
+                direction="maximize",
+                seed=seed,
+                workers=workers,
+                progress_interval=1e6,
+                gossip_interval=0.2,
+                t_fail=30.0,
+                max_wall_time=study_timeout,
+                **opts,
+            )
         finally:
             sys.stdout = old
         trials, pruned = meter.counts({t.trial_id for t in res.trials if t.state == "PRUNED"})
-    order = {t: i for i, t in enumerate(dict.fromkeys(meter.ids))}   # trials by their first epoch
-    return {"method": method, "seed": seed, "trace": [round(v, 4) for v in meter.trace],
-            "trial_index": [order[t] for t in meter.ids],
-            "trials": trials, "pruned": pruned, "wall_s": round(time.monotonic() - t0, 1)}
+    order = {t: i for i, t in enumerate(dict.fromkeys(meter.ids))}  # trials by their first epoch
+    return {
+        "method": method,
+        "seed": seed,
+        "trace": [round(v, 4) for v in meter.trace],
+        "trial_index": [order[t] for t in meter.ids],
+        "trials": trials,
+        "pruned": pruned,
+        "wall_s": round(time.monotonic() - t0, 1),
+    }
 
 
 def child(a: argparse.Namespace) -> int:
     try:
         import torch
+
         torch.set_num_threads(1)
     except ImportError:
         pass
     from rdhpo_hpc.training.datasets import load_dataset
-    load_dataset(TASKS[a.task]["objective"]["dataset"], a.seed)   # generate once, outside the clocks
+
+    load_dataset(TASKS[a.task]["objective"]["dataset"], a.seed)  # generate once, outside the clocks
     for m in a.methods.split(","):
-        row = run_method(m, a.task, a.seed, a.cap, a.workers, a.min_budget, a.max_budget, a.eta,
-                         a.study_timeout, json.loads(a.bohb_options), a.random_cap)
+        row = run_method(
+            m,
+            a.task,
+            a.seed,
+            a.cap,
+            a.workers,
+            a.min_budget,
+            a.max_budget,
+            a.eta,
+            a.study_timeout,
+            json.loads(a.bohb_options),
+            a.random_cap,
+        )
         print(json.dumps({"run": row}), flush=True)
     return 0
 
@@ -298,13 +395,43 @@ def run_seeds(a: argparse.Namespace, methods: list[str]) -> tuple[list[dict], li
     while pending or running:
         while pending and len(running) < a.procs:
             s = pending.pop(0)
-            cmd = [sys.executable, "-m", "bench.multifidelity", "--child", "--seed", str(s), "--task", a.task,
-                   "--cap", str(a.cap), "--workers", str(a.workers), "--min-budget", str(a.min_budget),
-                   "--max-budget", str(a.max_budget), "--eta", str(a.eta), "--methods", ",".join(methods),
-                   "--study-timeout", str(a.study_timeout), "--bohb-options", a.bohb_options,
-                   "--random-cap", str(a.random_cap)]
-            p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 text=True, start_new_session=True)
+            cmd = [
+                sys.executable,
+                "-m",
+                "bench.multifidelity",
+                "--child",
+                "--seed",
+                str(s),
+                "--task",
+                a.task,
+                "--cap",
+                str(a.cap),
+                "--workers",
+                str(a.workers),
+                "--min-budget",
+                str(a.min_budget),
+                "--max-budget",
+                str(a.max_budget),
+                "--eta",
+                str(a.eta),
+                "--methods",
+                ",".join(methods),
+                "--study-timeout",
+                str(a.study_timeout),
+                "--bohb-options",
+                a.bohb_options,
+                "--random-cap",
+                str(a.random_cap),
+            ]
+            p = subprocess.Popen(
+                cmd,
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                start_new_session=True,
+            )
             th = threading.Thread(target=reader, args=(p,), daemon=True)
             th.start()
             running.append((s, p, th))
@@ -374,33 +501,61 @@ def report(a: argparse.Namespace, methods: list[str], rows: list[dict], notes: l
     head = TASKS[a.task]["label"] + (
         f", {len(seeds)} seeds {seeds}, cap {cap} epochs per study (random search: {a.random_cap}, the "
         f"columns stop at {cap}), budgets {a.min_budget}..{a.max_budget}, "
-        f"eta {a.eta}; rdhpo in-process with {a.workers} worker(s), Optuna sequential; total {wall:.0f} s")
-    t1 = [f"### Median best val_accuracy reached vs epochs spent ({head})", "",
-          "| method | " + " | ".join(f"{p} ep" for p in points) + " | trials/seed (pruned) | wall s/seed |",
-          "|---|" + "---:|" * len(points) + "---:|---:|"]
+        f"eta {a.eta}; rdhpo in-process with {a.workers} worker(s), Optuna sequential; total {wall:.0f} s"
+    )
+    t1 = [
+        f"### Median best val_accuracy reached vs epochs spent ({head})",
+        "",
+        "| method | " + " | ".join(f"{p} ep" for p in points) + " | trials/seed (pruned) | wall s/seed |",
+        "|---|" + "---:|" * len(points) + "---:|---:|",
+    ]
     for m in methods:
         for s in seeds:
             r = by[(m, s)]
             h = first_reach(r["trace"], target)
-            emit(B, "epochs_to_target", h if h is not None else len(r["trace"]), "epochs", task=a.task,
-                 method=m, seed=s, censored=h is None, target=target, cap=cap, total_epochs=len(r["trace"]),
-                 best=best_at(r["trace"], cap), trials=r["trials"], pruned=r["pruned"], wall_s=r["wall_s"])
+            emit(
+                B,
+                "epochs_to_target",
+                h if h is not None else len(r["trace"]),
+                "epochs",
+                task=a.task,
+                method=m,
+                seed=s,
+                censored=h is None,
+                target=target,
+                cap=cap,
+                total_epochs=len(r["trace"]),
+                best=best_at(r["trace"], cap),
+                trials=r["trials"],
+                pruned=r["pruned"],
+                wall_s=r["wall_s"],
+            )
         cells = []
         for p in points:
             v = statistics.median(best_at(by[(m, s)]["trace"], p) for s in seeds)
             cells.append(f"{v:.3f}")
-            emit(B, "median_best_val_accuracy", round(v, 4), "val_accuracy", task=a.task, method=m, epochs=p,
-                 seeds=len(seeds))
+            emit(
+                B,
+                "median_best_val_accuracy",
+                round(v, 4),
+                "val_accuracy",
+                task=a.task,
+                method=m,
+                epochs=p,
+                seeds=len(seeds),
+            )
         tr = sum(by[(m, s)]["trials"] for s in seeds)
         pr = sum(by[(m, s)]["pruned"] for s in seeds) / max(1, tr)
         wl = sum(by[(m, s)]["wall_s"] for s in seeds) / len(seeds)
         t1.append(f"| {m} | " + " | ".join(cells) + f" | {tr / len(seeds):.0f} ({pr:.0%}) | {wl:.0f} |")
-    n_points = [n for n in (3, 7, 15, 30, 60, 120) if any(n <= by[(m, s)]["trials"] for m in methods
-                                                          for s in seeds)]
-    t3 = ["### Median best val_accuracy vs trials started (trials in the order of their first epoch; "
-          "'-': some seed ran fewer trials)", "",
-          "| method | " + " | ".join(f"{n} trials" for n in n_points) + " | epochs per trial |",
-          "|---|" + "---:|" * len(n_points) + "---:|"]
+    n_points = [n for n in (3, 7, 15, 30, 60, 120) if any(n <= by[(m, s)]["trials"] for m in methods for s in seeds)]
+    t3 = [
+        "### Median best val_accuracy vs trials started (trials in the order of their first epoch; "
+        "'-': some seed ran fewer trials)",
+        "",
+        "| method | " + " | ".join(f"{n} trials" for n in n_points) + " | epochs per trial |",
+        "|---|" + "---:|" * len(n_points) + "---:|",
+    ]
     for m in methods:
         cells = []
         for n in n_points:
@@ -409,8 +564,16 @@ def report(a: argparse.Namespace, methods: list[str], rows: list[dict], notes: l
                 continue
             v = statistics.median(best_of_trials(by[(m, s)], n) for s in seeds)
             cells.append(f"{v:.3f}")
-            emit(B, "median_best_val_accuracy_vs_trials", round(v, 4), "val_accuracy", task=a.task, method=m,
-                 trials=n, seeds=len(seeds))
+            emit(
+                B,
+                "median_best_val_accuracy_vs_trials",
+                round(v, 4),
+                "val_accuracy",
+                task=a.task,
+                method=m,
+                trials=n,
+                seeds=len(seeds),
+            )
         ept = sum(len(by[(m, s)]["trace"]) for s in seeds) / max(1, sum(by[(m, s)]["trials"] for s in seeds))
         t3.append(f"| {m} | " + " | ".join(cells) + f" | {ept:.1f} |")
     t2 = ert_table(methods, seeds, by, target, how, a.task, cap, per_seed=True)
@@ -420,8 +583,9 @@ def report(a: argparse.Namespace, methods: list[str], rows: list[dict], notes: l
     return 0
 
 
-def ert_table(methods: list[str], seeds: list[int], by: dict, target: float, how: str, task: str, cap: int,
-              per_seed: bool) -> list[str]:
+def ert_table(
+    methods: list[str], seeds: list[int], by: dict, target: float, how: str, task: str, cap: int, per_seed: bool
+) -> list[str]:
     """The ERT table at one target (and its JSON lines): epochs to the target, ratios to the peers."""
     hit = {m: [first_reach(by[(m, s)]["trace"], target) for s in seeds] for m in methods}
     spent = {m: [len(by[(m, s)]["trace"]) for s in seeds] for m in methods}
@@ -429,16 +593,30 @@ def ert_table(methods: list[str], seeds: list[int], by: dict, target: float, how
     out = [f"### Epochs to reach val_accuracy >= {target} ({how})", ""]
     if per_seed:
         out += ["ERT = epochs of all seeds (each until the target, or its whole study) / seeds that reached it.", ""]
-    out += [f"| method | per seed | reached | ERT (epochs) | ERT / random | ERT / {REF_OPTUNA} |",
-            "|---|---|---:|---:|---:|---:|"]
+    out += [
+        f"| method | per seed | reached | ERT (epochs) | ERT / random | ERT / {REF_OPTUNA} |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
     for m in methods:
         per = ", ".join(str(h) if h is not None else f">{c}" for h, c in zip(hit[m], spent[m]))
         r1, r2 = ratio(e[m], e.get(REF_RANDOM)), ratio(e[m], e.get(REF_OPTUNA))
         reached = sum(h is not None for h in hit[m])
-        out.append(f"| {m} | {per} | {reached}/{len(seeds)} | {'-' if e[m] is None else f'{e[m]:.0f}'} | "
-                   f"{'-' if r1 is None else f'{r1:.2f}'} | {'-' if r2 is None else f'{r2:.2f}'} |")
-        emit(B, "ert_epochs_to_target", None if e[m] is None else round(e[m], 1), "epochs", task=task,
-             method=m, target=target, reached=reached, seeds=len(seeds), cap=cap)
+        out.append(
+            f"| {m} | {per} | {reached}/{len(seeds)} | {'-' if e[m] is None else f'{e[m]:.0f}'} | "
+            f"{'-' if r1 is None else f'{r1:.2f}'} | {'-' if r2 is None else f'{r2:.2f}'} |"
+        )
+        emit(
+            B,
+            "ert_epochs_to_target",
+            None if e[m] is None else round(e[m], 1),
+            "epochs",
+            task=task,
+            method=m,
+            target=target,
+            reached=reached,
+            seeds=len(seeds),
+            cap=cap,
+        )
         emit(B, "ert_ratio_vs_random", r1, "x", task=task, method=m, target=target)
         emit(B, "ert_ratio_vs_optuna_tpe_hb", r2, "x", task=task, method=m, target=target)
     return out
@@ -447,29 +625,38 @@ def ert_table(methods: list[str], seeds: list[int], by: dict, target: float, how
 def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--task", choices=sorted(TASKS), default="mnist1d")
-    ap.add_argument("--quick", action="store_true",
-                    help="2 seeds, a smaller cap (mnist1d 54 epochs, else 81), time limit 100 s")
+    ap.add_argument(
+        "--quick", action="store_true", help="2 seeds, a smaller cap (mnist1d 54 epochs, else 81), time limit 100 s"
+    )
     ap.add_argument("--seeds", type=int, default=None, help="default 6 (quick 2)")
-    ap.add_argument("--cap", type=int, default=None,
-                    help="epochs per study (default 162; quick: mnist1d 54, else 81)")
+    ap.add_argument("--cap", type=int, default=None, help="epochs per study (default 162; quick: mnist1d 54, else 81)")
     ap.add_argument("--target", default=None, help="val_accuracy or 'auto' (default auto; digits 0.98)")
-    ap.add_argument("--random-cap", type=int, default=None,
-                    help="epochs for the full-budget random search reference (default 4 x cap, quick: cap), "
-                         "so that its ERT at the harder targets is measured, not censored")
-    ap.add_argument("--more-targets", default=None,
-                    help="comma-separated harder targets, one more ERT table each (default mnist1d: 0.93,0.95)")
-    ap.add_argument("--methods", default=",".join(DEFAULT_METHODS),
-                    help=f"comma-separated, from {','.join(METHODS)}")
+    ap.add_argument(
+        "--random-cap",
+        type=int,
+        default=None,
+        help="epochs for the full-budget random search reference (default 4 x cap, quick: cap), "
+        "so that its ERT at the harder targets is measured, not censored",
+    )
+    ap.add_argument(
+        "--more-targets",
+        default=None,
+        help="comma-separated harder targets, one more ERT table each (default mnist1d: 0.93,0.95)",
+    )
+    ap.add_argument("--methods", default=",".join(DEFAULT_METHODS), help=f"comma-separated, from {','.join(METHODS)}")
     ap.add_argument("--workers", type=int, default=1, help="rdhpo worker threads per study")
     ap.add_argument("--procs", type=int, default=2, help="seeds run at once (one process each)")
     ap.add_argument("--min-budget", type=int, default=1)
     ap.add_argument("--max-budget", type=int, default=None, help="epochs (default per task: mnist1d 27, else 9)")
     ap.add_argument("--eta", type=int, default=3)
-    ap.add_argument("--time-limit", type=float, default=None,
-                    help="seconds for all seeds (default 2400; quick 100, as python -m bench --quick "
-                         "kills a module at 110 s)")
+    ap.add_argument(
+        "--time-limit",
+        type=float,
+        default=None,
+        help="seconds for all seeds (default 2400; quick 100, as python -m bench --quick kills a module at 110 s)",
+    )
     ap.add_argument("--study-timeout", type=float, default=300.0, help="wall-clock bound of one study")
-    ap.add_argument("--bohb-options", default="{}", help='JSON options for bohb, e.g. \'{"top_n_percent": 30}\'')
+    ap.add_argument("--bohb-options", default="{}", help="JSON options for bohb, e.g. '{\"top_n_percent\": 30}'")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)

@@ -14,12 +14,13 @@ Multi-fidelity part (``--part mf``; both parts by default): the noisy Hartmann-6
 drift, seen in ``MF_STEPS = 9`` steps (a report at step s sees fidelity s / 9; one step is one unit
 of compute, a full evaluation 9 units).  rdhpo ``asha``, ``hyperband``, ``bohb`` (min_budget 1,
 max_budget 9, eta 3; in-process, 1 worker, stop-at-rung), ``asha-promote``, ``bohb-promote`` (their
-``mode: promote``; a promoted trial resumes at the step its previous rung reached) and Optuna TPE + HyperbandPruner(1, 9, 3)
-(sequential) each get 60 x 9 = 540 units, counted over every report by the same meter as
+``mode: promote``; a promoted trial resumes at the step its previous rung reached) and Optuna TPE +
+HyperbandPruner(1, 9, 3) (sequential) each get 60 x 9 = 540 units, counted over every report by the same meter as
 bench/multifidelity.py; full-fidelity random / bayes / Optuna TPE (60 trials, the first part)
 are the reference.  Regret = noise-free full-fidelity value of the incumbent (the trial whose
 full-fidelity observation looked best) - optimum, after 180 and 540 units.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,25 +28,25 @@ import os
 for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_v] = "1"
 
-import argparse  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
-import warnings  # noqa: E402
+import argparse
+import statistics
+import time
+import warnings
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from bench.common import emit  # noqa: E402
-from bench.functions import FUNCTIONS  # noqa: E402
-from rdhpo_hpc.optimizers import make_optimizer  # noqa: E402
-from rdhpo_hpc.trial import TrialState  # noqa: E402
+from bench.common import emit
+from bench.functions import FUNCTIONS
+from rdhpo_hpc.optimizers import make_optimizer
+from rdhpo_hpc.trial import TrialState
 
 TRIALS = {"branin": 30, "hartmann6": 60, "hartmann6_mf_noisy": 60}
 MF_FN, MF_STEPS, MF_MIN, MF_ETA = "hartmann6_mf_noisy", 9, 1, 3
-MF_UNITS = TRIALS[MF_FN] * MF_STEPS                       # 60 full-fidelity evaluations
+MF_UNITS = TRIALS[MF_FN] * MF_STEPS  # 60 full-fidelity evaluations
 MF_POINTS = (MF_UNITS // 3, MF_UNITS)
-MF_REFS = ("random", "bayes", "optuna-tpe")               # full fidelity, from the first part
+MF_REFS = ("random", "bayes", "optuna-tpe")  # full fidelity, from the first part
 MF_CONTENDERS = ("asha", "hyperband", "bohb", "asha-promote", "bohb-promote", "optuna-tpe-hb")
-PROMOTE = "-promote"    # the rung scheduler in mode "promote": one trial per rung, resumed at its step
+PROMOTE = "-promote"  # the rung scheduler in mode "promote": one trial per rung, resumed at its step
 
 
 def run_ours(name: str, space, fn, n: int, seed: int, noise_rng) -> list[tuple[float, float]]:
@@ -62,6 +63,7 @@ def run_ours(name: str, space, fn, n: int, seed: int, noise_rng) -> list[tuple[f
 def run_optuna(kind: str, space, fn, n: int, seed: int, noise_rng) -> list[tuple[float, float]]:
     import optuna
     from optuna.distributions import FloatDistribution
+
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore")
     dists = {d.name: FloatDistribution(d.param.low, d.param.high) for d in space.dims}
@@ -79,6 +81,7 @@ def run_optuna(kind: str, space, fn, n: int, seed: int, noise_rng) -> list[tuple
 def run_skopt(space, fn, n: int, seed: int, noise_rng) -> list[tuple[float, float]]:
     from skopt import Optimizer
     from skopt.space import Real
+
     warnings.filterwarnings("ignore")
     names = [d.name for d in space.dims]
     opt = Optimizer([Real(d.param.low, d.param.high) for d in space.dims], base_estimator="GP", random_state=seed)
@@ -92,12 +95,13 @@ def run_skopt(space, fn, n: int, seed: int, noise_rng) -> list[tuple[float, floa
     return out
 
 
-def mf_objective(fn, noise_rng, meter, seen_full: list):  # noqa: ANN001, ANN201
+def mf_objective(fn, noise_rng, meter, seen_full: list):
     """objective(config, ctx): one report per fidelity step up to ``ctx.budget`` (the top rung);
     every full-fidelity observation goes to ``seen_full`` as (units spent, seen value, config)."""
-    def objective(config: dict, ctx) -> float:  # noqa: ANN001
+
+    def objective(config: dict, ctx) -> float:
         v, start = float("nan"), 0
-        if ctx.checkpoint_from:        # promote mode: resume at the step the previous rung reached
+        if ctx.checkpoint_from:  # promote mode: resume at the step the previous rung reached
             with open(os.path.join(ctx.checkpoint_from, "step"), encoding="utf-8") as fh:
                 start = int(fh.read())
         for s in range(start + 1, int(round(ctx.budget)) + 1):
@@ -110,35 +114,51 @@ def mf_objective(fn, noise_rng, meter, seen_full: list):  # noqa: ANN001, ANN201
                 with open(os.path.join(ctx.checkpoint_dir, "step"), "w", encoding="utf-8") as fh:
                     fh.write(str(s))
         return v
+
     return objective
 
 
-def run_mf(name: str, space, fn, seed: int, noise_rng) -> dict:  # noqa: ANN001
+def run_mf(name: str, space, fn, seed: int, noise_rng) -> dict:
     """One multi-fidelity study of ``MF_UNITS`` units; returns the full-fidelity observations."""
     import contextlib
     import io
 
     from bench.multifidelity import Meter, metered, run_optuna_study
+
     meter, seen_full = Meter(MF_UNITS), []
     obj = mf_objective(fn, noise_rng, meter, seen_full)
     if name == "optuna-tpe-hb":
         spec = {d.name: {"type": "float", "low": d.param.low, "high": d.param.high} for d in space.dims}
-        out = run_optuna_study(obj, spec, "minimize", seed, meter, MF_STEPS, prune=True, min_budget=MF_MIN,
-                               eta=MF_ETA, timeout=120.0)
+        out = run_optuna_study(
+            obj, spec, "minimize", seed, meter, MF_STEPS, prune=True, min_budget=MF_MIN, eta=MF_ETA, timeout=120.0
+        )
         trials, pruned = out["trials"], out["pruned"]
     else:
         import rdhpo_hpc as rd
+
         with contextlib.redirect_stdout(io.StringIO()):
             mode = "promote" if name.endswith(PROMOTE) else "stop"
-            res = rd.optimize(metered(obj, meter), space, optimizer=name.removesuffix(PROMOTE), mode=mode,
-                              max_trials=MF_UNITS, seed=seed, workers=1, min_budget=MF_MIN, max_budget=MF_STEPS,
-                              eta=MF_ETA,
-                              progress_interval=1e6, gossip_interval=0.2, t_fail=30.0, max_wall_time=120.0)
+            res = rd.optimize(
+                metered(obj, meter),
+                space,
+                optimizer=name.removesuffix(PROMOTE),
+                mode=mode,
+                max_trials=MF_UNITS,
+                seed=seed,
+                workers=1,
+                min_budget=MF_MIN,
+                max_budget=MF_STEPS,
+                eta=MF_ETA,
+                progress_interval=1e6,
+                gossip_interval=0.2,
+                t_fail=30.0,
+                max_wall_time=120.0,
+            )
         trials, pruned = meter.counts({t.trial_id for t in res.trials if t.state == "PRUNED"})
     return {"seen_full": seen_full, "units": len(meter.trace), "trials": trials, "pruned": pruned}
 
 
-def regret_at(seen_full: list, units: int, fn, fmin: float) -> float:  # noqa: ANN001
+def regret_at(seen_full: list, units: int, fn, fmin: float) -> float:
     """Noise-free regret of the config whose full-fidelity observation looked best within ``units``."""
     got = [x for x in seen_full if x[0] <= units]
     if not got:
@@ -150,8 +170,11 @@ def mf_part(seeds: int, ref_traces: dict) -> None:
     """The multi-fidelity table; ``ref_traces[name][seed]`` = full-fidelity traces from the first part
     (computed here for any reference that is missing)."""
     space, fn, fmin = FUNCTIONS[MF_FN]
-    refs = {"random": lambda *a: run_ours("random", *a), "bayes": lambda *a: run_ours("bayes", *a),
-            "optuna-tpe": lambda *a: run_optuna("tpe", *a)}
+    refs = {
+        "random": lambda *a: run_ours("random", *a),
+        "bayes": lambda *a: run_ours("bayes", *a),
+        "optuna-tpe": lambda *a: run_optuna("tpe", *a),
+    }
     rows: dict[str, dict] = {}
     t_all = time.perf_counter()
     for name in MF_REFS + MF_CONTENDERS:
@@ -176,25 +199,45 @@ def mf_part(seeds: int, ref_traces: dict) -> None:
                 trials += out["trials"]
                 pruned += out["pruned"]
         med = {p: statistics.median(v) for p, v in per.items()}
-        rows[name] = {"med": med, "trials": trials / seeds, "pruned": pruned / max(1, trials),
-                      "secs": time.perf_counter() - t}
+        rows[name] = {
+            "med": med,
+            "trials": trials / seeds,
+            "pruned": pruned / max(1, trials),
+            "secs": time.perf_counter() - t,
+        }
         for p in MF_POINTS:
-            emit("quality", f"{MF_FN}/multifidelity/{name}", round(med[p], 6), "regret", units=p,
-                 full_evals=p // MF_STEPS, steps=MF_STEPS, seeds=seeds, fidelity="full" if name in MF_REFS
-                 else f"{MF_MIN}..{MF_STEPS} steps, eta {MF_ETA}", per_seed=[round(v, 5) for v in per[p]])
+            emit(
+                "quality",
+                f"{MF_FN}/multifidelity/{name}",
+                round(med[p], 6),
+                "regret",
+                units=p,
+                full_evals=p // MF_STEPS,
+                steps=MF_STEPS,
+                seeds=seeds,
+                fidelity="full" if name in MF_REFS else f"{MF_MIN}..{MF_STEPS} steps, eta {MF_ETA}",
+                per_seed=[round(v, 5) for v in per[p]],
+            )
     ref = rows["optuna-tpe-hb"]["med"]
-    print(f"\nMulti-fidelity {MF_FN}: median regret over {seeds} seeds at the same compute (units = "
-          f"evaluations x fidelity steps, a full evaluation = {MF_STEPS}; total "
-          f"{time.perf_counter() - t_all:.0f} s); in brackets: regret / optuna-tpe-hb\n")
-    print("| contender | fidelity | " + " | ".join(f"{p} units ({p // MF_STEPS} full evals)" for p in MF_POINTS)
-          + " | trials/seed (pruned) | seconds |")
+    print(
+        f"\nMulti-fidelity {MF_FN}: median regret over {seeds} seeds at the same compute (units = "
+        f"evaluations x fidelity steps, a full evaluation = {MF_STEPS}; total "
+        f"{time.perf_counter() - t_all:.0f} s); in brackets: regret / optuna-tpe-hb\n"
+    )
+    print(
+        "| contender | fidelity | "
+        + " | ".join(f"{p} units ({p // MF_STEPS} full evals)" for p in MF_POINTS)
+        + " | trials/seed (pruned) | seconds |"
+    )
     print("|---|---|" + "---|" * len(MF_POINTS) + "---|---|")
     for name, r in rows.items():
-        cells = [f"{r['med'][p]:.3g} ({r['med'][p] / ref[p]:.2g})" if ref[p] else f"{r['med'][p]:.3g}"
-                 for p in MF_POINTS]
+        cells = [
+            f"{r['med'][p]:.3g} ({r['med'][p] / ref[p]:.2g})" if ref[p] else f"{r['med'][p]:.3g}" for p in MF_POINTS
+        ]
         fid = "full" if name in MF_REFS else f"steps {MF_MIN}..{MF_STEPS}, eta {MF_ETA}"
-        print(f"| {name} | {fid} | " + " | ".join(cells) + f" | {r['trials']:.0f} ({r['pruned']:.0%}) | "
-              f"{r['secs']:.0f} |")
+        print(
+            f"| {name} | {fid} | " + " | ".join(cells) + f" | {r['trials']:.0f} ({r['pruned']:.0%}) | {r['secs']:.0f} |"
+        )
 
 
 def main() -> None:
@@ -203,18 +246,27 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=None)
     ap.add_argument("--with-skopt", action="store_true")
     ap.add_argument("--only", default="", help="comma-separated contenders")
-    ap.add_argument("--part", choices=["all", "single", "mf"], default="all",
-                    help="single-fidelity table, multi-fidelity table, or both")
+    ap.add_argument(
+        "--part",
+        choices=["all", "single", "mf"],
+        default="all",
+        help="single-fidelity table, multi-fidelity table, or both",
+    )
     args = ap.parse_args()
     try:
         import torch
+
         torch.set_num_threads(1)
     except ImportError:
         pass
     seeds = args.seeds or (3 if args.quick else 10)
-    runners = {"random": lambda *a: run_ours("random", *a), "evolution": lambda *a: run_ours("evolution", *a),
-               "bayes": lambda *a: run_ours("bayes", *a), "optuna-tpe": lambda *a: run_optuna("tpe", *a),
-               "optuna-gp": lambda *a: run_optuna("gp", *a)}
+    runners = {
+        "random": lambda *a: run_ours("random", *a),
+        "evolution": lambda *a: run_ours("evolution", *a),
+        "bayes": lambda *a: run_ours("bayes", *a),
+        "optuna-tpe": lambda *a: run_optuna("tpe", *a),
+        "optuna-gp": lambda *a: run_optuna("gp", *a),
+    }
     if args.with_skopt:
         runners["skopt defaults"] = run_skopt
     if args.only:
@@ -226,7 +278,7 @@ def main() -> None:
         mf_part(seeds, ref_traces)
 
 
-def single_part(args, runners: dict, seeds: int, ref_traces: dict) -> None:  # noqa: ANN001
+def single_part(args, runners: dict, seeds: int, ref_traces: dict) -> None:
     regret: dict[str, dict[str, float]] = {}
     secs: dict[str, float] = {k: 0.0 for k in runners}
     t_all = time.perf_counter()
@@ -245,11 +297,20 @@ def single_part(args, runners: dict, seeds: int, ref_traces: dict) -> None:  # n
                 best_seen = min(range(len(trace)), key=lambda i: trace[i][0])
                 vals.append(trace[best_seen][1] - fmin)
             regret[fname][name] = statistics.median(vals)
-            emit("quality", f"{fname}/{name}", regret[fname][name], "regret", trials=TRIALS[fname], seeds=seeds,
-                 per_seed=[round(v, 5) for v in vals])
+            emit(
+                "quality",
+                f"{fname}/{name}",
+                regret[fname][name],
+                "regret",
+                trials=TRIALS[fname],
+                seeds=seeds,
+                per_seed=[round(v, 5) for v in vals],
+            )
     names = list(runners)
-    print(f"\nMedian simple regret after N trials over {seeds} seeds (lower is better; total "
-          f"{time.perf_counter() - t_all:.0f} s); in brackets: regret / optuna-tpe, regret / optuna-gp\n")
+    print(
+        f"\nMedian simple regret after N trials over {seeds} seeds (lower is better; total "
+        f"{time.perf_counter() - t_all:.0f} s); in brackets: regret / optuna-tpe, regret / optuna-gp\n"
+    )
     print("| function (N) | " + " | ".join(names) + " |")
     print("|---|" + "---|" * len(names))
     for fname, row in regret.items():
@@ -259,8 +320,9 @@ def single_part(args, runners: dict, seeds: int, ref_traces: dict) -> None:  # n
             ratios = [f"{r / row[p]:.2g}" if row.get(p) else "-" for p in ("optuna-tpe", "optuna-gp") if p in row]
             cells.append(f"{r:.3g}" + (f" ({' / '.join(ratios)})" if ratios else ""))
         print(f"| {fname} ({TRIALS[fname]}) | " + " | ".join(cells) + " |")
-    print("\nseconds spent per contender (all functions and seeds): "
-          + ", ".join(f"{k} {v:.0f}" for k, v in secs.items()))
+    print(
+        "\nseconds spent per contender (all functions and seeds): " + ", ".join(f"{k} {v:.0f}" for k, v in secs.items())
+    )
 
 
 if __name__ == "__main__":

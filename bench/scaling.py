@@ -9,6 +9,7 @@ the ideal ``trials * trial_time / workers``, parallel efficiency = ideal / wall,
     python -m bench.scaling --per-worker 4     # shorter studies: the start-up lag weighs more
     python -m bench.scaling --quick    # 0.3 s trials, 3 per worker
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,7 +19,7 @@ import tempfile
 
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from bench.common import emit, run_mpi_study  # noqa: E402
+from bench.common import emit, run_mpi_study
 
 B = "scaling"
 
@@ -37,8 +38,9 @@ def main(argv=None) -> int:
         for n in a.ranks:
             w = n - 1
             trials = per * w
-            r = run_mpi_study(n, "sleep", trials, os.path.join(tmp, f"s{n}.h5"), trial_time=tt,
-                              timeout=120 + 3 * trials * tt)
+            r = run_mpi_study(
+                n, "sleep", trials, os.path.join(tmp, f"s{n}.h5"), trial_time=tt, timeout=120 + 3 * trials * tt
+            )
             r0 = next((x for x in r["ranks"] if x["rank"] == 0), None)
             common = {"ranks": n, "workers": w, "trials": trials, "trial_time": tt}
             if r0 is None or not r0.get("study_wall_s"):
@@ -50,17 +52,36 @@ def main(argv=None) -> int:
             base_tput = base_tput or (tput if w == 1 else None)
             emit(B, "study_wall", round(wall, 3), "s", ideal_s=round(ideal, 3), **common)
             emit(B, "efficiency", round(ideal / wall, 4), "ratio", **common)
-            emit(B, "efficiency_makespan", round(ideal / r0["makespan_s"], 4), "ratio",
-                 note="ideal / (last attempt end - study start)", **common)
+            emit(
+                B,
+                "efficiency_makespan",
+                round(ideal / r0["makespan_s"], 4),
+                "ratio",
+                note="ideal / (last attempt end - study start)",
+                **common,
+            )
             if r0.get("first_start_s") is not None:
-                emit(B, "first_dispatch_lag", round(r0["first_start_s"], 3), "s",
-                     note="study start to the first attempt's start", **common)
-                emit(B, "efficiency_steady", round(ideal / (r0["makespan_s"] - r0["first_start_s"]), 4), "ratio",
-                     note="ideal / (last attempt end - first attempt start)", **common)
+                emit(
+                    B,
+                    "first_dispatch_lag",
+                    round(r0["first_start_s"], 3),
+                    "s",
+                    note="study start to the first attempt's start",
+                    **common,
+                )
+                emit(
+                    B,
+                    "efficiency_steady",
+                    round(ideal / (r0["makespan_s"] - r0["first_start_s"]), 4),
+                    "ratio",
+                    note="ideal / (last attempt end - first attempt start)",
+                    **common,
+                )
             if base_tput:
                 emit(B, "speedup", round(tput / base_tput, 3), "x", **common)
-            emit(B, "process_wall", round(r["process_wall_s"], 2), "s", note="whole mpirun, start-up included",
-                 **common)
+            emit(
+                B, "process_wall", round(r["process_wall_s"], 2), "s", note="whole mpirun, start-up included", **common
+            )
     return 0
 
 

@@ -22,6 +22,7 @@ suggestions is isolated (bayes minus random).  From each results file only:
     python -m bench.suggest_idle            # 10 s trials, 512 trials (~160 s per study)
     python -m bench.suggest_idle --quick    # 2 s trials, 160 trials (~10 s per study)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,7 +36,7 @@ from typing import Any, Optional
 
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from bench.common import emit, run_mpi_study  # noqa: E402
+from bench.common import emit, run_mpi_study
 
 B = "suggest_idle"
 
@@ -47,6 +48,7 @@ def _s(v: Any) -> str:
 def read_tables(path: str) -> dict:
     """/study attrs, /trials, /dispatches and /events of a results file, as lists of dicts."""
     import h5py
+
     out: dict = {}
     with h5py.File(path, "r") as f:
         out["study"] = {k: f["study"].attrs[k] for k in f["study"].attrs}
@@ -106,13 +108,16 @@ def analyse(path: str) -> dict:
     kinds = collections.Counter(_s(e["kind"]) for e in t["events"])
     starts = [float(d["time"]) for d in ds]
     return {
-        "study_wall_s": wall, "workers": len(by_rank), "attempts": len(att),
+        "study_wall_s": wall,
+        "workers": len(by_rank),
+        "attempts": len(att),
         "states": dict(collections.Counter(_s(a["state"]) for a in att)),
         "idle_frac_max": fracs[-1] if fracs else None,
         "idle_frac_median": statistics.median(fracs) if fracs else None,
         "wait_max_s": max(waits.values()) if waits else None,
         "gap_median_s": statistics.median(gaps) if gaps else None,
-        "gap_p99_s": _pct(gaps, 0.99), "gap_max_s": max(gaps) if gaps else None,
+        "gap_p99_s": _pct(gaps, 0.99),
+        "gap_max_s": max(gaps) if gaps else None,
         "coord_median_s": statistics.median(coord) if coord else None,
         "coord_max_s": max(coord) if coord else None,
         "transport_median_s": statistics.median(transport) if transport else None,
@@ -121,7 +126,8 @@ def analyse(path: str) -> dict:
         "service_last100_median_s": statistics.median(service[-100:]) if service else None,
         "first_start_max_s": max(firsts) if firsts else None,
         "dispatch_rate_per_s": (len(starts) - 1) / (starts[-1] - starts[0]) if len(starts) > 1 else None,
-        "events": dict(kinds), "rank_dead": kinds.get("rank-dead", 0),
+        "events": dict(kinds),
+        "rank_dead": kinds.get("rank-dead", 0),
     }
 
 
@@ -144,8 +150,7 @@ def main(argv=None) -> int:
         for opt in a.optimizers:
             out = os.path.join(d, f"suggest_idle-{opt}-{a.ranks}.h5")
             timeout = 180 + 2.0 * trials * tt / w
-            r = run_mpi_study(a.ranks, "sleep", trials, out, trial_time=tt, timeout=timeout,
-                              extra=["--optimizer", opt])
+            r = run_mpi_study(a.ranks, "sleep", trials, out, trial_time=tt, timeout=timeout, extra=["--optimizer", opt])
             common = {"optimizer": opt, "ranks": a.ranks, "workers": w, "trials": trials, "trial_time": tt}
             if r["rc"] != 0 or not os.path.exists(out):
                 emit(B, "error", r["rc"], "exit code", **common)
@@ -156,42 +161,71 @@ def main(argv=None) -> int:
                 emit(B, "error", f"{type(exc).__name__}: {exc}", "analysis", **common)
                 continue
             res[opt] = m
-            emit(B, "idle_frac_max", round(m["idle_frac_max"], 5), "ratio", goal=0.01,
-                 note="max over workers of sum(next start - previous end) / study wall", **common)
+            emit(
+                B,
+                "idle_frac_max",
+                round(m["idle_frac_max"], 5),
+                "ratio",
+                goal=0.01,
+                note="max over workers of sum(next start - previous end) / study wall",
+                **common,
+            )
             emit(B, "idle_frac_median", round(m["idle_frac_median"], 5), "ratio", **common)
-            for k in ("gap_median_s", "gap_p99_s", "gap_max_s", "coord_median_s", "coord_max_s",
-                      "transport_median_s", "service_median_s", "service_max_s", "service_last100_median_s",
-                      "first_start_max_s", "study_wall_s", "wait_max_s"):
+            for k in (
+                "gap_median_s",
+                "gap_p99_s",
+                "gap_max_s",
+                "coord_median_s",
+                "coord_max_s",
+                "transport_median_s",
+                "service_median_s",
+                "service_max_s",
+                "service_last100_median_s",
+                "first_start_max_s",
+                "study_wall_s",
+                "wait_max_s",
+            ):
                 if m[k] is not None:
                     emit(B, k[:-2], round(m[k], 4), "s", **common)
-            emit(B, "dispatch_rate", round(m["dispatch_rate_per_s"] or 0, 3), "1/s",
-                 needed=round(w / tt, 3), **common)
+            emit(B, "dispatch_rate", round(m["dispatch_rate_per_s"] or 0, 3), "1/s", needed=round(w / tt, 3), **common)
             emit(B, "rank_dead_events", m["rank_dead"], "count", events=m["events"], states=m["states"], **common)
-            emit(B, "process_wall", round(r["process_wall_s"], 2), "s", note="whole mpirun, start-up included",
-                 **common)
+            emit(
+                B, "process_wall", round(r["process_wall_s"], 2), "s", note="whole mpirun, start-up included", **common
+            )
     if "bayes" in res and "random" in res:
         b, r_ = res["bayes"], res["random"]
         common = {"ranks": a.ranks, "workers": w, "trials": trials, "trial_time": tt}
-        emit(B, "bayes_minus_random_idle_frac_max", round(b["idle_frac_max"] - r_["idle_frac_max"], 5), "ratio",
-             **common)
+        emit(
+            B, "bayes_minus_random_idle_frac_max", round(b["idle_frac_max"] - r_["idle_frac_max"], 5), "ratio", **common
+        )
         emit(B, "bayes_minus_random_gap_median", round(b["gap_median_s"] - r_["gap_median_s"], 4), "s", **common)
-        if b["service_median_s"] is not None and r_["service_median_s"] is not None:   # None: asked ahead
-            emit(B, "bayes_minus_random_service_median",
-                 round(b["service_median_s"] - r_["service_median_s"], 4), "s", **common)
+        if b["service_median_s"] is not None and r_["service_median_s"] is not None:  # None: asked ahead
+            emit(
+                B,
+                "bayes_minus_random_service_median",
+                round(b["service_median_s"] - r_["service_median_s"], 4),
+                "s",
+                **common,
+            )
     if res:
+
         def f(v: Optional[float], scale: float = 1.0, nd: int = 1) -> str:
             return "-" if v is None else f"{v * scale:.{nd}f}"
-        lines = [f"\n{a.ranks} ranks ({w} workers), {trials} trials of {tt:g} s\n",
-                 "| optimizer | study wall (s) | idle max (%) | idle median (%) | gap median / p99 / max (ms) "
-                 "| coord median (ms) | service median / last-100 / max (ms) | dispatch/s | rank-dead |",
-                 "|---|---|---|---|---|---|---|---|---|"]
+
+        lines = [
+            f"\n{a.ranks} ranks ({w} workers), {trials} trials of {tt:g} s\n",
+            "| optimizer | study wall (s) | idle max (%) | idle median (%) | gap median / p99 / max (ms) "
+            "| coord median (ms) | service median / last-100 / max (ms) | dispatch/s | rank-dead |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for opt, m in res.items():
             lines.append(
                 f"| {opt} | {f(m['study_wall_s'])} | {f(m['idle_frac_max'], 100, 2)} | "
                 f"{f(m['idle_frac_median'], 100, 2)} | {f(m['gap_median_s'], 1e3)} / {f(m['gap_p99_s'], 1e3)} / "
                 f"{f(m['gap_max_s'], 1e3)} | {f(m['coord_median_s'], 1e3)} | {f(m['service_median_s'], 1e3)} / "
                 f"{f(m['service_last100_median_s'], 1e3)} / {f(m['service_max_s'], 1e3)} | "
-                f"{f(m['dispatch_rate_per_s'], 1, 2)} | {m['rank_dead']} |")
+                f"{f(m['dispatch_rate_per_s'], 1, 2)} | {m['rank_dead']} |"
+            )
         print("\n".join(lines), file=sys.stderr, flush=True)
     return 0 if res else 1
 

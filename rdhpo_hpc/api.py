@@ -3,6 +3,7 @@
 The same script runs serially or under ``mpirun``: rank 0 returns the :class:`StudyResult`, the
 other ranks work and return None.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -20,10 +21,19 @@ from .space import Space
 _CONFIG_KEYS = {"max_wall_time", "output", "progress_interval", "checkpoints", "device", "name", "faults"}
 
 
-def optimize(objective: Callable[[dict, Any], float], space: Space, optimizer: str = "random",
-             max_trials: int = 20, direction: str = "minimize", seed: int = 0,
-             output: Optional[str] = None, resume: bool = False, overwrite: bool = False,
-             workers: int = 1, **options: Any) -> Optional[StudyResult]:
+def optimize(
+    objective: Callable[[dict, Any], float],
+    space: Space,
+    optimizer: str = "random",
+    max_trials: int = 20,
+    direction: str = "minimize",
+    seed: int = 0,
+    output: Optional[str] = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    workers: int = 1,
+    **options: Any,
+) -> Optional[StudyResult]:
     """Run a study; returns the result on rank 0 (and in a serial run), None on worker ranks.
 
     ``options``: the strategy's options (``degree=5``, ``min_budget=1``, ...), the fault-tolerance
@@ -39,22 +49,37 @@ def optimize(objective: Callable[[dict, Any], float], space: Space, optimizer: s
 
     if launched_under_mpi():
         from .comm.mpi import MPITransport
+
         outcome = run_mpi(make_cfg, MPITransport(), resume, overwrite, local_objective=objective)
-        if outcome.exit_code == 2:   # every rank raises, as a serial run does
-            raise ConfigError(outcome.error if outcome.rank == 0 and outcome.error else
-                              "the study's configuration was rejected on rank 0 (see its message)")
+        if outcome.exit_code == 2:  # every rank raises, as a serial run does
+            raise ConfigError(
+                outcome.error
+                if outcome.rank == 0 and outcome.error
+                else "the study's configuration was rejected on rank 0 (see its message)"
+            )
         return outcome.result
     cfg = make_cfg()
     # no results file to put them next to: trial checkpoints (PBT, promotions) live for the study
     temporary = cfg.output is None and cfg.checkpoints is None
-    with tempfile.TemporaryDirectory(prefix="rdhpo-checkpoints-") if temporary else \
-            contextlib.nullcontext(cfg.checkpoints) as checkpoints:
+    with (
+        tempfile.TemporaryDirectory(prefix="rdhpo-checkpoints-")
+        if temporary
+        else contextlib.nullcontext(cfg.checkpoints) as checkpoints
+    ):
         cfg = dataclasses.replace(cfg, checkpoints=checkpoints)
         return run_inprocess(cfg, workers=workers, resume=resume, overwrite=overwrite).result
 
 
-def build_config(objective: Any, space: Any, optimizer: str, max_trials: int, direction: str, seed: int,
-                 output: Optional[str], options: dict) -> StudyConfig:
+def build_config(
+    objective: Any,
+    space: Any,
+    optimizer: str,
+    max_trials: int,
+    direction: str,
+    seed: int,
+    output: Optional[str],
+    options: dict,
+) -> StudyConfig:
     if not callable(objective):
         raise ConfigError(f"objective must be a callable objective(config, ctx), got {objective!r}")
     if isinstance(space, dict):
@@ -69,9 +94,18 @@ def build_config(objective: Any, space: Any, optimizer: str, max_trials: int, di
     extra = {k: options.pop(k) for k in list(options) if k in _CONFIG_KEYS}
     if output is not None:
         output = os.path.abspath(output)
-    cfg = StudyConfig(space=space, objective=objective, seed=seed, direction=direction, optimizer=optimizer,
-                      options=dict(options), max_trials=max_trials, output=output, ft=ft,
-                      source_text=f"# created by rd.optimize from {os.path.basename(sys.argv[0] or 'python')}\n")
+    cfg = StudyConfig(
+        space=space,
+        objective=objective,
+        seed=seed,
+        direction=direction,
+        optimizer=optimizer,
+        options=dict(options),
+        max_trials=max_trials,
+        output=output,
+        ft=ft,
+        source_text=f"# created by rd.optimize from {os.path.basename(sys.argv[0] or 'python')}\n",
+    )
     cfg = dataclasses.replace(cfg, **extra)
     check_strategy(cfg)
     return cfg
@@ -80,6 +114,7 @@ def build_config(objective: Any, space: Any, optimizer: str, max_trials: int, di
 def load_results(path: str) -> StudyResult:
     """Read a results file back (from its journal when the study is running or crashed)."""
     from .launch import existing_records
+
     if not os.path.exists(path) and not os.path.exists(path + ".journal"):
         raise FileNotFoundError(f"results file {path!r} does not exist")
     records = existing_records(path)

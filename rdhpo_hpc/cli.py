@@ -1,4 +1,5 @@
 """Command line: ``rdhpo run CONFIG``, ``rdhpo show RESULTS.h5``, ``rdhpo plot RESULTS.h5``."""
+
 from __future__ import annotations
 
 import argparse
@@ -20,19 +21,28 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("config", help="study YAML file")
     run.add_argument("--output", help="results file (overrides the config's 'output')")
     run.add_argument("--resume", action="store_true", help="continue the study in the results file")
-    run.add_argument("--resume-if-exists", action="store_true",
-                     help="resume when the results file exists (used by the SLURM script on requeue)")
+    run.add_argument(
+        "--resume-if-exists",
+        action="store_true",
+        help="resume when the results file exists (used by the SLURM script on requeue)",
+    )
     run.add_argument("--overwrite", action="store_true", help="replace an existing results file")
     run.add_argument("--max-trials", type=int, help="override budget.max_trials")
-    run.add_argument("--workers", type=int, default=1,
-                     help="worker threads when run without mpirun (default 1)")
-    launch = sub.add_parser("launch", help="run a study under mpirun with the supervisor that always ends "
-                                           "the job (one machine; on SLURM use slurm/rdhpo.sbatch)")
+    run.add_argument("--workers", type=int, default=1, help="worker threads when run without mpirun (default 1)")
+    launch = sub.add_parser(
+        "launch",
+        help="run a study under mpirun with the supervisor that always ends "
+        "the job (one machine; on SLURM use slurm/rdhpo.sbatch)",
+    )
     launch.add_argument("-n", "--np", type=int, default=4, help="MPI ranks: 1 coordinator + N-1 workers (default 4)")
-    launch.add_argument("run_args", nargs=argparse.REMAINDER, metavar="CONFIG [run options]",
-                        help="what `rdhpo run` takes")
-    supervise = sub.add_parser("supervise", help="run a launcher command (mpirun/srun ... rdhpo run CONFIG) "
-                                                 "and end the job when the study ended, hung or never started")
+    launch.add_argument(
+        "run_args", nargs=argparse.REMAINDER, metavar="CONFIG [run options]", help="what `rdhpo run` takes"
+    )
+    supervise = sub.add_parser(
+        "supervise",
+        help="run a launcher command (mpirun/srun ... rdhpo run CONFIG) "
+        "and end the job when the study ended, hung or never started",
+    )
     supervise.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- LAUNCHER ...")
     show = sub.add_parser("show", help="summarise a results file")
     show.add_argument("results")
@@ -69,14 +79,15 @@ def _run(args: argparse.Namespace) -> int:
     if launched_under_mpi():
         from .comm.mpi import MPITransport
         from .launch import guard_startup
+
         guard_startup(float(os.environ.get("RDHPO_STARTUP_TIMEOUT") or 330))
         transport = MPITransport()
         try:
-            outcome = run_mpi(make_cfg, transport, resume=None, overwrite=args.overwrite,
-                              resume_rule=resume_flag)
-        except BaseException:   # a bug, not bad input: die so that ULFM sees it (sys.exit would hang peers)
+            outcome = run_mpi(make_cfg, transport, resume=False, overwrite=args.overwrite, resume_rule=resume_flag)
+        except BaseException:  # a bug, not bad input: die so that ULFM sees it (sys.exit would hang peers)
             import signal
             import traceback
+
             traceback.print_exc()
             sys.stderr.flush()
             os.kill(os.getpid(), signal.SIGKILL)
@@ -87,10 +98,17 @@ def _run(args: argparse.Namespace) -> int:
         return outcome.exit_code
     try:
         cfg = make_cfg()
+        assert cfg.output is not None  # run_config always sets it
         from .launch import validate_for_run
+
         validate_for_run(cfg)
-        outcome = run_inprocess(cfg, workers=max(args.workers, 1), resume=resume_flag(cfg.output),
-                                overwrite=args.overwrite, on_loop=bind_signals)
+        outcome = run_inprocess(
+            cfg,
+            workers=max(args.workers, 1),
+            resume=resume_flag(cfg.output),
+            overwrite=args.overwrite,
+            on_loop=bind_signals,
+        )
     except ConfigError as exc:
         print(f"rdhpo: error: {exc}", file=sys.stderr)
         return ExitCode.CONFIG
@@ -102,6 +120,7 @@ def _run(args: argparse.Namespace) -> int:
 def run_config(args: argparse.Namespace) -> "StudyConfig":
     """The study config of ``rdhpo run`` arguments: the YAML with the command line's overrides."""
     from .config import from_yaml
+
     cfg = from_yaml(args.config, {})
     if args.output:
         if args.output.endswith(("/", os.sep)):
@@ -127,22 +146,31 @@ def resolve_run_args(cmd: Sequence[str]) -> Optional["StudyConfig"]:
 
 def _supervise(args: argparse.Namespace) -> int:
     from .supervise import mpirun_command, supervise
+
     if args.command == "supervise":
         cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
         if not cmd:
-            print("rdhpo: error: supervise needs a command: rdhpo supervise -- mpirun ... rdhpo run CONFIG",
-                  file=sys.stderr)
+            print(
+                "rdhpo: error: supervise needs a command: rdhpo supervise -- mpirun ... rdhpo run CONFIG",
+                file=sys.stderr,
+            )
             return ExitCode.CONFIG
         return supervise(cmd)
     if args.np < 2:
-        print(f"rdhpo: error: launch needs -n >= 2 (a coordinator and a worker), got {args.np}; "
-              f"`rdhpo run CONFIG` runs a study in one process", file=sys.stderr)
+        print(
+            f"rdhpo: error: launch needs -n >= 2 (a coordinator and a worker), got {args.np}; "
+            f"`rdhpo run CONFIG` runs a study in one process",
+            file=sys.stderr,
+        )
         return ExitCode.CONFIG
     if not args.run_args or not os.path.isfile(args.run_args[0]):
-        print(f"rdhpo: error: launch needs a config file: rdhpo launch -n 4 CONFIG.yaml, got "
-              f"{args.run_args[0] if args.run_args else 'nothing'!r}", file=sys.stderr)
+        print(
+            f"rdhpo: error: launch needs a config file: rdhpo launch -n 4 CONFIG.yaml, got "
+            f"{args.run_args[0] if args.run_args else 'nothing'!r}",
+            file=sys.stderr,
+        )
         return ExitCode.CONFIG
-    if os.geteuid() == 0:     # Open MPI refuses root without these (containers, test machines)
+    if os.geteuid() == 0:  # Open MPI refuses root without these (containers, test machines)
         os.environ.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
         os.environ.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
     try:
@@ -153,23 +181,32 @@ def _supervise(args: argparse.Namespace) -> int:
     return supervise(cmd)
 
 
-def _print_summary(res) -> None:  # noqa: ANN001
+def _print_summary(res) -> None:
     from .results import summary_lines
-    print("\n".join(["[rdhpo] study finished" if res.finished else "[rdhpo] study stopped"]
-                    + ["  " + line for line in summary_lines(res)]
-                    + ([f"  results: {res.path}"] if res.path else [])), flush=True)
+
+    print(
+        "\n".join(
+            ["[rdhpo] study finished" if res.finished else "[rdhpo] study stopped"]
+            + ["  " + line for line in summary_lines(res)]
+            + ([f"  results: {res.path}"] if res.path else [])
+        ),
+        flush=True,
+    )
 
 
 def _show(args: argparse.Namespace) -> int:
     from .api import load_results
     from .results import family_table, summary_lines
+
     try:
         res = load_results(args.results)
     except (FileNotFoundError, ValueError, OSError) as exc:
         print(f"rdhpo: error: {exc}", file=sys.stderr)
         return ExitCode.CONFIG
-    print(f"{args.results}: study {res.study.get('name', '?')!r}, optimizer {res.study.get('optimizer')}, "
-          f"{'finished' if res.finished else 'not finished (running, stopped or crashed)'}")
+    print(
+        f"{args.results}: study {res.study.get('name', '?')!r}, optimizer {res.study.get('optimizer')}, "
+        f"{'finished' if res.finished else 'not finished (running, stopped or crashed)'}"
+    )
     for line in summary_lines(res):
         print("  " + line)
     key = args.by or ("model" if any("model" in t.params for t in res.trials) else None)
@@ -177,13 +214,16 @@ def _show(args: argparse.Namespace) -> int:
         print(f"  per {key}:")
         for fam, row in sorted(family_table(res, key).items(), key=lambda kv: str(kv[0])):
             best = "-" if row["best_value"] is None else f"{row['best_value']:.5g}"
-            print(f"    {fam!s:>19}: {row['trials']:4d} trials, compute {row['compute_s']:8.1f}s, best {best}"
-                  f"  {row['best_params'] or ''}")
+            print(
+                f"    {fam!s:>19}: {row['trials']:4d} trials, compute {row['compute_s']:8.1f}s, best {best}"
+                f"  {row['best_params'] or ''}"
+            )
     return 0
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from .plots import plot_all   # the only matplotlib user, imported lazily
+    from .plots import plot_all  # the only matplotlib user, imported lazily
+
     try:
         written = plot_all(args.results, args.out, fmt=args.format)
     except (FileNotFoundError, ValueError, OSError) as exc:

@@ -2,6 +2,7 @@
 
 Created by the worker for each attempt; the objective calls ``ctx.report`` after every epoch.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -1,4 +1,5 @@
 """Exceptions shared by every layer."""
+
 from __future__ import annotations
 
 

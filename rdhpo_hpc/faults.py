@@ -14,26 +14,31 @@ rule, so the cut is symmetric); the launcher applies ``kill`` / ``stop`` (a sign
 ``Hub.kill`` / ``Hub.stop`` in process).  Ranks are checked against the job size on rank 0
 before any work (:func:`check_ranks`).
 """
+
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Literal, Optional, overload
 
 from .errors import ConfigError
 
 KINDS = ("cut", "delay", "kill", "stop")
-_ALLOWED = {"cut": {"cut", "at", "until"}, "delay": {"delay", "seconds", "at", "until"},
-            "kill": {"kill", "at"}, "stop": {"stop", "at"}}
+_ALLOWED = {
+    "cut": {"cut", "at", "until"},
+    "delay": {"delay", "seconds", "at", "until"},
+    "kill": {"kill", "at"},
+    "stop": {"stop", "at"},
+}
 
 
 @dataclass(frozen=True)
 class Fault:
-    kind: str                        # cut | delay | kill | stop
-    ranks: tuple                     # (a, b) for a link, (r,) for a rank
-    at: float = 0.0                  # start, seconds after the node started
-    until: Optional[float] = None    # end (links only); None = for good
-    seconds: float = 0.0             # delay only
+    kind: str  # cut | delay | kill | stop
+    ranks: tuple  # (a, b) for a link, (r,) for a rank
+    at: float = 0.0  # start, seconds after the node started
+    until: Optional[float] = None  # end (links only); None = for good
+    seconds: float = 0.0  # delay only
 
     def active(self, elapsed: float) -> bool:
         return elapsed >= self.at and (self.until is None or elapsed < self.until)
@@ -49,13 +54,15 @@ class Fault:
         return d
 
 
+@overload
+def _time(where: str, key: str, v: Any, allow_none: Literal[False] = False, positive: bool = False) -> float: ...
+@overload
+def _time(where: str, key: str, v: Any, allow_none: bool = False, positive: bool = False) -> Optional[float]: ...
 def _time(where: str, key: str, v: Any, allow_none: bool = False, positive: bool = False) -> Optional[float]:
     if v is None and allow_none:
         return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 \
-            or (positive and v <= 0):
-        raise ConfigError(f"{where}: '{key}' must be a number of seconds {'> 0' if positive else '>= 0'}, "
-                          f"got {v!r}")
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 or (positive and v <= 0):
+        raise ConfigError(f"{where}: '{key}' must be a number of seconds {'> 0' if positive else '>= 0'}, got {v!r}")
     return float(v)
 
 
@@ -85,8 +92,9 @@ def parse_faults(items: Any) -> list[Fault]:
         kind = kinds[0]
         bad = set(item) - _ALLOWED[kind]
         if bad:
-            raise ConfigError(f"{where}: unknown key(s) {sorted(bad)} for a '{kind}' fault; "
-                              f"allowed: {sorted(_ALLOWED[kind])}")
+            raise ConfigError(
+                f"{where}: unknown key(s) {sorted(bad)} for a '{kind}' fault; allowed: {sorted(_ALLOWED[kind])}"
+            )
         at = _time(where, "at", item.get("at", 0.0))
         until = _time(where, "until", item.get("until"), allow_none=True)
         if until is not None and until <= at:
@@ -110,8 +118,9 @@ def check_ranks(faults: Iterable[Fault], size: int) -> None:
     for f in faults:
         for r in f.ranks:
             if r >= size:
-                raise ConfigError(f"faults: {f.to_dict()!r} names rank {r}, but the job has only {size} "
-                                  f"ranks (0..{size - 1})")
+                raise ConfigError(
+                    f"faults: {f.to_dict()!r} names rank {r}, but the job has only {size} ranks (0..{size - 1})"
+                )
 
 
 class FaultPlan:
@@ -120,8 +129,10 @@ class FaultPlan:
     def __init__(self, faults: Iterable[Fault], rank: int) -> None:
         self.rank = rank
         self.links = [f for f in parse_faults(list(faults)) if f.kind in ("cut", "delay") and rank in f.ranks]
-        self.self_faults = sorted((f for f in parse_faults(list(faults))
-                                   if f.kind in ("kill", "stop") and f.ranks[0] == rank), key=lambda f: f.at)
+        self.self_faults = sorted(
+            (f for f in parse_faults(list(faults)) if f.kind in ("kill", "stop") and f.ranks[0] == rank),
+            key=lambda f: f.at,
+        )
 
     def __bool__(self) -> bool:
         return bool(self.links or self.self_faults)
@@ -135,8 +146,10 @@ class FaultPlan:
 
     def delay(self, peer: int, elapsed: float) -> float:
         """Extra seconds before a message to ``peer`` leaves this rank."""
-        return max((f.seconds for f in self.links if f.kind == "delay" and self._peer(f) == peer
-                    and f.active(elapsed)), default=0.0)
+        return max(
+            (f.seconds for f in self.links if f.kind == "delay" and self._peer(f) == peer and f.active(elapsed)),
+            default=0.0,
+        )
 
     def due_self(self, elapsed: float) -> list[Fault]:
         """Kill / stop actions of this rank that are due now (each returned once)."""

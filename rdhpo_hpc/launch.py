@@ -4,6 +4,7 @@ Shared by the CLI (``rdhpo run``) and the Python API (``rd.optimize``).  Under m
 calls :func:`run_study`; without mpirun (one process) the coordinator runs in the calling
 thread and one worker in a second thread over the in-process transport — the same loops.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -18,6 +19,7 @@ from typing import Any, Callable, Optional, TextIO
 from .comm.base import Transport
 from .comm.inproc import Hub
 from .config import StudyConfig, make_objective
+from .coordination import records as rec
 from .coordinator import CoordinatorLoop
 from .errors import ConfigError
 from .faults import Fault, FaultPlan, check_ranks, parse_faults
@@ -34,10 +36,10 @@ from .worker import WorkerLoop
 @dataclass
 class Outcome:
     exit_code: int
-    result: Optional[StudyResult]      # on the coordinator rank only
+    result: Optional[StudyResult]  # on the coordinator rank only
     rank: int = 0
-    error: Optional[str] = None        # the ConfigError message when the study was rejected
-    finalize: bool = False             # MPI_Finalize is safe: the coordinator said no peer failed
+    error: Optional[str] = None  # the ConfigError message when the study was rejected
+    finalize: bool = False  # MPI_Finalize is safe: the coordinator said no peer failed
 
 
 def settings_of(cfg: StudyConfig) -> GossipSettings:
@@ -50,6 +52,7 @@ def existing_records(path: str) -> Optional[list[dict]]:
     recs = maybe_read_journal(path)
     if recs is None and os.path.exists(path):
         from .storage.hdf5 import try_read
+
         recs = try_read(path)
     return recs
 
@@ -60,20 +63,24 @@ def open_store(cfg: StudyConfig, resume: bool, overwrite: bool) -> tuple[Store, 
         return MemoryStore(), []
     from .storage.hdf5 import HDF5Store, rebuild_from_records
     from .storage.paths import check_output_path
+
     path = cfg.output
-    check_output_path(path)     # never replace a file that is not rdhpo's (nor a directory)
+    check_output_path(path)  # never replace a file that is not rdhpo's (nor a directory)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     old = existing_records(path) if (os.path.exists(path) or os.path.exists(journal_path(path))) else None
     if old is not None and not resume and not overwrite:
-        raise ConfigError(f"output {path!r} already holds a study; pass --resume to continue it or "
-                          f"--overwrite to start afresh")
+        raise ConfigError(
+            f"output {path!r} already holds a study; pass --resume to continue it or --overwrite to start afresh"
+        )
     if old is not None and resume:
         study = next((r for r in old if r.get("k") == "study"), {})
         if study.get("space") not in (None, cfg.space.to_dict()) or study.get("optimizer") not in (None, cfg.optimizer):
-            raise ConfigError(f"--resume: {path!r} holds a study with a different space or optimizer "
-                              f"({study.get('optimizer')!r}); use another output path")
+            raise ConfigError(
+                f"--resume: {path!r} holds a study with a different space or optimizer "
+                f"({study.get('optimizer')!r}); use another output path"
+            )
         old = [r for r in old if r.get("k") != "end"]
-        rebuild_from_records(path, old)       # the HDF5 view made whole again from the log
+        rebuild_from_records(path, old)  # the HDF5 view made whole again from the log
         if not os.path.exists(journal_path(path)):
             JournalStore(journal_path(path)).close()
         journal = JournalStore(journal_path(path))
@@ -88,10 +95,16 @@ def open_store(cfg: StudyConfig, resume: bool, overwrite: bool) -> tuple[Store, 
 
 
 # -- roles --------------------------------------------------------------------------------------
-def coordinate(cfg: StudyConfig, node: Node, resume: bool = False, overwrite: bool = False,
-               out: TextIO = sys.stdout, versions: Optional[dict] = None,
-               on_loop: Callable[[CoordinatorLoop], None] = lambda loop: None,
-               takeover_from: Optional[int] = None) -> Outcome:
+def coordinate(
+    cfg: StudyConfig,
+    node: Node,
+    resume: bool = False,
+    overwrite: bool = False,
+    out: TextIO = sys.stdout,
+    versions: Optional[dict] = None,
+    on_loop: Callable[[CoordinatorLoop], None] = lambda loop: None,
+    takeover_from: Optional[int] = None,
+) -> Outcome:
     """Run the coordinator role.  ``takeover_from``: this rank replaces that dead coordinator
     (ULFM): the journal is replayed and attempts still running on live workers are adopted."""
     if takeover_from is not None:
@@ -102,18 +115,24 @@ def coordinate(cfg: StudyConfig, node: Node, resume: bool = False, overwrite: bo
     if takeover_from is not None:
         _fence_old_coordinator(old, takeover_from, node)
         loop.replay(old, adopt=True)
-        loop.event("takeover", node.rank, f"rank {node.rank} replaces coordinator rank {takeover_from}: "
-                                          f"replayed {len(old)} records, {len(loop.orphans)} running attempts "
-                                          f"to adopt, {len(loop.requeue)} trials re-queued")
-        print(f"[rdhpo] rank {node.rank} took over as coordinator (rank {takeover_from} is dead)",
-              file=out, flush=True)
+        loop.event(
+            "takeover",
+            node.rank,
+            f"rank {node.rank} replaces coordinator rank {takeover_from}: "
+            f"replayed {len(old)} records, {len(loop.orphans)} running attempts "
+            f"to adopt, {len(loop.requeue)} trials re-queued",
+        )
+        print(f"[rdhpo] rank {node.rank} took over as coordinator (rank {takeover_from} is dead)", file=out, flush=True)
     elif old:
         loop.replay(old)
         loop.event("resume", node.rank, f"replayed {len(old)} records; {len(loop.requeue)} trials re-queued")
-        print(f"[rdhpo] resuming {cfg.output}: {sum(e.done for e in loop.trials.values())} trials done, "
-              f"{len(loop.requeue)} to re-run", file=out, flush=True)
+        print(
+            f"[rdhpo] resuming {cfg.output}: {loop.table.done} trials done, {len(loop.requeue)} to re-run",
+            file=out,
+            flush=True,
+        )
     else:
-        store.append({"k": "study", **cfg.describe(), "start_time": loop.start_time, **(versions or {})})
+        store.append(rec.study(cfg.describe(), loop.start_time, versions))
     on_loop(loop)
     try:
         code = loop.run()
@@ -129,25 +148,34 @@ def _fence_old_coordinator(records: list[dict], old: int, node: Node) -> None:
     if old in node.transport.failed():
         return
     from .procs import kill_local
-    start = [r for r in records if r.get("k") == "event" and r.get("kind") == "coordinator-start"
-             and r.get("rank") == old]
+
+    start = [
+        r for r in records if r.get("k") == "event" and r.get("kind") == "coordinator-start" and r.get("rank") == old
+    ]
     if start:
         kv = dict(part.split("=", 1) for part in (start[-1].get("detail") or "").split() if "=" in part)
         if kv.get("pid", "").isdigit():
             kill_local([(kv.get("host", ""), int(kv["pid"]))], node.transport.host())
 
 
-def work(cfg: StudyConfig, node: Node, local_index: int = 0,
-         hard_exit: Callable[[], None] = lambda: None) -> Outcome:
+def work(cfg: StudyConfig, node: Node, local_index: int = 0, hard_exit: Callable[[], None] = lambda: None) -> Outcome:
     from .training import describe_device, pick_device
+
     objective = make_objective(cfg)
     prefer = cfg.device if cfg.device != "auto" else "auto"
     device = pick_device(local_index, prefer) if _uses_torch(cfg) else "cpu"
     info = describe_device(device) if _uses_torch(cfg) else {"device": "cpu"}
     ckpt = cfg.checkpoints or (os.path.splitext(cfg.output)[0] + "_checkpoints" if cfg.output else None)
-    loop = WorkerLoop(node, objective, info, checkpoint_root=ckpt, trial_time_limit=cfg.ft.trial_time_limit,
-                      decision_timeout=cfg.ft.decision_timeout, hard_exit=hard_exit,
-                      on_trial_end=_free_device_memory if _uses_torch(cfg) else (lambda: None))
+    loop = WorkerLoop(
+        node,
+        objective,
+        info,
+        checkpoint_root=ckpt,
+        trial_time_limit=cfg.ft.trial_time_limit,
+        decision_timeout=cfg.ft.decision_timeout,
+        hard_exit=hard_exit,
+        on_trial_end=_free_device_memory if _uses_torch(cfg) else (lambda: None),
+    )
     loop.shrink_timeout = max(cfg.ft.end_grace, 1.0)
     code = loop.run()
     return Outcome(code, None, node.rank, finalize=loop.finalize_ok)
@@ -160,13 +188,20 @@ def _uses_torch(cfg: StudyConfig) -> bool:
 def _free_device_memory() -> None:
     """After each attempt: release cached GPU memory (matters after a CUDA out-of-memory error)."""
     from .training import device
+
     getattr(device, "free_memory", lambda: None)()
 
 
 # -- serial / in-process ------------------------------------------------------------------------
-def run_inprocess(cfg: StudyConfig, workers: int = 1, resume: bool = False, overwrite: bool = False,
-                  out: TextIO = sys.stdout, hub: Optional[Hub] = None,
-                  on_loop: Callable[[CoordinatorLoop], None] = lambda loop: None) -> Outcome:
+def run_inprocess(
+    cfg: StudyConfig,
+    workers: int = 1,
+    resume: bool = False,
+    overwrite: bool = False,
+    out: TextIO = sys.stdout,
+    hub: Optional[Hub] = None,
+    on_loop: Callable[[CoordinatorLoop], None] = lambda loop: None,
+) -> Outcome:
     """Coordinator in this thread, ``workers`` worker threads, over the in-process transport."""
     hub = hub or Hub(workers + 1)
     faults = parse_faults(cfg.faults)
@@ -174,18 +209,23 @@ def run_inprocess(cfg: StudyConfig, workers: int = 1, resume: bool = False, over
 
     def on_fault(rank: int) -> Callable[[Fault], None]:
         return lambda f: hub.kill(rank) if f.kind == "kill" else hub.stop(rank)
-    nodes = [Node(hub.transport(r), settings_of(cfg), faults=FaultPlan(faults, r), on_fault=on_fault(r)).start()
-             for r in range(hub.size)]
+
+    nodes = [
+        Node(hub.transport(r), settings_of(cfg), faults=FaultPlan(faults, r), on_fault=on_fault(r)).start()
+        for r in range(hub.size)
+    ]
     threads = []
     for r in range(1, hub.size):
-        t = threading.Thread(target=_worker_thread, args=(cfg, nodes[r], r - 1, hub), daemon=True,
-                             name=f"rdhpo-worker-{r}")
+        t = threading.Thread(
+            target=_worker_thread, args=(cfg, nodes[r], r - 1, hub), daemon=True, name=f"rdhpo-worker-{r}"
+        )
         t.start()
         threads.append(t)
     try:
         outcome = coordinate(cfg, nodes[0], resume, overwrite, out, on_loop=on_loop)
-    except BaseException:   # e.g. the output already holds a study: release the workers at once
+    except BaseException:  # e.g. the output already holds a study: release the workers at once
         from .messages import Stop
+
         for r in range(1, hub.size):
             nodes[0].send(r, Stop(ExitCode.FAILED, "coordinator error"))
         raise
@@ -207,10 +247,15 @@ def _worker_thread(cfg: StudyConfig, node: Node, index: int, hub: Hub) -> None:
 
 
 # -- under MPI ------------------------------------------------------------------------------------
-def run_mpi(make_cfg: Callable[[], StudyConfig], transport: Transport, resume: bool = False,
-            overwrite: bool = False, out: TextIO = sys.stdout,
-            resume_rule: Optional[Callable[[str], bool]] = None,
-            local_objective: Optional[Callable] = None) -> Outcome:
+def run_mpi(
+    make_cfg: Callable[[], StudyConfig],
+    transport: Transport,
+    resume: bool = False,
+    overwrite: bool = False,
+    out: TextIO = sys.stdout,
+    resume_rule: Optional[Callable[[str], bool]] = None,
+    local_objective: Optional[Callable] = None,
+) -> Outcome:
     """Every rank calls this.  Rank 0 builds and validates the config, then tells every rank
     (one start-up broadcast) either the config or the error, so that all ranks exit non-zero
     together on bad input."""
@@ -237,10 +282,16 @@ def run_mpi(make_cfg: Callable[[], StudyConfig], transport: Transport, resume: b
         return Outcome(ExitCode.CONFIG, None, rank, error)
     if rank != 0:
         cfg = shipped if shipped.objective is not None else dataclasses.replace(shipped, objective=local_objective)
+    assert cfg is not None  # rank 0 built it (no error), the others got it
     share_dataset(cfg, transport)
-    node = Node(transport, settings_of(cfg), takeover=cfg.ft.takeover,
-                faults=FaultPlan(parse_faults(cfg.faults), rank), on_fault=_signal_self)
-    if cfg.output:     # the coordinating rank's pump keeps it fresh: the supervisor's liveness signal
+    node = Node(
+        transport,
+        settings_of(cfg),
+        takeover=cfg.ft.takeover,
+        faults=FaultPlan(parse_faults(cfg.faults), rank),
+        on_fault=_signal_self,
+    )
+    if cfg.output:  # the coordinating rank's pump keeps it fresh: the supervisor's liveness signal
         node.beat_file = heartbeat_path(cfg.output)
     node.start()
     startup_done()
@@ -253,11 +304,10 @@ def run_mpi(make_cfg: Callable[[], StudyConfig], transport: Transport, resume: b
     # workers keep the recording handlers of install_stop_signals: the coordinator decides
     local = int(os.environ.get("OMPI_COMM_WORLD_LOCAL_RANK", os.environ.get("SLURM_LOCALID", rank)))
     if transport.host() == coordinator_host:
-        local -= 1              # rank 0 shares this node and takes no GPU: workers use GPUs 0, 1, ...
+        local -= 1  # rank 0 shares this node and takes no GPU: workers use GPUs 0, 1, ...
     try:
-        outcome = work(cfg, node, max(local, 0),
-                       hard_exit=lambda: os.kill(os.getpid(), signal.SIGKILL))
-    except ConfigError as exc:   # e.g. dataset unreadable on this node: a dead rank, not a hang
+        outcome = work(cfg, node, max(local, 0), hard_exit=lambda: os.kill(os.getpid(), signal.SIGKILL))
+    except ConfigError as exc:  # e.g. dataset unreadable on this node: a dead rank, not a hang
         print(f"rdhpo: rank {rank}: error: {exc}", file=sys.stderr, flush=True)
         node.close(drain_timeout=0.5)
         os.kill(os.getpid(), signal.SIGKILL)
@@ -265,6 +315,18 @@ def run_mpi(make_cfg: Callable[[], StudyConfig], transport: Transport, resume: b
         # ULFM takeover: the lowest live rank becomes the coordinator, from the durable journal
         old = min((r for r in range(node.size) if not node.is_alive(r)), default=0)
         outcome = coordinate(cfg, node, out=out, on_loop=bind_signals, takeover_from=old)
+    if node.cut_off:
+        # a partition, not a death: the coordinator lives on (its heartbeat file is fresh) and
+        # counts this rank as failed. Leave as a failed rank does (SIGKILL): an exit code of 4
+        # reaching Open MPI's launcher once the link heals would make it end the whole job.
+        print(
+            f"[rdhpo] rank {rank}: cut off from coordinator rank {node.coordinator}, which is still "
+            f"running the study; this rank leaves",
+            file=sys.stderr,
+            flush=True,
+        )
+        node.close(drain_timeout=0.5)
+        os.kill(os.getpid(), signal.SIGKILL)
     node.close(drain_timeout=2.0)
     _note_failures(node)
     return outcome
@@ -280,6 +342,7 @@ def share_dataset(cfg: StudyConfig, transport: Transport) -> bool:
     if not spec or not spec.get("dataset") or transport.size < 2:
         return False
     from .training.datasets import adopt_dataset, export_dataset
+
     dataset, seed = spec["dataset"], int(spec.get("seed", 0))
     shared = transport.share_arrays(lambda: export_dataset(dataset, seed))
     if shared is None:
@@ -308,11 +371,13 @@ def check_output(cfg: StudyConfig, resume: bool, overwrite: bool) -> None:
     """Refuse to clobber an existing study unless asked to resume or overwrite it, and to touch a
     file at the output path that is not rdhpo's (whatever the flags)."""
     from .storage.paths import check_output_path
+
     if cfg.output:
         check_output_path(cfg.output)
     if cfg.output and not resume and not overwrite and existing_records(cfg.output) is not None:
-        raise ConfigError(f"output {cfg.output!r} already holds a study; pass --resume to continue it or "
-                          f"--overwrite to start afresh")
+        raise ConfigError(
+            f"output {cfg.output!r} already holds a study; pass --resume to continue it or --overwrite to start afresh"
+        )
 
 
 def validate_for_run(cfg: StudyConfig) -> None:
@@ -321,13 +386,14 @@ def validate_for_run(cfg: StudyConfig) -> None:
     anything is written: a bad file is one message, not a study of FAILED trials)."""
     if cfg.output:
         from .storage.paths import check_output_path
+
         check_output_path(cfg.output)
     if isinstance(cfg.objective, dict):
         obj = make_objective(cfg)  # imports the function / checks the built-in spec and dataset path
-        check_space = getattr(obj, "check_space", None)   # built-in: model families in the space
+        check_space = getattr(obj, "check_space", None)  # built-in: model families in the space
         if callable(check_space):
             check_space(cfg.space)
-        check_data = getattr(obj, "check_data", None)     # built-in: load (and cache) the dataset
+        check_data = getattr(obj, "check_data", None)  # built-in: load (and cache) the dataset
         if callable(check_data):
             check_data()
 
@@ -341,10 +407,12 @@ def install_stop_signals() -> None:
     Installed first thing on every rank (mpirun forwards SIGUSR1 to all ranks, and a warning can
     come during start-up, when the default action would kill the rank): on workers the signal is
     only recorded — the coordinator decides and sends Stop."""
+
     def handler(signum: int, frame: Any) -> None:
         _STOP_REQUEST.append(signal.Signals(signum).name)
         for loop in _LOOPS:
             loop.request_stop(f"signal {signal.Signals(signum).name}")
+
     for sig in (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, handler)
 
@@ -369,6 +437,7 @@ def exit_process(code: int, clean_finalize: bool) -> None:
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
         signal.alarm(20)
         from .comm.mpi import finalize
+
         finalize()
     os._exit(code)
 
@@ -383,6 +452,7 @@ def guard_startup(timeout: float) -> None:
     rank), SIGALRM's default action ends the rank, so the job ends even without the supervisor
     (which prints the one message about it)."""
     from .procs import die_with_parent
+
     die_with_parent()
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
     signal.alarm(max(int(math.ceil(timeout)), 1))

@@ -10,6 +10,7 @@ MPI_ERR_PROC_FAILED) declares a member dead at once.
 Driven by :class:`rdhpo_hpc.node.Node`'s pump thread: ``due``/``beat`` on its timer, ``merge`` on
 every Gossip message, ``check`` after both; the node turns verdicts into ``PeerDown`` events.
 """
+
 from __future__ import annotations
 
 import random
@@ -29,12 +30,22 @@ class Verdict:
 class Membership:
     """One rank's view of which ranks are alive."""
 
-    def __init__(self, rank: int, size: int, now: float, interval: float = 0.5, fanout: int = 2,
-                 t_fail: float = 10.0, rng: Optional[random.Random] = None,
-                 members: Optional[Iterable[int]] = None) -> None:
+    def __init__(
+        self,
+        rank: int,
+        size: int,
+        now: float,
+        interval: float = 0.5,
+        fanout: int = 2,
+        t_fail: float = 10.0,
+        rng: Optional[random.Random] = None,
+        members: Optional[Iterable[int]] = None,
+    ) -> None:
         if interval <= 0 or t_fail <= interval or fanout < 1:
-            raise ValueError(f"need interval > 0, t_fail > interval, fanout >= 1; got "
-                             f"interval={interval}, t_fail={t_fail}, fanout={fanout}")
+            raise ValueError(
+                f"need interval > 0, t_fail > interval, fanout >= 1; got "
+                f"interval={interval}, t_fail={t_fail}, fanout={fanout}"
+            )
         self.rank, self.size = rank, size
         self.interval, self.fanout, self.t_fail = interval, fanout, t_fail
         self.t_cleanup = 2 * t_fail
@@ -42,7 +53,7 @@ class Membership:
         self.heartbeats = [0] * size
         self.last_growth = [now] * size
         self.members = set(range(size) if members is None else members)
-        self.dead: dict[int, float] = {}   # rank -> time of the verdict
+        self.dead: dict[int, float] = {}  # rank -> time of the verdict
         self.next_beat = now
 
     # -- queries ----------------------------------------------------------------------------

@@ -1,4 +1,5 @@
 """Messages between ranks: plain picklable data, one MPI tag each (DESIGN.md §4)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -11,9 +12,9 @@ class Hello:
 
     TAG = 1
     host: str
-    device: dict
+    device: dict[str, Any]
     pid: int
-    running: Optional[tuple] = None   # (trial_id, attempt) still running here, after a takeover
+    running: Optional[tuple[int, int]] = None  # (trial_id, attempt) still running here, after a takeover
 
 
 @dataclass
@@ -23,7 +24,7 @@ class Task:
     TAG = 2
     trial_id: int
     attempt: int
-    params: dict
+    params: dict[str, Any]
     budget: Optional[float] = None
     checkpoint_from: Optional[int] = None
 
@@ -37,7 +38,7 @@ class Report:
     attempt: int
     step: int
     value: float
-    metrics: dict = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -59,9 +60,9 @@ class Result:
     attempt: int
     state: str
     value: Optional[float]
-    metrics: dict = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
     error: str = ""
-    timings: dict = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -69,7 +70,7 @@ class Gossip:
     """Any rank -> random peers: heartbeat counter vector (handled inside the node, never by loops)."""
 
     TAG = 6
-    heartbeats: list
+    heartbeats: list[int]
     coordinator: int = 0
 
 
@@ -80,10 +81,10 @@ class Stop:
     TAG = 7
     exit_code: int = 0
     reason: str = ""
-    kill: list = field(default_factory=list)   # (host, pid) of hung ranks to SIGKILL if local
-    shrink: Optional[list] = None   # ULFM: ranks to leave out of the end-of-study shrunk communicator
-    shrink_method: str = ""         # "shrink" | "create_group": chosen once, by the coordinator
-    finalize: bool = False          # every rank may call MPI_Finalize (no peer died, hung or was cut)
+    kill: list[tuple[str, Optional[int]]] = field(default_factory=list)  # (host, pid) of hung ranks to SIGKILL if local
+    shrink: Optional[list[int]] = None  # ULFM: ranks to leave out of the end-of-study shrunk communicator
+    shrink_method: str = ""  # "shrink" | "create_group": chosen once, by the coordinator
+    finalize: bool = False  # every rank may call MPI_Finalize (no peer died, hung or was cut)
 
 
 @dataclass
@@ -92,8 +93,8 @@ class PeerDown:
 
     TAG = 8
     rank: int
-    cause: str            # "gossip-timeout" | "mpi-failure" | "unreachable" (alive, direct link lost)
-    latency: float        # seconds from the last heartbeat growth (or evidence) to the verdict
+    cause: str  # "gossip-timeout" | "mpi-failure" | "unreachable" (alive, direct link lost)
+    latency: float  # seconds from the last heartbeat growth (or evidence) to the verdict
 
 
 @dataclass

@@ -19,6 +19,7 @@ Fault injection (YAML ``faults:``): the node applies its :class:`~rdhpo_hpc.faul
 in the pump: cut links (messages dropped both ways), delays (messages held back), and calls
 ``on_fault`` for its own ``kill`` / ``stop`` entries.
 """
+
 from __future__ import annotations
 
 import os
@@ -43,10 +44,10 @@ class GossipSettings:
     gossip_interval: float = 0.5
     fanout: int = 2
     t_fail: float = 10.0
-    poll_max: float = 0.002       # longest sleep of the pump between polls when idle
-    poll_hot: float = 1e-4     # sleep between polls while messages are flowing
-    hot_window: float = 0.005     # hot: the loop waits since less than this, after traffic as recent
-    check_every: float = 0.005    # membership / failure checks at most this often (not every poll)
+    poll_max: float = 0.002  # longest sleep of the pump between polls when idle
+    poll_hot: float = 1e-4  # sleep between polls while messages are flowing
+    hot_window: float = 0.005  # hot: the loop waits since less than this, after traffic as recent
+    check_every: float = 0.005  # membership / failure checks at most this often (not every poll)
 
 
 def write_beat(path: str, rank: int) -> None:
@@ -76,49 +77,61 @@ def read_beat(path: str) -> Optional[tuple[float, int]]:
 class Node:
     """Owns a transport; started once per rank by the CLI / API (or a test)."""
 
-    def __init__(self, transport: Transport, settings: Optional[GossipSettings] = None,
-                 clock: Callable[[], float] = time.monotonic, takeover: bool = False,
-                 faults: Optional[FaultPlan] = None,
-                 on_fault: Callable[[Fault], None] = lambda fault: None) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        settings: Optional[GossipSettings] = None,
+        clock: Callable[[], float] = time.monotonic,
+        takeover: bool = False,
+        faults: Optional[FaultPlan] = None,
+        on_fault: Callable[[Fault], None] = lambda fault: None,
+    ) -> None:
         self.transport = transport
         self.rank, self.size = transport.rank, transport.size
         self.settings = settings or GossipSettings()
         self.clock = clock
         s = self.settings
-        self.membership = Membership(self.rank, self.size, clock(), interval=s.gossip_interval,
-                                     fanout=s.fanout, t_fail=s.t_fail, rng=random.Random(1000 + self.rank))
+        self.membership = Membership(
+            self.rank,
+            self.size,
+            clock(),
+            interval=s.gossip_interval,
+            fanout=s.fanout,
+            t_fail=s.t_fail,
+            rng=random.Random(1000 + self.rank),
+        )
         self.takeover = takeover and transport.reports_failures
         self.coordinator = 0
         self._inbox: "queue.Queue[tuple[int, Any]]" = queue.Queue()
         self._outbox: "queue.Queue[tuple[int, Any]]" = queue.Queue()
-        self._wake = threading.Event()     # set by send(): cuts the pump's back-off short
-        self._next_check = 0.0             # next membership / failure check (pump)
-        self._last_traffic = -1.0          # last application message sent or received (pump)
-        self._wait_since: Optional[float] = None   # the event loop is blocked in recv() since then
+        self._wake = threading.Event()  # set by send(): cuts the pump's back-off short
+        self._next_check = 0.0  # next membership / failure check (pump)
+        self._last_traffic = -1.0  # last application message sent or received (pump)
+        self._wait_since: Optional[float] = None  # the event loop is blocked in recv() since then
         self._lock = threading.Lock()
         self._running = False
         self._thread: Optional[threading.Thread] = None
         self.gossip_sent = 0
         self.gossip_bytes = 0
-        self.muted: set[int] = set()   # fault injection: ranks this node neither sends to nor hears
+        self.muted: set[int] = set()  # fault injection: ranks this node neither sends to nor hears
         self.faults = faults or FaultPlan([], self.rank)
         self.on_fault = on_fault
         self.t0 = clock()
-        self._cut: set[int] = set()          # links cut by the fault plan right now
+        self._cut: set[int] = set()  # links cut by the fault plan right now
         self._delayed: list[tuple[float, int, Any]] = []
-        self.last_heard = [self.t0] * self.size    # last message received directly from each rank
-        self.last_any = [self.t0] * self.size      # ... directly or through a relay
+        self.last_heard = [self.t0] * self.size  # last message received directly from each rank
+        self.last_any = [self.t0] * self.size  # ... directly or through a relay
         self._last_direct = [self.t0] * self.size  # last message sent directly to each rank
-        self.routes: dict[int, int] = {}           # peer -> relay rank while the direct link is silent
-        self._learned: dict[int, tuple[int, float]] = {}   # peer -> (rank that relayed its traffic, when)
+        self.routes: dict[int, int] = {}  # peer -> relay rank while the direct link is silent
+        self._learned: dict[int, tuple[int, float]] = {}  # peer -> (rank that relayed its traffic, when)
         self._next_direct = 0.0
-        self.unreachable: set[int] = set()   # alive by gossip, silent on the direct link (coordinator)
+        self.unreachable: set[int] = set()  # alive by gossip, silent on the direct link (coordinator)
         self.relayed = 0
         self.pump_errors = 0
-        self.beat_file: Optional[str] = None   # refreshed while this rank coordinates (supervisor)
+        self.beat_file: Optional[str] = None  # refreshed while this rank coordinates (supervisor)
         self._next_beat = 0.0
         self._takeover_check: Optional[tuple[float, int, Optional[tuple[float, int]]]] = None
-        self.cut_off = False       # the coordinator lives on beyond a partition (no takeover)
+        self.cut_off = False  # the coordinator lives on beyond a partition (no takeover)
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> "Node":
@@ -132,9 +145,12 @@ class Node:
         if self._thread is None:
             return
         deadline = self.clock() + drain_timeout
-        while self._running and self._thread.is_alive() and (not self._outbox.empty() or self._delayed
-                                                              or self.transport.progress()) \
-                and self.clock() < deadline:
+        while (
+            self._running
+            and self._thread.is_alive()
+            and (not self._outbox.empty() or self._delayed or self.transport.progress())
+            and self.clock() < deadline
+        ):
             time.sleep(0.005)
         self._running = False
         self._thread.join(timeout=drain_timeout + 1.0)
@@ -152,7 +168,7 @@ class Node:
     # -- used by the event loops ----------------------------------------------------------------
     def send(self, dest: int, msg: Any) -> None:
         self._outbox.put((dest, msg))
-        self._wake.set()          # the pump sends it now instead of after its back-off sleep
+        self._wake.set()  # the pump sends it now instead of after its back-off sleep
 
     def push_back(self, src: int, msg: Any) -> None:
         """Put a message back into this rank's inbox (a role change hands it to the next loop)."""
@@ -170,7 +186,7 @@ class Node:
             if timeout <= 0:
                 return None
         self._wait_since = self.clock()
-        self._wake.set()          # the pump polls now, and stays hot while traffic is recent
+        self._wake.set()  # the pump polls now, and stays hot while traffic is recent
         try:
             return self._inbox.get(timeout=timeout)
         except queue.Empty:
@@ -244,11 +260,18 @@ class Node:
         other side answers through one of them."""
         link = self.settings.t_fail / 2
         known = self._learned.get(dest)
-        if known is not None and now - known[1] < link and now - self.last_heard[known[0]] < link \
-                and self.is_alive(known[0]):
+        if (
+            known is not None
+            and now - known[1] < link
+            and now - self.last_heard[known[0]] < link
+            and self.is_alive(known[0])
+        ):
             return known[0]
-        cands = [r for r in self.alive() if r not in (self.rank, dest) and r not in self.unreachable
-                 and now - self.last_heard[r] < link]
+        cands = [
+            r
+            for r in self.alive()
+            if r not in (self.rank, dest) and r not in self.unreachable and now - self.last_heard[r] < link
+        ]
         if not cands:
             return None
         slot = int((now - self.t0) / (self.settings.t_fail / 4))
@@ -262,8 +285,9 @@ class Node:
             except Exception as exc:  # noqa: BLE001
                 self.pump_errors += 1
                 if self.pump_errors <= 3:
-                    print(f"[rdhpo] rank {self.rank}: pump error {type(exc).__name__}: {exc}",
-                          file=sys.stderr, flush=True)
+                    print(
+                        f"[rdhpo] rank {self.rank}: pump error {type(exc).__name__}: {exc}", file=sys.stderr, flush=True
+                    )
                 time.sleep(0.01)
 
     def _pump_loop(self) -> None:
@@ -313,7 +337,7 @@ class Node:
                         if 0 <= msg.origin < self.size:
                             self.last_any[msg.origin] = self.clock()
                             self._learned[msg.origin] = (src, self.clock())
-                        if not isinstance(msg.msg, Gossip):     # a relayed ping only says "alive"
+                        if not isinstance(msg.msg, Gossip):  # a relayed ping only says "alive"
                             self._inbox.put((msg.origin, msg.msg))
                             hot = True
                     elif self.is_alive(msg.dest):
@@ -460,7 +484,7 @@ class Node:
         if alive:
             self.coordinator = min(alive)
             now = self.clock()
-            self.last_heard = [now] * self.size     # the new coordinator starts its direct watch
+            self.last_heard = [now] * self.size  # the new coordinator starts its direct watch
             self.last_any = [now] * self.size
             self.routes.clear()
             self._learned.clear()

@@ -1,4 +1,5 @@
 """Process-level helpers shared by the coordinator, the workers and the launcher."""
+
 from __future__ import annotations
 
 import os
@@ -22,11 +23,12 @@ def die_with_parent() -> None:
     supervisor kills the launcher, every rank dies with it — a stopped (SIGSTOP) rank too, which
     no signal handler could reach.  No-op where ``prctl`` is missing."""
     import ctypes
+
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         pr_set_pdeathsig = 1
         libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):
         return
-    if os.getppid() == 1:       # the parent died before prctl: follow it now
+    if os.getppid() == 1:  # the parent died before prctl: follow it now
         os.kill(os.getpid(), signal.SIGKILL)

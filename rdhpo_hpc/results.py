@@ -3,12 +3,13 @@
 ``rd.optimize`` returns it on rank 0; ``rd.load_results(path)`` rebuilds it from a results file
 (or from its journal when the study is still running or crashed).
 """
+
 from __future__ import annotations
 
 import collections
 import math
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 from .trial import TrialRecord, best_first
 
@@ -16,8 +17,8 @@ from .trial import TrialRecord, best_first
 @dataclass
 class StudyResult:
     direction: str
-    trials: list[TrialRecord]               # one per trial: its final attempt
-    attempts: list[dict]                    # every ended attempt (LOST ones included)
+    trials: list[TrialRecord]  # one per trial: its final attempt
+    attempts: list[dict]  # every ended attempt (LOST ones included)
     reports: list[dict]
     events: list[dict]
     workers: dict[int, dict]
@@ -35,10 +36,9 @@ class StudyResult:
         :func:`~rdhpo_hpc.trial.best_first`); the best PRUNED one when none completed."""
         sign = 1.0 if self.direction == "minimize" else -1.0
         for state in ("COMPLETE", "PRUNED"):
-            scored = [t for t in self.trials if t.state == state and t.value is not None
-                      and math.isfinite(t.value)]
+            scored = [t for t in self.trials if t.state == state and t.value is not None and math.isfinite(t.value)]
             if scored:
-                return min(scored, key=lambda t: best_first(t.budget, sign * t.value))
+                return min(scored, key=lambda t: best_first(t.budget, sign * cast(float, t.value)))
         return None
 
     @property
@@ -100,24 +100,44 @@ def result_from_records(records: list[dict], path: Optional[str] = None) -> Stud
         elif k == "worker":
             workers[r["rank"]] = r
     final: dict[int, dict] = {}
-    for a in attempts:   # the counted attempt: the first terminal one; else the latest
+    for a in attempts:  # the counted attempt: the first terminal one; else the latest
         prev = final.get(a["trial_id"])
-        if prev is None or (prev["state"] == "LOST" and a["state"] != "LOST") or \
-                (prev["state"] == "LOST" and a["attempt"] > prev["attempt"]):
+        if (
+            prev is None
+            or (prev["state"] == "LOST" and a["state"] != "LOST")
+            or (prev["state"] == "LOST" and a["attempt"] > prev["attempt"])
+        ):
             final[a["trial_id"]] = a
     trials = [_record(final[t]) for t in sorted(final)]
-    return StudyResult(direction=study.get("direction", "minimize"), trials=trials, attempts=attempts,
-                       reports=reports, events=events, workers=workers, study=study, end=end, path=path)
+    return StudyResult(
+        direction=study.get("direction", "minimize"),
+        trials=trials,
+        attempts=attempts,
+        reports=reports,
+        events=events,
+        workers=workers,
+        study=study,
+        end=end,
+        path=path,
+    )
 
 
 def _record(a: dict) -> TrialRecord:
     duration = math.nan
     if a.get("start_time") is not None and a.get("end_time") is not None:
         duration = a["end_time"] - a["start_time"]
-    return TrialRecord(trial_id=a["trial_id"], params=a.get("params") or {}, value=a.get("value"),
-                       state=a["state"], attempt=a.get("attempt", 0), budget=a.get("budget"),
-                       rank=a.get("rank", -1), duration=duration, error=a.get("error") or "",
-                       extra={"metrics": a.get("metrics") or {}, "info": a.get("info") or {}})
+    return TrialRecord(
+        trial_id=a["trial_id"],
+        params=a.get("params") or {},
+        value=a.get("value"),
+        state=a["state"],
+        attempt=a.get("attempt", 0),
+        budget=a.get("budget"),
+        rank=a.get("rank", -1),
+        duration=duration,
+        error=a.get("error") or "",
+        extra={"metrics": a.get("metrics") or {}, "info": a.get("info") or {}},
+    )
 
 
 def summary_lines(res: StudyResult) -> list[str]:
@@ -132,8 +152,10 @@ def summary_lines(res: StudyResult) -> list[str]:
         lines.append("best value: none (no trial completed)")
     for rank, u in sorted(res.utilisation().items()):
         w = res.workers.get(rank, {})
-        lines.append(f"  rank {rank}: {u['attempts']} attempts, busy {u['busy_s']:.1f}s"
-                     f"  {w.get('host', '')} {w.get('device', '')}".rstrip())
+        lines.append(
+            f"  rank {rank}: {u['attempts']} attempts, busy {u['busy_s']:.1f}s"
+            f"  {w.get('host', '')} {w.get('device', '')}".rstrip()
+        )
     if res.wall_time is not None:
         lines.append(f"wall time: {res.wall_time:.1f}s")
     return lines

@@ -3,6 +3,7 @@
 ``optimizer="asha"`` means random sampling inside the ASHA scheduler; ``"bohb"`` model-based
 sampling inside Hyperband, and so on.  Options go to whichever of the two declares them.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -36,8 +37,9 @@ def strategy_names() -> list[str]:
     return sorted(STRATEGIES)
 
 
-def make_strategy(name: str, space: Space, direction: str = "minimize", seed: int = 0,
-                  **options: Any) -> tuple[Optimizer, Scheduler]:
+def make_strategy(
+    name: str, space: Space, direction: str = "minimize", seed: int = 0, **options: Any
+) -> tuple[Optimizer, Scheduler]:
     """Build the optimizer and scheduler of strategy ``name``; unknown options raise ConfigError."""
     if name not in STRATEGIES:
         raise ConfigError(f"unknown optimizer {name!r}; allowed: {strategy_names()}")

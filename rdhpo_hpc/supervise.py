@@ -26,6 +26,7 @@ node.  Ranks die with their parent daemon (``PR_SET_PDEATHSIG``, see
 the job on every node.  So an unfinished study never ends under exit code 0, and a job always
 ends within the bounds above, whatever MPI does.
 """
+
 from __future__ import annotations
 
 import json
@@ -50,12 +51,12 @@ END_MARGIN_S = 15.0
 class Bounds:
     """What the supervisor waits for; from the study's ``fault_tolerance:`` settings."""
 
-    results: Optional[str]            # results path; None: only the stop rule applies
+    results: Optional[str]  # results path; None: only the stop rule applies
     t_fail: float = 10.0
     end_grace: float = 10.0
     startup_timeout: float = 300.0
     stop_grace: float = 90.0
-    margin: float = END_MARGIN_S      # slack on top of the study's own end and liveness bounds
+    margin: float = END_MARGIN_S  # slack on top of the study's own end and liveness bounds
 
     @property
     def stale_after(self) -> float:
@@ -143,7 +144,7 @@ def kill_tree(proc: "subprocess.Popen[Any]", srun_first: bool = False) -> int:
     """SIGKILL the launcher and everything it started on this node; returns how many processes."""
     pids = process_tree(proc.pid)
     if srun_first and proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)            # srun: cancels the step on every node
+        proc.send_signal(signal.SIGTERM)  # srun: cancels the step on every node
         try:
             proc.wait(timeout=3.0)
         except subprocess.TimeoutExpired:
@@ -164,9 +165,14 @@ def kill_tree(proc: "subprocess.Popen[Any]", srun_first: bool = False) -> int:
 class Supervisor:
     """Runs one launcher command under :class:`Bounds`; :meth:`run` returns the job's exit code."""
 
-    def __init__(self, cmd: Sequence[str], bounds: Bounds, env: Optional[dict] = None,
-                 say: Callable[[str], None] = lambda m: print(f"[rdhpo] {m}", file=sys.stderr, flush=True),
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        cmd: Sequence[str],
+        bounds: Bounds,
+        env: Optional[dict] = None,
+        say: Callable[[str], None] = lambda m: print(f"[rdhpo] {m}", file=sys.stderr, flush=True),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.cmd, self.bounds, self.env, self.say, self.clock = list(cmd), bounds, env, say, clock
         self.stop_at: Optional[float] = None
         self.end: Optional[dict] = None
@@ -189,7 +195,7 @@ class Supervisor:
         beat = heartbeat_path(b.results) if b.results else None
         t0 = self.clock()
         env = dict(os.environ if self.env is None else self.env)
-        env.setdefault("RDHPO_STARTUP_TIMEOUT", str(b.startup_timeout + 30))   # the ranks' own bound
+        env.setdefault("RDHPO_STARTUP_TIMEOUT", str(b.startup_timeout + 30))  # the ranks' own bound
         self.proc = subprocess.Popen(self.cmd, env=env, start_new_session=True)
         for sig in (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self.request_stop)
@@ -223,14 +229,18 @@ class Supervisor:
         """None while the job may go on; else the exit code to kill it with."""
         b = self.bounds
         if self.stop_at is not None and now - self.stop_at > b.stop_grace:
-            self.say(f"ranks still running {b.stop_grace:g} s after the stop request: killing them; "
-                     f"treating it as a stop ({int(ExitCode.STOPPED)})")
+            self.say(
+                f"ranks still running {b.stop_grace:g} s after the stop request: killing them; "
+                f"treating it as a stop ({int(ExitCode.STOPPED)})"
+            )
             return ExitCode.STOPPED
         if self.end is not None:
             if self.ended_at is not None and now - self.ended_at > b.end_after:
                 code = ExitCode(int(self.end.get("exit_code", ExitCode.FAILED)))
-                self.say(f"the study ended ({self.end.get('end_status')}) but processes of the job were "
-                         f"still running {b.end_after:g} s later (stopped, hung or cut off): killing them")
+                self.say(
+                    f"the study ended ({self.end.get('end_status')}) but processes of the job were "
+                    f"still running {b.end_after:g} s later (stopped, hung or cut off): killing them"
+                )
                 return code
             return None
         if beat is None:
@@ -241,16 +251,20 @@ class Supervisor:
             if fresh:
                 self.started = True
             elif now - t0 > b.startup_timeout:
-                self.say(f"start-up did not finish within {b.startup_timeout:g} s (fault_tolerance."
-                         f"startup_timeout): no coordinator ever ran; a rank died or hung before the "
-                         f"study began. Nothing was lost; the job ends with exit {int(ExitCode.STARTUP)} "
-                         f"(the SLURM script requeues it; or run again with --resume)")
+                self.say(
+                    f"start-up did not finish within {b.startup_timeout:g} s (fault_tolerance."
+                    f"startup_timeout): no coordinator ever ran; a rank died or hung before the "
+                    f"study began. Nothing was lost; the job ends with exit {int(ExitCode.STARTUP)} "
+                    f"(the SLURM script requeues it; or run again with --resume)"
+                )
                 return ExitCode.STARTUP
             return None
         if st is not None and now - st.st_mtime > b.stale_after:
-            self.say(f"no coordinator alive for {now - st.st_mtime:.0f} s (heartbeat {beat} not refreshed;"
-                     f" limit 2 x t_fail + {b.margin:g} s): ending the job; the study is not finished "
-                     f"and resumes with --resume (exit {int(ExitCode.UNFINISHED)})")
+            self.say(
+                f"no coordinator alive for {now - st.st_mtime:.0f} s (heartbeat {beat} not refreshed;"
+                f" limit 2 x t_fail + {b.margin:g} s): ending the job; the study is not finished "
+                f"and resumes with --resume (exit {int(ExitCode.UNFINISHED)})"
+            )
             return ExitCode.UNFINISHED
         return None
 
@@ -261,12 +275,16 @@ class Supervisor:
         if self.bounds.results is None or rc in (ExitCode.CONFIG, ExitCode.STOPPED):
             return rc
         if not self.started:
-            self.say(f"the launcher exited with {rc} before the study started (a rank died during "
-                     f"start-up): exit {int(ExitCode.STARTUP)}; nothing was lost, run it again")
+            self.say(
+                f"the launcher exited with {rc} before the study started (a rank died during "
+                f"start-up): exit {int(ExitCode.STARTUP)}; nothing was lost, run it again"
+            )
             return ExitCode.STARTUP
-        self.say(f"the launcher exited with {rc} but the study did not finish (no end record in "
-                 f"{journal_path(self.bounds.results)}): exit {int(ExitCode.UNFINISHED)}; it resumes with "
-                 f"--resume (the SLURM script requeues)")
+        self.say(
+            f"the launcher exited with {rc} but the study did not finish (no end record in "
+            f"{journal_path(self.bounds.results)}): exit {int(ExitCode.UNFINISHED)}; it resumes with "
+            f"--resume (the SLURM script requeues)"
+        )
         return ExitCode.UNFINISHED
 
 
@@ -275,6 +293,7 @@ def bounds_for(cmd: Sequence[str], stop_grace: float) -> Bounds:
     """Bounds from the ``rdhpo run CONFIG [--output X]`` inside the launcher command; when the
     config cannot be read (the ranks will say why), only the stop rule applies."""
     from .cli import resolve_run_args
+
     try:
         cfg = resolve_run_args(cmd)
     except Exception:  # noqa: BLE001 - bad input is reported by rank 0, once, not here
@@ -282,9 +301,13 @@ def bounds_for(cmd: Sequence[str], stop_grace: float) -> Bounds:
     if cfg is None:
         return Bounds(None, stop_grace=stop_grace)
     ft = cfg.ft
-    return Bounds(cfg.output, t_fail=ft.t_fail, end_grace=ft.end_grace,
-                  startup_timeout=float(os.environ.get("RDHPO_STARTUP_TIMEOUT_OVERRIDE") or ft.startup_timeout),
-                  stop_grace=stop_grace)
+    return Bounds(
+        cfg.output,
+        t_fail=ft.t_fail,
+        end_grace=ft.end_grace,
+        startup_timeout=float(os.environ.get("RDHPO_STARTUP_TIMEOUT_OVERRIDE") or ft.startup_timeout),
+        stop_grace=stop_grace,
+    )
 
 
 def supervise(cmd: Sequence[str], stop_grace: Optional[float] = None) -> int:
@@ -295,6 +318,7 @@ def supervise(cmd: Sequence[str], stop_grace: Optional[float] = None) -> int:
 def mpirun_command(n: int, run_args: Sequence[str]) -> list[str]:
     """``rdhpo launch -n N CONFIG ...``: mpirun (ULFM when it has it) running ``rdhpo run`` on N ranks."""
     import shutil
+
     here = os.path.join(os.path.dirname(sys.executable), "mpirun")
     mpirun = os.environ.get("RDHPO_MPIRUN") or (here if os.access(here, os.X_OK) else shutil.which("mpirun"))
     if not mpirun:

@@ -1,4 +1,5 @@
 """Trial and attempt records: pure state kept by the coordinator and written to the store."""
+
 from __future__ import annotations
 
 import enum
@@ -12,10 +13,10 @@ class TrialState(str, enum.Enum):
 
     PENDING = "PENDING"
     RUNNING = "RUNNING"
-    COMPLETE = "COMPLETE"   # objective returned a finite value
-    PRUNED = "PRUNED"       # stopped by the scheduler; value = last reported value
-    FAILED = "FAILED"       # objective raised / returned NaN / hit the time limit / retries exhausted
-    LOST = "LOST"           # the worker running it died or hung; the trial is re-queued
+    COMPLETE = "COMPLETE"  # objective returned a finite value
+    PRUNED = "PRUNED"  # stopped by the scheduler; value = last reported value
+    FAILED = "FAILED"  # objective raised / returned NaN / hit the time limit / retries exhausted
+    LOST = "LOST"  # the worker running it died or hung; the trial is re-queued
 
     @property
     def terminal(self) -> bool:
@@ -36,7 +37,7 @@ class Suggestion:
 
     params: dict
     budget: Optional[float] = None
-    checkpoint_from: Optional[int] = None   # trial id whose checkpoint to start from (PBT, resume)
+    checkpoint_from: Optional[int] = None  # trial id whose checkpoint to start from (PBT, resume)
     info: dict = field(default_factory=dict)  # e.g. {"bracket": 0, "rung": 1, "parent": 7}
 
 
@@ -62,11 +63,23 @@ class Attempt:
 
     def row(self) -> dict:
         """The flat record stored in ``/trials``."""
-        return {"trial_id": self.trial_id, "attempt": self.attempt, "params": self.params,
-                "budget": self.budget, "state": self.state.value, "value": self.value,
-                "rank": self.rank, "host": self.host, "device": self.device,
-                "start_time": self.start_time, "end_time": self.end_time, "error": self.error,
-                "checkpoint_from": self.checkpoint_from, "info": self.info, "metrics": self.metrics}
+        return {
+            "trial_id": self.trial_id,
+            "attempt": self.attempt,
+            "params": self.params,
+            "budget": self.budget,
+            "state": self.state.value,
+            "value": self.value,
+            "rank": self.rank,
+            "host": self.host,
+            "device": self.device,
+            "start_time": self.start_time,
+            "end_time": self.end_time,
+            "error": self.error,
+            "checkpoint_from": self.checkpoint_from,
+            "info": self.info,
+            "metrics": self.metrics,
+        }
 
 
 @dataclass

@@ -7,6 +7,7 @@ limit first asks the objective to stop (next report raises TrialPruned), then â€
 does not come back â€” sends a FAILED result and calls ``hard_exit`` (SIGKILL of this process under
 MPI, so the runtime sees a clean failure instead of a rank stuck in MPI_Finalize).
 """
+
 from __future__ import annotations
 
 import math
@@ -25,12 +26,19 @@ from .node import Node
 from .procs import kill_local
 
 
-
 class WorkerLoop:
-    def __init__(self, node: Node, objective: Callable[[dict, TrialContext], float], device: dict,
-                 checkpoint_root: Optional[str] = None, trial_time_limit: Optional[float] = None,
-                 decision_timeout: float = 60.0, hard_exit: Callable[[], None] = lambda: None,
-                 on_trial_end: Callable[[], None] = lambda: None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        node: Node,
+        objective: Callable[[dict, TrialContext], float],
+        device: dict,
+        checkpoint_root: Optional[str] = None,
+        trial_time_limit: Optional[float] = None,
+        decision_timeout: float = 60.0,
+        hard_exit: Callable[[], None] = lambda: None,
+        on_trial_end: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.node = node
         self.objective = objective
         self.device = device
@@ -40,12 +48,12 @@ class WorkerLoop:
         self.hard_exit = hard_exit
         self.on_trial_end = on_trial_end
         self.clock = clock
-        self.stopped: set[tuple[int, int]] = set()    # attempts the coordinator told to stop
+        self.stopped: set[tuple[int, int]] = set()  # attempts the coordinator told to stop
         self.current: Optional[tuple[int, int]] = None
         self._deferred: list[tuple[int, Any]] = []
         self.exit_code: Optional[int] = None
-        self.shrink: Optional[list] = None            # from Stop: ULFM end-of-study shrink
-        self.finalize_ok = False                       # from Stop: MPI_Finalize is safe for all
+        self.shrink: Optional[list] = None  # from Stop: ULFM end-of-study shrink
+        self.finalize_ok = False  # from Stop: MPI_Finalize is safe for all
         self.shrink_timeout = 10.0
         self.shrink_info: Optional[dict] = None
         self.shrink_method = ""
@@ -67,25 +75,25 @@ class WorkerLoop:
             if isinstance(msg, Task):
                 if src > self.coordinator and self.node.takeover:
                     self.node.coordinator = src  # a newer coordinator reached us before the news
-                if src >= self.coordinator:      # never from a replaced (hung) coordinator
+                if src >= self.coordinator:  # never from a replaced (hung) coordinator
                     self._run_task(msg)
             else:
                 self._control(src, msg)
         if self.exit_code == ExitCode.COORDINATOR_LOST and self.node.coordinator == self.node.rank:
-            for item in self._for_coordinator:    # hand them to the coordinator loop of this rank
+            for item in self._for_coordinator:  # hand them to the coordinator loop of this rank
                 self.node.push_back(*item)
         if self.shrink is not None and self.node.rank not in self.shrink:
             # the survivors (coordinator included) build a communicator without the failed ranks
-            self.shrink_info = self.node.shrink(set(self.shrink), self.shrink_timeout,
-                                                self.shrink_method)
+            self.shrink_info = self.node.shrink(set(self.shrink), self.shrink_timeout, self.shrink_method)
         # hung ranks die only after the shrink: Create_group without them is instant while they are
         # stopped, but a failure appearing in the middle of it can break it (measured)
         kill_local(self.kill_at_end, self.node.transport.host())
         return self.exit_code
 
     def _hello(self) -> None:
-        self.node.send(self.coordinator, Hello(self.node.transport.host(), self.device, os.getpid(),
-                                               running=self.current))
+        self.node.send(
+            self.coordinator, Hello(self.node.transport.host(), self.device, os.getpid(), running=self.current)
+        )
 
     def _control(self, src: int, msg: Any) -> None:
         """Messages other than Task, in or between attempts."""
@@ -100,13 +108,13 @@ class WorkerLoop:
         elif isinstance(msg, PeerDown) and msg.rank == self.coordinator and not self.node.takeover:
             self.exit_code = ExitCode.COORDINATOR_LOST
         elif isinstance(msg, PeerDown) and self.node.takeover:
-            self._for_coordinator.append((src, msg))   # recorded if this rank becomes coordinator
+            self._for_coordinator.append((src, msg))  # recorded if this rank becomes coordinator
         elif isinstance(msg, (Hello, Report, Result)):
             # meant for a coordinator: peers learned that this rank takes over before it did
             self._for_coordinator.append((src, msg))
         elif isinstance(msg, CoordinatorMoved):
             if msg.rank == self.node.rank:
-                self.exit_code = ExitCode.COORDINATOR_LOST   # the launcher turns this rank into the coordinator
+                self.exit_code = ExitCode.COORDINATOR_LOST  # the launcher turns this rank into the coordinator
             else:
                 self._hello()
         elif isinstance(msg, RouteChanged) and msg.peer == self.coordinator and msg.via is not None:
@@ -124,9 +132,15 @@ class WorkerLoop:
             os.makedirs(ckpt_dir, exist_ok=True)
             if task.checkpoint_from is not None:
                 ckpt_from = os.path.join(self.checkpoint_root, f"trial-{task.checkpoint_from}")
-        ctx = TrialContext(trial_id=task.trial_id, attempt=task.attempt, budget=task.budget,
-                           device=self.device.get("device", "cpu"), checkpoint_dir=ckpt_dir,
-                           checkpoint_from=ckpt_from, rank=self.node.rank)
+        ctx = TrialContext(
+            trial_id=task.trial_id,
+            attempt=task.attempt,
+            budget=task.budget,
+            device=self.device.get("device", "cpu"),
+            checkpoint_dir=ckpt_dir,
+            checkpoint_from=ckpt_from,
+            rank=self.node.rank,
+        )
         ctx._report_hook = lambda step, value, metrics: self._report(task, step, value, metrics)
         start = self.clock()
         watchdog = self._watchdog(task, ctx, start)
@@ -149,8 +163,10 @@ class WorkerLoop:
         if watchdog is not None and watchdog.fired and state != "COMPLETE":
             state, error = "FAILED", f"trial time limit of {self.time_limit}s exceeded"
         metrics = {"last_step": ctx.last_step} if ctx.last_step is not None else {}
-        self.node.send(self.coordinator, Result(task.trial_id, task.attempt, state, value, metrics, error,
-                                                {"start": start, "end": self.clock()}))
+        self.node.send(
+            self.coordinator,
+            Result(task.trial_id, task.attempt, state, value, metrics, error, {"start": start, "end": self.clock()}),
+        )
 
     def _report(self, task: Task, step: int, value: float, metrics: dict) -> bool:
         """Send a Report and wait (bounded) for the Decision; False = stop the trial."""
@@ -174,10 +190,10 @@ class WorkerLoop:
             self._control(src, msg)
             if self.exit_code is not None or key in self.stopped:
                 return False
-            if isinstance(msg, (CoordinatorMoved, RouteChanged)):   # the report may be lost: again
+            if isinstance(msg, (CoordinatorMoved, RouteChanged)):  # the report may be lost: again
                 self.node.send(self.coordinator, Report(task.trial_id, task.attempt, step, value, metrics))
                 deadline = time.monotonic() + self.decision_timeout
-        return key not in self.stopped   # no answer in time: keep training, the result still counts
+        return key not in self.stopped  # no answer in time: keep training, the result still counts
 
     def _watchdog(self, task: Task, ctx: TrialContext, start: float) -> Optional["_Watchdog"]:
         if not self.time_limit:
@@ -206,14 +222,22 @@ class _Watchdog:
             return
         self.fired = True
         key = (self.task.trial_id, self.task.attempt)
-        self.loop.stopped.add(key)                  # the next report raises TrialPruned
+        self.loop.stopped.add(key)  # the next report raises TrialPruned
         grace = min(max(0.1 * limit, 2.0), 30.0)
         if self._cancel.wait(grace):
             return
-        self.loop.node.send(self.loop.coordinator, Result(
-            self.task.trial_id, self.task.attempt, "FAILED", None, {},
-            f"trial time limit of {limit}s exceeded and the objective did not return within "
-            f"{grace:.0f}s grace: worker rank {self.loop.node.rank} ended itself",
-            {"start": self.start_time, "end": self.loop.clock()}))
+        self.loop.node.send(
+            self.loop.coordinator,
+            Result(
+                self.task.trial_id,
+                self.task.attempt,
+                "FAILED",
+                None,
+                {},
+                f"trial time limit of {limit}s exceeded and the objective did not return within "
+                f"{grace:.0f}s grace: worker rank {self.loop.node.rank} ended itself",
+                {"start": self.start_time, "end": self.loop.clock()},
+            ),
+        )
         self.loop.node.close(drain_timeout=2.0)
         self.loop.hard_exit()

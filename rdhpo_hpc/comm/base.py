@@ -4,6 +4,7 @@ Only :class:`rdhpo_hpc.node.Node`'s pump thread calls a transport (one thread, s
 implementation needs no locking).  Implementations: ``mpi.py`` (the only mpi4py import) and
 ``inproc.py`` (threads in one process, with fault injection for tests).
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Optional
@@ -37,7 +38,7 @@ class Transport:
         return set()
 
     def shrink_method(self, exclude: set) -> str:
-        """"shrink" when the runtime reports every excluded rank failed, else "create_group"."""
+        """ "shrink" when the runtime reports every excluded rank failed, else "create_group"."""
         return "create_group"
 
     def shrink(self, exclude: set, timeout: float, method: str = "") -> Optional[dict]:
@@ -49,6 +50,7 @@ class Transport:
 
     def host(self) -> str:
         import socket
+
         return socket.gethostname()
 
     def close(self) -> None:

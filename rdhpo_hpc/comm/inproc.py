@@ -3,6 +3,7 @@
 A :class:`Hub` holds one inbox per rank and a fault plan: drop all messages between chosen
 pairs, delay messages, and kill (reported, like ULFM) or stop (silent, like SIGSTOP) a rank.
 """
+
 from __future__ import annotations
 
 import collections
@@ -27,7 +28,7 @@ class Hub:
         self.delay_s: dict[frozenset, float] = {}
         self.killed: set[int] = set()
         self.stopped: set[int] = set()
-        self.stats = collections.Counter()
+        self.stats: collections.Counter[str] = collections.Counter()
         self._shrink = threading.Condition()
         self._shrink_arrived: dict[frozenset, set] = {}
 
@@ -69,8 +70,11 @@ class Hub:
             self._shrink_arrived.setdefault(key, set()).add(rank)
             self._shrink.notify_all()
             ok = self._shrink.wait_for(lambda: self._shrink_arrived[key] >= need, timeout)
-        out = {"method": method or ("shrink" if key <= self.killed else "create_group"), "size": len(need),
-               "duration": time.perf_counter() - t0}
+        out = {
+            "method": method or ("shrink" if key <= self.killed else "create_group"),
+            "size": len(need),
+            "duration": time.perf_counter() - t0,
+        }
         if not ok:
             out["error"] = f"timed out after {timeout}s"
         return out

@@ -6,6 +6,7 @@ failed peer shows up as MPI_ERR_PROC_FAILED: we acknowledge it (``Ack_failed``, 
 receives keep working) and report the rank in ``failed()``.  Any other MPI exception on a peer
 operation is treated as possible failure of that peer, as the field notes advise.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,10 @@ from .base import Transport
 
 def _mpi():
     import mpi4py
-    mpi4py.rc.thread_level = "multiple"   # the pump thread and the loop thread may both call MPI
+
+    mpi4py.rc.thread_level = "multiple"  # the pump thread and the loop thread may both call MPI
     from mpi4py import MPI
+
     return MPI
 
 
@@ -56,13 +59,14 @@ class MPITransport(Transport):
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
         self.pending: list[tuple[int, Any]] = []
         self._failed: set[int] = set()
-        self._fail_classes = {getattr(MPI, n) for n in ("ERR_PROC_FAILED", "ERR_PROC_FAILED_PENDING",
-                                                        "ERR_REVOKED") if hasattr(MPI, n)}
+        self._fail_classes = {
+            getattr(MPI, n) for n in ("ERR_PROC_FAILED", "ERR_PROC_FAILED_PENDING", "ERR_REVOKED") if hasattr(MPI, n)
+        }
         self.reports_failures = self._ulfm_available()
         self._group = self.comm.Get_group()
         self._next_check = 0.0
         self.bad_messages = 0
-        self.check_interval = 0.05     # Get_failed is cheap; an any-source improbe may never raise
+        self.check_interval = 0.05  # Get_failed is cheap; an any-source improbe may never raise
 
     def _ulfm_available(self) -> bool:
         try:
@@ -214,6 +218,7 @@ class MPITransport(Transport):
         tested under ULFM after a failure.  Returns ``(arrays, meta)``, or None on every rank of
         a node whose leader could not load (the ranks then read for themselves and report)."""
         import numpy as np
+
         node = self.comm.Split_type(self.MPI.COMM_TYPE_SHARED)
         try:
             leader = node.Get_rank() == 0
@@ -224,8 +229,9 @@ class MPITransport(Transport):
                     arrays, meta = load()
                 except Exception:  # noqa: BLE001 - every rank falls back to its own read
                     arrays, meta = {}, None
-            layout = node.bcast(None if meta is None else
-                                (meta, {k: (a.shape, a.dtype.str) for k, a in arrays.items()}), root=0)
+            layout = node.bcast(
+                None if meta is None else (meta, {k: (a.shape, a.dtype.str) for k, a in arrays.items()}), root=0
+            )
             if layout is None:
                 return None
             meta, shapes = layout

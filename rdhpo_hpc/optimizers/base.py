@@ -11,6 +11,7 @@ Called only by the coordinator's event loop (rank 0, or the rank that took over)
 State is rebuilt on ``--resume`` by replaying the logged ask/tell calls in order with the same
 seed, so an optimizer must be deterministic given (seed, call sequence); no pickling.
 """
+
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -38,20 +39,22 @@ class Optimizer:
             raise ConfigError(f"direction must be 'minimize' or 'maximize', got {direction!r}")
         unknown = set(options) - set(self.options)
         if unknown:
-            raise ConfigError(f"optimizer {self.name!r}: unknown option(s) {sorted(unknown)}; "
-                              f"allowed: {sorted(self.options) or 'none'}")
+            raise ConfigError(
+                f"optimizer {self.name!r}: unknown option(s) {sorted(unknown)}; "
+                f"allowed: {sorted(self.options) or 'none'}"
+            )
         self.space = space
         self.direction = direction
         self.sign = 1.0 if direction == "minimize" else -1.0
         self.seed = int(seed)
         self.rng = np.random.default_rng(self.seed)
         self.opts = {**self.options, **options}
-        self.pending: dict[int, dict] = {}
+        self.pending: dict[int, dict[str, Any]] = {}
         #: finished trials in tell order: (trial_id, params, state, value)
-        self.history: list[tuple[int, dict, TrialState, Optional[float]]] = []
+        self.history: list[tuple[int, dict[str, Any], TrialState, Optional[float]]] = []
 
     # -- hooks called by the coordinator ------------------------------------------------------
-    def ask(self, trial_id: int) -> Optional[dict]:
+    def ask(self, trial_id: int) -> Optional[dict[str, Any]]:
         """A new config for ``trial_id``, or None when nothing can be suggested now."""
         params = self._suggest(trial_id)
         if params is not None:
@@ -78,16 +81,16 @@ class Optimizer:
         return True
 
     # -- for subclasses ------------------------------------------------------------------------
-    def _suggest(self, trial_id: int) -> Optional[dict]:
+    def _suggest(self, trial_id: int) -> Optional[dict[str, Any]]:
         raise NotImplementedError
 
-    def _observe(self, trial_id: int, params: dict, state: TrialState, value: Optional[float]) -> None:
+    def _observe(self, trial_id: int, params: dict[str, Any], state: TrialState, value: Optional[float]) -> None:
         """Called after ``tell`` recorded the trial; model-based optimizers update here."""
 
     def loss(self, value: float) -> float:
         """The value turned into a loss to minimise."""
         return self.sign * float(value)
 
-    def observations(self) -> list[tuple[dict, float]]:
+    def observations(self) -> list[tuple[dict[str, Any], float]]:
         """(params, loss) of every trial with a finite value (COMPLETE and PRUNED)."""
         return [(p, self.loss(v)) for _, p, s, v in self.history if v is not None]

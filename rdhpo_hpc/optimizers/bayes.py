@@ -48,10 +48,11 @@ Measured on 2 cores: see docs/optimizers.md.
 *Determinism.*  All randomness comes from the optimizer's seeded generator, consumed in ask
 order, so the same seed and the same ask/tell sequence give the same suggestions.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 import numpy as np
 from scipy.special import erfcx
@@ -62,18 +63,22 @@ from ..space import Categorical, Fixed, Float, Int, Space
 from .base import Optimizer
 from .gp import GP
 
-_CHOICES = {"acq": ("ei", "lcb", "hedge"), "initial_design": ("lhs", "random"),
-            "surrogate": ("gp", "forest", "extra_trees"), "backend": ("fast", "skopt"),
-            "liar": ("mean", "min", "max")}
+_CHOICES = {
+    "acq": ("ei", "lcb", "hedge"),
+    "initial_design": ("lhs", "random"),
+    "surrogate": ("gp", "forest", "extra_trees"),
+    "backend": ("fast", "skopt"),
+    "liar": ("mean", "min", "max"),
+}
 
 
 _SQ2, _SQ_HALF_PI = math.sqrt(2.0), math.sqrt(math.pi / 2.0)
-_N_LOCAL = 10          # local searches of the acquisition per ask (GP surrogate)
-_N_LOCAL_PENDING = 3   # ... while other suggestions are pending (parallel workers: asks come in
-                       # waves and must stay cheap; the liars spread them out anyway)
-_START_SEP = 0.05      # their starts are at least this far apart (L-inf, unit cube)
-_LOCAL_ITERS = 200     # L-BFGS-B iterations per local search, at most (and 2x that many evaluations)
-_PGTOL = 1e-2          # ... until the projected gradient (length-scale units) is below this
+_N_LOCAL = 10  # local searches of the acquisition per ask (GP surrogate)
+_N_LOCAL_PENDING = 3  # ... while other suggestions are pending (parallel workers: asks come in
+# waves and must stay cheap; the liars spread them out anyway)
+_START_SEP = 0.05  # their starts are at least this far apart (L-inf, unit cube)
+_LOCAL_ITERS = 200  # L-BFGS-B iterations per local search, at most (and 2x that many evaluations)
+_PGTOL = 1e-2  # ... until the projected gradient (length-scale units) is below this
 
 _CONTROLLER: Any = None
 
@@ -85,11 +90,13 @@ def _one_blas_thread() -> Any:
     if _CONTROLLER is None:
         try:
             from threadpoolctl import ThreadpoolController
+
             _CONTROLLER = ThreadpoolController()
-        except ImportError:   # pragma: no cover - threadpoolctl comes with scikit-learn
+        except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
             _CONTROLLER = False
     if _CONTROLLER is False:
         import contextlib
+
         return contextlib.nullcontext()
     return _CONTROLLER.limit(limits=1)
 
@@ -102,10 +109,12 @@ class Features:
         self.dims = space.dims
         key_index = {d.key: i for i, d in enumerate(self.dims)}
         self.cols = 0
-        self.plan: list[tuple] = []
+        #: (kind, dim index, param, [(parent dim, choice index)], first feature column or None)
+        self.plan: list[tuple[str, int, Any, list[tuple[int, int]], Optional[int]]] = []
         for i, d in enumerate(self.dims):
             p = d.param
-            when = [(key_index[k], self.dims[key_index[k]].param.index(v)) for k, v in d.when]
+            # a branch hangs under a choice: its parent is a Categorical
+            when = [(key_index[k], cast(Categorical, self.dims[key_index[k]].param).index(v)) for k, v in d.when]
             if isinstance(p, Fixed):
                 self.plan.append(("fixed", i, p, when, None))
             elif isinstance(p, Categorical):
@@ -118,7 +127,7 @@ class Features:
 
     @staticmethod
     def _cat_index(u: np.ndarray, k: int) -> np.ndarray:
-        return np.minimum((np.clip(u, 0.0, 1.0) * k).astype(int), k - 1)
+        return cast(np.ndarray, np.minimum((np.clip(u, 0.0, 1.0) * k).astype(int), k - 1))
 
     @staticmethod
     def _snap(p: Any, u: np.ndarray) -> np.ndarray:
@@ -149,7 +158,7 @@ class Features:
         n = len(U)
         A = np.ones((n, len(self.dims)), dtype=bool)
         idx: dict[int, np.ndarray] = {}
-        for kind, i, p, when, col in self.plan:
+        for kind, i, p, when, _col in self.plan:
             for j, v in when:
                 A[:, i] &= idx[j] == v
             if kind == "cat":
@@ -182,11 +191,11 @@ def _log_h(z: np.ndarray) -> np.ndarray:
     hi = z > -6.0
     zh = z[hi]
     out[hi] = np.log(np.maximum(zh * norm.cdf(zh) + norm.pdf(zh), 1e-300))
-    mid = ~hi & (z > -1e3)     # h = phi(z) (1 + z Phi(z) / phi(z)), the Mills ratio via erfcx
+    mid = ~hi & (z > -1e3)  # h = phi(z) (1 + z Phi(z) / phi(z)), the Mills ratio via erfcx
     zm = z[mid]
     out[mid] = norm.logpdf(zm) + np.log(1.0 + zm * _SQ_HALF_PI * erfcx(-zm / _SQ2))
-    zl = z[z <= -1e3]   # asymptotic: h(z) ~ phi(z) / z^2 * (1 - 3 / z^2)
-    out[z <= -1e3] = norm.logpdf(zl) - 2.0 * np.log(-zl) + np.log1p(-3.0 / zl ** 2)
+    zl = z[z <= -1e3]  # asymptotic: h(z) ~ phi(z) / z^2 * (1 - 3 / z^2)
+    out[z <= -1e3] = norm.logpdf(zl) - 2.0 * np.log(-zl) + np.log1p(-3.0 / zl**2)
     return out
 
 
@@ -195,17 +204,25 @@ class BayesOptimizer(Optimizer):
 
     prefetch = True
     name = "bayes"
-    options = {"acq": "ei", "n_initial": None, "initial_design": "random", "surrogate": "gp",
-               "backend": "fast", "liar": "mean", "kappa": 1.96, "xi": 0.0, "n_candidates": 1000,
-               "refit_every": None}
+    options = {
+        "acq": "ei",
+        "n_initial": None,
+        "initial_design": "random",
+        "surrogate": "gp",
+        "backend": "fast",
+        "liar": "mean",
+        "kappa": 1.96,
+        "xi": 0.0,
+        "n_candidates": 1000,
+        "refit_every": None,
+    }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         o = self.opts
         for key, allowed in _CHOICES.items():
             if o[key] not in allowed:
-                raise ConfigError(f"optimizer 'bayes': option {key!r} must be one of {list(allowed)}, "
-                                  f"got {o[key]!r}")
+                raise ConfigError(f"optimizer 'bayes': option {key!r} must be one of {list(allowed)}, got {o[key]!r}")
         for key, lo in (("n_initial", 1), ("n_candidates", 10), ("refit_every", 1)):
             v = o[key]
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < lo):
@@ -222,9 +239,9 @@ class BayesOptimizer(Optimizer):
         self._fit_n = -1
         self._gains = np.zeros(3)
         self._prev_props: Optional[np.ndarray] = None
-        self._enc: dict[int, np.ndarray] = {}      # encodings of told configs (by trial id)
+        self._enc: dict[int, np.ndarray] = {}  # encodings of told configs (by trial id)
         if o["backend"] == "skopt":
-            self._skopt_dims()   # import (and fail) early, with a clear message
+            self._skopt_dims()  # import (and fail) early, with a clear message
 
     # -- data ----------------------------------------------------------------------------------
     def _data(self) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
@@ -232,27 +249,33 @@ class BayesOptimizer(Optimizer):
         finite = [self.loss(v) for _, _, _, v in self.history if v is not None]
         worst = max(finite) if finite else None
         U, y = [], []
-        for tid, params, state, value in self.history:
-            if value is not None or worst is not None:   # FAILED: penalised with the worst loss
+        for tid, params, _state, value in self.history:
+            if value is not None or worst is not None:  # FAILED: penalised with the worst loss
                 u = self._enc.get(tid)
                 if u is None:
                     u = self._enc[tid] = self.space.encode(params)
-                U.append(u); y.append(self.loss(value) if value is not None else worst)
+                U.append(u)
+                y.append(self.loss(value) if value is not None else worst)
         n_told = len(y)
         Up = [self.space.encode(p) for p in self.pending.values()]
         if Up and finite:
             lie = {"mean": float(np.mean(finite)), "min": min(finite), "max": worst}[self.opts["liar"]]
-            U.extend(Up); y.extend([lie] * len(Up))
+            U.extend(Up)
+            y.extend([lie] * len(Up))
         D = len(self.space.dims)
-        return (np.array(U, dtype=float).reshape(-1, D), np.array(y, dtype=float), n_told,
-                np.array(Up, dtype=float).reshape(-1, D))
+        return (
+            np.array(U, dtype=float).reshape(-1, D),
+            np.array(y, dtype=float),
+            n_told,
+            np.array(Up, dtype=float).reshape(-1, D),
+        )
 
     # -- suggest -------------------------------------------------------------------------------
-    def _suggest(self, trial_id: int) -> Optional[dict]:
+    def _suggest(self, trial_id: int) -> Optional[dict[str, Any]]:
         with _one_blas_thread():
             return self._suggest_inner()
 
-    def _suggest_inner(self) -> Optional[dict]:
+    def _suggest_inner(self) -> Optional[dict[str, Any]]:
         self._n_asked += 1
         if self._n_asked <= self.n_initial and len(self.history) < self.n_initial:
             return self.space.decode(self._initial_point(self._n_asked - 1))
@@ -280,7 +303,7 @@ class BayesOptimizer(Optimizer):
                     self._design[:, j] = (self.rng.permutation(n) + self.rng.random(n)) / n
             else:
                 self._design = self.rng.random((n, D))
-        return self._design[k]
+        return cast(np.ndarray, self._design[k])
 
     def _refit_due(self, n_told: int) -> bool:
         every = self.opts["refit_every"] or (1 if n_told <= 50 else max(1, n_told // 25))
@@ -297,34 +320,36 @@ class BayesOptimizer(Optimizer):
         gp._standardise(y[:n_told], set_stats=True)
         gp.condition(X, y)
 
-        def predict(F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        def predict(F: np.ndarray) -> tuple[np.ndarray, Optional[np.ndarray]]:
             return gp.predict(F)
+
         predict.to_std = gp.to_std  # type: ignore[attr-defined]
         return predict
 
     def _tree_model(self, X: np.ndarray, y: np.ndarray) -> Any:
         from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
+
         cls = RandomForestRegressor if self.opts["surrogate"] == "forest" else ExtraTreesRegressor
         mu_y = float(np.mean(y))
         sd_y = float(np.std(y)) or 1.0
-        model = cls(n_estimators=32, min_samples_leaf=3, n_jobs=1,
-                    random_state=int(self.rng.integers(2 ** 31 - 1)))
+        model = cls(n_estimators=32, min_samples_leaf=3, n_jobs=1, random_state=int(self.rng.integers(2**31 - 1)))
         model.fit(X, (y - mu_y) / sd_y)
 
         def predict(F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            F32 = np.ascontiguousarray(F, dtype=np.float32)   # skip sklearn's per-call validation
+            F32 = np.ascontiguousarray(F, dtype=np.float32)  # skip sklearn's per-call validation
             P = np.stack([t.tree_.predict(F32).reshape(len(F32), -1)[:, 0] for t in model.estimators_])
             return P.mean(0), np.maximum(P.std(0), 1e-3)
+
         predict.to_std = lambda v: (float(v) - mu_y) / sd_y  # type: ignore[attr-defined]
         return predict
 
     def _scores(self, acq: str, mu: np.ndarray, sd: np.ndarray, best: float) -> np.ndarray:
         if acq == "lcb":
-            return -(mu - self.opts["kappa"] * sd)
+            return cast(np.ndarray, -(mu - self.opts["kappa"] * sd))
         z = (best - mu - self.opts["xi"]) / sd
         if acq == "pi":
-            return norm.logcdf(z)
-        return np.log(sd) + _log_h(z)    # log EI: ranks like EI, no underflow far from the best
+            return cast(np.ndarray, norm.logcdf(z))
+        return cast(np.ndarray, np.log(sd) + _log_h(z))  # log EI: ranks like EI, no underflow far from the best
 
     def _maximise(self, predict: Any, U_told: np.ndarray, y_told: np.ndarray, X_all: np.ndarray) -> np.ndarray:
         rng, D = self.rng, U_told.shape[1]
@@ -340,7 +365,7 @@ class BayesOptimizer(Optimizer):
         for acq in acqs:
             s = self._scores(acq, mu, sd, best)
             Cb, sb = C, s
-            for scale in (0.05, 0.01, 0.002):    # shrinking local rounds around the 5 best
+            for scale in (0.05, 0.01, 0.002):  # shrinking local rounds around the 5 best
                 head = Cb[np.argsort(-sb, kind="stable")[:5]]
                 L = np.vstack([head, self._perturb(np.repeat(head, 30, axis=0), scale)])
                 m2, s2 = predict(self.features(L))
@@ -353,14 +378,15 @@ class BayesOptimizer(Optimizer):
         if len(acqs) == 1:
             return proposals[0]
         P = np.array(proposals)
-        if self._prev_props is not None:        # GP-Hedge: reward each arm by its last proposal
+        if self._prev_props is not None:  # GP-Hedge: reward each arm by its last proposal
             self._gains -= predict(self.features(self._prev_props))[0]
         self._prev_props = P
         g = self._gains - self._gains.max()
         prob = np.exp(g) / np.exp(g).sum()
-        return P[int(rng.choice(len(P), p=prob))]
+        return cast(np.ndarray, P[int(rng.choice(len(P), p=prob))])
 
     def _acq_grad(self, acq: str, F: np.ndarray, best: float) -> tuple[np.ndarray, np.ndarray]:
+        assert self._gp is not None  # local searches run on a fitted GP only
         mu, sd, dmu, dsd = self._gp.predict_grad(F)
         if acq == "lcb":
             k = self.opts["kappa"]
@@ -373,8 +399,9 @@ class BayesOptimizer(Optimizer):
         lh = _log_h(z)
         return np.log(sd) + lh, dsd / sd[:, None] + np.exp(norm.logcdf(z) - lh)[:, None] * dz
 
-    def _local_starts(self, C: np.ndarray, s: np.ndarray, Cb: np.ndarray, sb: np.ndarray,
-                      U_told: np.ndarray, y_told: np.ndarray) -> np.ndarray:
+    def _local_starts(
+        self, C: np.ndarray, s: np.ndarray, Cb: np.ndarray, sb: np.ndarray, U_told: np.ndarray, y_told: np.ndarray
+    ) -> np.ndarray:
         """Starts of the local searches: the best candidate found so far, then the best-scoring
         pool candidates at least ``_START_SEP`` apart (L-inf, unit cube), then the best observed
         configuration (``_N_LOCAL`` in all, ``_N_LOCAL_PENDING`` while suggestions are pending)."""
@@ -395,30 +422,38 @@ class BayesOptimizer(Optimizer):
         (projected gradient < ``_PGTOL``) or ``_LOCAL_ITERS`` iterations.  Returns the points
         reached, in the unit cube."""
         from scipy.optimize import minimize
+
         cols = np.array([t[4] for t in self.features.plan if t[0] == "num"], dtype=int)
         dims = [t[1] for t in self.features.plan if t[0] == "num"]
         if len(cols) == 0:
             return starts
         F0 = self.features(starts)
-        active = self.features.active(starts)[:, dims]                        # m x q
+        active = self.features.active(starts)[:, dims]  # m x q
+        assert self._gp is not None
         ls_all = self._gp.ls
-        out = starts.copy()
+        out: np.ndarray = starts.copy()
         for k in range(len(starts)):
             free = active[k]
             if not free.any():
                 continue
             c, ls = cols[free], ls_all[cols[free]]
-            row = F0[k:k + 1].copy()
+            row = F0[k : k + 1].copy()
 
+            # minimize() calls fun only within this iteration: the loop variables are the current ones
             def fun(z: np.ndarray) -> tuple[float, np.ndarray]:
-                row[0, c] = z * ls
-                a, g = self._acq_grad(acq, row, best)
-                return -float(a[0]), -g[0, c] * ls
+                row[0, c] = z * ls  # noqa: B023
+                a, g = self._acq_grad(acq, row, best)  # noqa: B023
+                return -float(a[0]), -g[0, c] * ls  # noqa: B023
 
             try:
-                res = minimize(fun, row[0, c] / ls, jac=True, method="L-BFGS-B",
-                               bounds=list(zip(np.zeros(len(c)), 1.0 / ls)),
-                               options={"maxiter": _LOCAL_ITERS, "maxfun": 2 * _LOCAL_ITERS, "gtol": _PGTOL})
+                res = minimize(
+                    fun,
+                    row[0, c] / ls,
+                    jac=True,
+                    method="L-BFGS-B",
+                    bounds=list(zip(np.zeros(len(c)), 1.0 / ls)),
+                    options={"maxiter": _LOCAL_ITERS, "maxfun": 2 * _LOCAL_ITERS, "gtol": _PGTOL},
+                )
                 z = np.clip(res.x * ls, 0.0, 1.0)
             except (ValueError, FloatingPointError, np.linalg.LinAlgError):
                 continue
@@ -430,7 +465,7 @@ class BayesOptimizer(Optimizer):
 
     def _perturb(self, U: np.ndarray, scale: float) -> np.ndarray:
         out = U + self.rng.normal(0.0, scale, U.shape)
-        flip = self.rng.random(U.shape) < 0.1    # occasionally re-draw a coordinate (categoricals)
+        flip = self.rng.random(U.shape) < 0.1  # occasionally re-draw a coordinate (categoricals)
         out[flip] = self.rng.random(int(flip.sum()))
         return np.clip(out, 0.0, 1.0)
 
@@ -440,17 +475,18 @@ class BayesOptimizer(Optimizer):
         F = self.features(C[order[:50]])
         for j, f in enumerate(F):
             if len(X_all) == 0 or np.min(np.abs(X_all - f).max(axis=1)) > 1e-9:
-                return C[order[j]]
-        return self.rng.random(C.shape[1])
+                return cast(np.ndarray, C[order[j]])
+        return cast(np.ndarray, self.rng.random(C.shape[1]))
 
     # -- skopt backend ---------------------------------------------------------------------------
-    def _skopt_dims(self) -> list:
+    def _skopt_dims(self) -> list[Any]:
         try:
             from skopt.space import Categorical as SkCat
             from skopt.space import Real
-        except ImportError as exc:   # pragma: no cover - depends on the environment
-            raise ConfigError("optimizer 'bayes': backend 'skopt' needs scikit-optimize "
-                              "(pip install scikit-optimize)") from exc
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ConfigError(
+                "optimizer 'bayes': backend 'skopt' needs scikit-optimize (pip install scikit-optimize)"
+            ) from exc
         dims = []
         for i, d in enumerate(self.space.dims):
             p = d.param
@@ -462,8 +498,8 @@ class BayesOptimizer(Optimizer):
                 dims.append(Real(0.0, 1.0, name=f"d{i}"))
         return dims
 
-    def _to_skopt(self, u: np.ndarray) -> list:
-        out = []
+    def _to_skopt(self, u: np.ndarray) -> list[Any]:
+        out: list[Any] = []
         for i, d in enumerate(self.space.dims):
             p = d.param
             if isinstance(p, Fixed):
@@ -474,7 +510,7 @@ class BayesOptimizer(Optimizer):
                 out.append(float(Features._snap(p, np.array([u[i]]))[0]))
         return out
 
-    def _from_skopt(self, x: list) -> np.ndarray:
+    def _from_skopt(self, x: list[Any]) -> np.ndarray:
         u = np.full(len(self.space.dims), 0.5)
         it = iter(x)
         for i, d in enumerate(self.space.dims):
@@ -485,15 +521,21 @@ class BayesOptimizer(Optimizer):
             u[i] = (int(v) + 0.5) / len(p.choices) if isinstance(p, Categorical) else float(v)
         return u
 
-    def _suggest_skopt(self) -> dict:
+    def _suggest_skopt(self) -> dict[str, Any]:
         from skopt import Optimizer as SkOptimizer
+
         U, y, _, _ = self._data()
         base = {"gp": "GP", "forest": "RF", "extra_trees": "ET"}[self.opts["surrogate"]]
         acq = {"ei": "EI", "lcb": "LCB", "hedge": "gp_hedge"}[self.opts["acq"]]
-        opt = SkOptimizer(self._skopt_dims(), base_estimator=base, n_initial_points=1,
-                          acq_func=acq, acq_optimizer="sampling",
-                          acq_func_kwargs={"xi": self.opts["xi"], "kappa": self.opts["kappa"]},
-                          acq_optimizer_kwargs={"n_points": self.opts["n_candidates"]},
-                          random_state=int(self.rng.integers(2 ** 31 - 1)))
+        opt = SkOptimizer(
+            self._skopt_dims(),
+            base_estimator=base,
+            n_initial_points=1,
+            acq_func=acq,
+            acq_optimizer="sampling",
+            acq_func_kwargs={"xi": self.opts["xi"], "kappa": self.opts["kappa"]},
+            acq_optimizer_kwargs={"n_points": self.opts["n_candidates"]},
+            random_state=int(self.rng.integers(2**31 - 1)),
+        )
         opt.tell([self._to_skopt(u) for u in U], [float(v) for v in y])
         return self.space.decode(self._from_skopt(opt.ask()))

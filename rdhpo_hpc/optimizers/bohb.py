@@ -28,10 +28,11 @@ Conditional spaces: a candidate is decoded through the space, so only its active
 in the densities, a dimension inactive in an observation contributes a flat factor (1).
 Deterministic given (seed, call sequence): replay rebuilds the same model.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 import numpy as np
 
@@ -43,9 +44,15 @@ from .base import Optimizer
 
 class BOHBSampler(Optimizer):
     name = "bohb"
-    options: dict[str, Any] = {"top_n_percent": 15, "num_samples": 24, "random_fraction": 0.1,
-                               "bandwidth_factor": 1.0, "min_bandwidth": 1e-3, "min_points_in_model": None,
-                               "prior_weight": 1.0}
+    options: dict[str, Any] = {
+        "top_n_percent": 15,
+        "num_samples": 24,
+        "random_fraction": 0.1,
+        "bandwidth_factor": 1.0,
+        "min_bandwidth": 1e-3,
+        "min_points_in_model": None,
+        "prior_weight": 1.0,
+    }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -58,19 +65,18 @@ class BOHBSampler(Optimizer):
         _check(o["prior_weight"], "prior_weight", 0, 1e6)
         self.dims = [d for d in self.space.dims if not isinstance(d.param, Fixed)]
         self.is_cat = np.array([isinstance(d.param, Categorical) for d in self.dims], dtype=bool)
-        self.n_cat = np.array([len(d.param.choices) if isinstance(d.param, Categorical) else 0
-                               for d in self.dims])
+        self.n_cat = np.array([len(d.param.choices) if isinstance(d.param, Categorical) else 0 for d in self.dims])
         n_min = o["min_points_in_model"]
         if n_min is None:
             n_min = len(self.dims) + 1
         self.n_min = int(_check(n_min, "min_points_in_model", 1, 1e6, integer=True))
         #: budget -> {trial_id: (vector, active mask, loss)}
         self.by_budget: dict[float, dict[int, tuple[np.ndarray, np.ndarray, float]]] = {}
-        self.params_of: dict[int, dict] = {}
-        self.model_budget: Optional[float] = None     # budget the last model-based ask used
+        self.params_of: dict[int, dict[str, Any]] = {}
+        self.model_budget: Optional[float] = None  # budget the last model-based ask used
 
     # -- observations --------------------------------------------------------------------------
-    def ask(self, trial_id: int) -> Optional[dict]:
+    def ask(self, trial_id: int) -> Optional[dict[str, Any]]:
         params = super().ask(trial_id)
         if params is not None:
             self.params_of[trial_id] = params
@@ -87,13 +93,13 @@ class BOHBSampler(Optimizer):
 
     def tell(self, trial_id: int, state: TrialState, value: Optional[float]) -> None:
         super().tell(trial_id, state, value)
-        if TrialState(state) == TrialState.FAILED:      # a failed run says nothing about its config
+        if TrialState(state) == TrialState.FAILED:  # a failed run says nothing about its config
             for obs in self.by_budget.values():
                 obs.pop(trial_id, None)
 
     # -- the model -----------------------------------------------------------------------------
-    def _suggest(self, trial_id: int) -> Optional[dict]:
-        u = self.rng.random()   # always drawn: the RNG stream does not depend on the model's state
+    def _suggest(self, trial_id: int) -> Optional[dict[str, Any]]:
+        u = self.rng.random()  # always drawn: the RNG stream does not depend on the model's state
         budget = self._model_budget()
         self.model_budget = None
         if budget is None or u < self.opts["random_fraction"]:
@@ -108,15 +114,15 @@ class BOHBSampler(Optimizer):
         best = cands[int(np.argmax(score))]
         return self._decode(best)
 
-    def _split(self, budget: float) -> tuple[list, list]:
+    def _split(self, budget: float) -> tuple[list[Any], list[Any]]:
         """(good, bad) observations at ``budget``: disjoint, the good ones finite, bad non-empty."""
-        obs = sorted(self.by_budget[budget].values(), key=lambda o: o[2])   # non-finite last
+        obs = sorted(self.by_budget[budget].values(), key=lambda o: o[2])  # non-finite last
         n = len(obs)
         pct = self.opts["top_n_percent"]
         n_finite = sum(1 for o in obs if math.isfinite(o[2]))
         n_good = min(max(self.n_min, int(pct * n // 100)), max(1, n_finite), n - 1)
         n_bad = max(self.n_min, int((100 - pct) * n // 100))
-        return obs[:n_good], obs[n_good:n_good + n_bad]     # disjoint, as in the paper
+        return obs[:n_good], obs[n_good : n_good + n_bad]  # disjoint, as in the paper
 
     def _model_budget(self) -> Optional[float]:
         """The largest budget whose good and bad sets both get ``n_min`` points (HpBandSter's rule:
@@ -137,7 +143,7 @@ class BOHBSampler(Optimizer):
         bw = np.maximum(bw, 0.2 * n ** (-1.0 / (len(self.dims) + 4)))
         bw = np.maximum(bw, self.opts["min_bandwidth"])
         cat_max = np.where(self.is_cat, (self.n_cat - 1) / np.maximum(self.n_cat, 1), np.inf)
-        return np.minimum(bw, cat_max)
+        return cast(np.ndarray, np.minimum(bw, cat_max))
 
     def _sample_candidates(self, gx: np.ndarray, ga: np.ndarray, bw: np.ndarray) -> np.ndarray:
         k = int(self.opts["num_samples"])
@@ -172,24 +178,24 @@ class BOHBSampler(Optimizer):
                 kern = np.log(np.maximum(kern, 1e-300))
             else:
                 z = (cands[:, j][:, None] - x[:, j][None, :]) / bw[j]
-                kern = -0.5 * z ** 2 - math.log(bw[j] * math.sqrt(2 * math.pi))
+                kern = -0.5 * z**2 - math.log(bw[j] * math.sqrt(2 * math.pi))
             logk += np.where(both, kern, 0.0)
         m = logk.max(axis=1, keepdims=True)
-        out = (m + np.log(np.exp(logk - m).mean(axis=1, keepdims=True)))[:, 0]
+        out: np.ndarray = (m + np.log(np.exp(logk - m).mean(axis=1, keepdims=True)))[:, 0]
         w = float(self.opts["prior_weight"])
-        if w > 0:   # mix in the prior (uniform on the encoding) with weight w / (n + w), as TPE does
+        if w > 0:  # mix in the prior (uniform on the encoding) with weight w / (n + w), as TPE does
             logp = -((c_active & self.is_cat[None, :]).astype(float) @ np.log(np.maximum(self.n_cat, 1)))
             n = len(x)
             out = np.logaddexp(out + math.log(n / (n + w)), logp + math.log(w / (n + w)))
         return out
 
     # -- encoding ------------------------------------------------------------------------------
-    def _encode(self, params: dict) -> tuple[np.ndarray, np.ndarray]:
+    def _encode(self, params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         active_keys = {d.key for d in self.space.active_dims(params)}
         x = np.array([d.param.encode(params[d.name]) if d.key in active_keys else 0.5 for d in self.dims])
         return x, np.array([d.key in active_keys for d in self.dims], dtype=bool)
 
-    def _decode(self, vec: np.ndarray) -> dict:
+    def _decode(self, vec: np.ndarray) -> dict[str, Any]:
         full = np.full(len(self.space.dims), 0.5)
         pos = {d.key: i for i, d in enumerate(self.space.dims)}
         for j, d in enumerate(self.dims):
@@ -213,4 +219,4 @@ def _check(v: Any, key: str, lo: float, hi: float, integer: bool = False) -> flo
     if not ok:
         kind = "an integer" if integer else "a number"
         raise ConfigError(f"optimizer 'bohb': '{key}' must be {kind} in [{lo:g}, {hi:g}], got {v!r}")
-    return v
+    return float(v)

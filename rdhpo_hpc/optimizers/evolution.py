@@ -16,11 +16,12 @@
 * FAILED trials never join the population (so a crashing config has no offspring); they leave
   no pending entry.  Deterministic given the seed and the ask/tell sequence.
 """
+
 from __future__ import annotations
 
 import collections
 import math
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 import numpy as np
 
@@ -32,8 +33,7 @@ from .base import Optimizer
 
 class RegularizedEvolution(Optimizer):
     name = "evolution"
-    options = {"population_size": 20, "sample_size": 5, "n_mutations": 1, "mutation_scale": 0.15,
-               "branch_switch": 0.2}
+    options = {"population_size": 20, "sample_size": 5, "n_mutations": 1, "mutation_scale": 0.15, "branch_switch": 0.2}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -43,21 +43,24 @@ class RegularizedEvolution(Optimizer):
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
                 raise ConfigError(f"optimizer 'evolution': option {key!r} must be an integer >= {lo}, got {v!r}")
         if o["sample_size"] > o["population_size"]:
-            raise ConfigError(f"optimizer 'evolution': sample_size ({o['sample_size']!r}) must be <= "
-                              f"population_size ({o['population_size']!r})")
+            raise ConfigError(
+                f"optimizer 'evolution': sample_size ({o['sample_size']!r}) must be <= "
+                f"population_size ({o['population_size']!r})"
+            )
         for key, hi in (("mutation_scale", math.inf), ("branch_switch", 1.0)):
             v = o[key]
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 <= v <= hi):
-                raise ConfigError(f"optimizer 'evolution': option {key!r} must be a number in "
-                                  f"[0, {hi}], got {v!r}")
+                raise ConfigError(f"optimizer 'evolution': option {key!r} must be a number in [0, {hi}], got {v!r}")
         #: (params, loss) of the most recent finished trials, oldest first
-        self.population: collections.deque = collections.deque(maxlen=o["population_size"])
+        self.population: collections.deque[tuple[dict[str, Any], float]] = collections.deque(
+            maxlen=o["population_size"]
+        )
 
-    def _observe(self, trial_id: int, params: dict, state: TrialState, value: Optional[float]) -> None:
+    def _observe(self, trial_id: int, params: dict[str, Any], state: TrialState, value: Optional[float]) -> None:
         if value is not None:
             self.population.append((params, self.loss(value)))
 
-    def _suggest(self, trial_id: int) -> Optional[dict]:
+    def _suggest(self, trial_id: int) -> Optional[dict[str, Any]]:
         if len(self.population) + len(self.pending) < self.opts["population_size"] or not self.population:
             return self.space.sample(self.rng)
         k = min(self.opts["sample_size"], len(self.population))
@@ -69,14 +72,16 @@ class RegularizedEvolution(Optimizer):
                 return child
         return self.space.sample(self.rng)
 
-    def mutate(self, parent: dict) -> dict:
+    def mutate(self, parent: dict[str, Any]) -> dict[str, Any]:
         space, rng = self.space, self.rng
         u = space.encode(parent)
         active = {d.key for d in space.active_dims(parent)}
         inactive = [i for i, d in enumerate(space.dims) if d.key not in active]
-        u[inactive] = rng.random(len(inactive))        # a newly activated branch starts at random
+        u[inactive] = rng.random(len(inactive))  # a newly activated branch starts at random
         cand = [i for i, d in enumerate(space.dims) if d.key in active and not isinstance(d.param, Fixed)]
-        choices = [i for i in cand if isinstance(space.dims[i].param, Choice) and space.dims[i].param.branches]
+        choices = [
+            i for i in cand if isinstance(space.dims[i].param, Choice) and cast(Choice, space.dims[i].param).branches
+        ]
         others = [i for i in cand if i not in choices]
         for _ in range(self.opts["n_mutations"]):
             if not cand:

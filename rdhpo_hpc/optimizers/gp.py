@@ -14,19 +14,20 @@ Cost bounds (n observations, p features, m candidates):
 * ``condition`` — one Cholesky of the (n + pending) kernel matrix, O(n^3), hyper-parameters fixed;
 * ``predict``  — O(m n (p + n)).
 """
+
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Optional, cast
 
 import numpy as np
 from scipy.linalg.lapack import dtrtri
 from scipy.optimize import minimize
 
 _SQ5 = math.sqrt(5.0)
-_LOG_LS = (math.log(0.01), math.log(20.0))      # length-scale bounds on unit-cube features
-_LOG_SF = (math.log(0.05), math.log(1000.0))     # signal variance bounds (standardised targets)
-_LOG_SN = (math.log(1e-6), math.log(1.0))       # noise variance bounds
+_LOG_LS = (math.log(0.01), math.log(20.0))  # length-scale bounds on unit-cube features
+_LOG_SF = (math.log(0.05), math.log(1000.0))  # signal variance bounds (standardised targets)
+_LOG_SN = (math.log(1e-6), math.log(1.0))  # noise variance bounds
 _JITTER = 1e-8
 
 
@@ -35,17 +36,17 @@ def _tri_inv(L: np.ndarray) -> np.ndarray:
     Linv, info = dtrtri(L, lower=1)
     if info != 0:
         raise np.linalg.LinAlgError(f"trtri failed (info={info})")
-    return Linv
+    return cast(np.ndarray, Linv)
 
 
 def _sqdist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
-    return np.maximum(d, 0.0)
+    return cast(np.ndarray, np.maximum(d, 0.0))
 
 
 def matern52(a: np.ndarray, b: np.ndarray, ls: np.ndarray, sf: float) -> np.ndarray:
     r = np.sqrt(_sqdist(a / ls, b / ls))
-    return sf * (1.0 + _SQ5 * r + (5.0 / 3.0) * r * r) * np.exp(-_SQ5 * r)
+    return cast(np.ndarray, sf * (1.0 + _SQ5 * r + (5.0 / 3.0) * r * r) * np.exp(-_SQ5 * r))
 
 
 class GP:
@@ -73,10 +74,10 @@ class GP:
         p = self.p
         ls, sf, sn = np.exp(theta[:p]), math.exp(theta[p]), math.exp(theta[p + 1])
         n = len(y)
-        diff2 = (X[:, None, :] - X[None, :, :]) ** 2 / (ls * ls)         # n x n x p
+        diff2 = (X[:, None, :] - X[None, :, :]) ** 2 / (ls * ls)  # n x n x p
         r = np.sqrt(diff2.sum(-1))
         e = np.exp(-_SQ5 * r)
-        K0 = (1.0 + _SQ5 * r + (5.0 / 3.0) * r * r) * e                   # unit-variance kernel
+        K0 = (1.0 + _SQ5 * r + (5.0 / 3.0) * r * r) * e  # unit-variance kernel
         K = sf * K0 + (sn + _JITTER) * np.eye(n)
         try:
             L = np.linalg.cholesky(K)
@@ -84,13 +85,13 @@ class GP:
             return 1e10, np.zeros_like(theta)
         Linv = _tri_inv(L)
         Kinv = Linv.T @ Linv
-        if self.fit_mean:       # constant mean profiled out (GLS): at its optimum, so the gradient
+        if self.fit_mean:  # constant mean profiled out (GLS): at its optimum, so the gradient
             #                     w.r.t. theta is the one at a fixed mean (envelope theorem)
             k1 = Kinv.sum(0)
             y = y - self._clip_mean(float(k1 @ y) / float(k1.sum()), y)
         alpha = Kinv @ y
         nll = 0.5 * y @ alpha + np.log(np.diag(L)).sum() + 0.5 * n * math.log(2 * math.pi)
-        W = np.outer(alpha, alpha) - Kinv                                   # dNLL/dK = -W/2
+        W = np.outer(alpha, alpha) - Kinv  # dNLL/dK = -W/2
         # dK/dlog ls_d = sf * 5/3 (1 + sqrt5 r) exp(-sqrt5 r) * diff2_d
         base = sf * (5.0 / 3.0) * (1.0 + _SQ5 * r) * e
         g_ls = -0.5 * ((W * base).reshape(-1) @ diff2.reshape(-1, p))
@@ -104,11 +105,18 @@ class GP:
         grad = np.concatenate([g_ls + 0.2 * (l2 - 1.0 / l2), [g_sf + sf - 1.0, g_sn + 30.0 * sn - 0.1]])
         return float(nll + prior), grad
 
-    def fit(self, X: np.ndarray, y_raw: np.ndarray, rng: np.random.Generator, restarts: int = 2,
-            maxiter: int = 30, max_fit_points: int = 250) -> None:
+    def fit(
+        self,
+        X: np.ndarray,
+        y_raw: np.ndarray,
+        rng: np.random.Generator,
+        restarts: int = 2,
+        maxiter: int = 30,
+        max_fit_points: int = 250,
+    ) -> None:
         """Fit hyper-parameters (warm-started from the last fit); call ``condition`` next."""
         y = self._standardise(y_raw, set_stats=True)
-        if len(y) > max_fit_points:      # deterministic subset: best half + most recent half
+        if len(y) > max_fit_points:  # deterministic subset: best half + most recent half
             order = np.argsort(y, kind="stable")
             keep = set(order[: max_fit_points // 2].tolist())
             for i in range(len(y) - 1, -1, -1):
@@ -122,15 +130,27 @@ class GP:
         bounds = [_LOG_LS] * self.p + [_LOG_SF, _LOG_SN]
         starts = [self.theta.copy()]
         for _ in range(max(0, restarts - 1)):
-            t = np.concatenate([rng.uniform(math.log(0.05), math.log(2.0), self.p),
-                                [rng.uniform(-1.0, 1.0)], [rng.uniform(math.log(1e-5), math.log(1e-1))]])
+            t = np.concatenate(
+                [
+                    rng.uniform(math.log(0.05), math.log(2.0), self.p),
+                    [rng.uniform(-1.0, 1.0)],
+                    [rng.uniform(math.log(1e-5), math.log(1e-1))],
+                ]
+            )
             starts.append(t)
         best_f, best_t = math.inf, self.theta
         for t0 in starts:
             t0 = np.clip(t0, [b[0] for b in bounds], [b[1] for b in bounds])
             try:
-                res = minimize(self._nll, t0, args=(Xf, yf), jac=True, method="L-BFGS-B", bounds=bounds,
-                               options={"maxiter": maxiter})
+                res = minimize(
+                    self._nll,
+                    t0,
+                    args=(Xf, yf),
+                    jac=True,
+                    method="L-BFGS-B",
+                    bounds=bounds,
+                    options={"maxiter": maxiter},
+                )
                 f, t = float(res.fun), res.x
             except (ValueError, np.linalg.LinAlgError):
                 continue
@@ -165,7 +185,7 @@ class GP:
                     raise
         self.Linv = _tri_inv(L)
         if self.fit_mean:
-            v = self.Linv.sum(1)                      # Linv @ 1
+            v = self.Linv.sum(1)  # Linv @ 1
             self.m = self._clip_mean(float(v @ (self.Linv @ self.y)) / max(float(v @ v), 1e-300), self.y)
         self.alpha = self.Linv.T @ (self.Linv @ (self.y - self.m))
 
@@ -183,17 +203,17 @@ class GP:
         """Mean, std and their gradients (m x p) w.r.t. the inputs, standardised scale."""
         Xs = np.asarray(Xs, dtype=float)
         inv_l2 = 1.0 / (self.ls * self.ls)
-        diff = Xs[:, None, :] - self.X[None, :, :]                         # m x n x p
-        r = np.sqrt(np.maximum((diff * diff * inv_l2).sum(-1), 0.0))      # m x n
+        diff = Xs[:, None, :] - self.X[None, :, :]  # m x n x p
+        r = np.sqrt(np.maximum((diff * diff * inv_l2).sum(-1), 0.0))  # m x n
         e = np.exp(-_SQ5 * r)
         Ks = self.sf * (1.0 + _SQ5 * r + (5.0 / 3.0) * r * r) * e
-        dK = (-(5.0 / 3.0) * self.sf * (1.0 + _SQ5 * r) * e)[:, :, None] * diff * inv_l2   # m x n x p
+        dK = (-(5.0 / 3.0) * self.sf * (1.0 + _SQ5 * r) * e)[:, :, None] * diff * inv_l2  # m x n x p
         mu = self.m + Ks @ self.alpha
         dmu = np.einsum("mnp,n->mp", dK, self.alpha)
         V = Ks @ self.Linv.T
         var = self.sf - np.einsum("ij,ij->i", V, V)
         sd = np.sqrt(np.maximum(var, 1e-12))
-        w = V @ self.Linv                                                   # = Kinv k, m x n
+        w = V @ self.Linv  # = Kinv k, m x n
         dvar = -2.0 * np.einsum("mnp,mn->mp", dK, w)
         dsd = dvar / (2.0 * sd[:, None])
         return mu, sd, dmu, dsd

@@ -1,4 +1,5 @@
 """Exhaustive grid search with a user-set degree of tweaking per dimension."""
+
 from __future__ import annotations
 
 from typing import Any, Iterator, Optional
@@ -25,14 +26,15 @@ class GridSearch(Optimizer):
         bad = degree.values() if isinstance(degree, dict) else [degree]
         for d in bad:
             if isinstance(d, bool) or not isinstance(d, int) or d < 1:
-                raise ConfigError(f"optimizer 'grid': degree must be an integer >= 1 "
-                                  f"(or a mapping of names to such), got {degree!r}")
+                raise ConfigError(
+                    f"optimizer 'grid': degree must be an integer >= 1 (or a mapping of names to such), got {degree!r}"
+                )
         self.points = list(self.space.grid(degree))
         if self.opts["shuffle"]:
             self.rng.shuffle(self.points)
         self._next = 0
 
-    def _suggest(self, trial_id: int) -> Optional[dict]:
+    def _suggest(self, trial_id: int) -> Optional[dict[str, Any]]:
         if self._next >= len(self.points):
             return None
         self._next += 1
@@ -42,5 +44,5 @@ class GridSearch(Optimizer):
     def exhausted(self) -> bool:
         return self._next >= len(self.points)
 
-    def __iter__(self) -> Iterator[dict]:
+    def __iter__(self) -> Iterator[dict[str, Any]]:
         return iter(self.points)

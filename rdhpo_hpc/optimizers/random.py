@@ -1,7 +1,8 @@
 """Random search: independent samples from the space (conditional branches included)."""
+
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 from .base import Optimizer
 
@@ -11,5 +12,5 @@ class RandomSearch(Optimizer):
 
     name = "random"
 
-    def _suggest(self, trial_id: int) -> Optional[dict]:
+    def _suggest(self, trial_id: int) -> Optional[dict[str, Any]]:
         return self.space.sample(self.rng)

@@ -8,31 +8,62 @@ reads a running or crashed study from its journal::
 
 ``bench/out/results.jsonl`` files among the paths give the scaling plot.
 """
+
 from __future__ import annotations
 
 import os
 from typing import Any, Sequence, Union
 
 from .data import importance, param_table
-from .figures import (plot_curves, plot_families, plot_history, plot_importance, plot_lineage,
-                      plot_parallel, plot_scaling, plot_slices, plot_timeline)
+from .figures import (
+    plot_curves,
+    plot_families,
+    plot_history,
+    plot_importance,
+    plot_lineage,
+    plot_parallel,
+    plot_scaling,
+    plot_slices,
+    plot_timeline,
+)
 
-__all__ = ["load", "plot_all", "plot_curves", "plot_families", "plot_history", "plot_importance",
-           "plot_lineage", "plot_parallel", "plot_params", "plot_scaling", "plot_slices", "plot_timeline",
-           "importance", "param_table"]
+__all__ = [
+    "load",
+    "plot_all",
+    "plot_curves",
+    "plot_families",
+    "plot_history",
+    "plot_importance",
+    "plot_lineage",
+    "plot_parallel",
+    "plot_params",
+    "plot_scaling",
+    "plot_slices",
+    "plot_timeline",
+    "importance",
+    "param_table",
+]
 
 #: per-study plots rendered by plot_all, in order: (file suffix, function)
-PER_STUDY = (("history", plot_history), ("parallel", plot_parallel), ("slices", plot_slices),
-             ("importance", plot_importance), ("curves", plot_curves), ("lineage", plot_lineage),
-             ("timeline", plot_timeline), ("families", plot_families))
+PER_STUDY = (
+    ("history", plot_history),
+    ("parallel", plot_parallel),
+    ("slices", plot_slices),
+    ("importance", plot_importance),
+    ("curves", plot_curves),
+    ("lineage", plot_lineage),
+    ("timeline", plot_timeline),
+    ("families", plot_families),
+)
 
 
 def load(path_or_result: Any) -> Any:
     """A StudyResult from a path (HDF5 file or its journal), or the object itself."""
     if isinstance(path_or_result, (str, os.PathLike)):
         from ..api import load_results
+
         p = os.fspath(path_or_result)
-        if p.endswith(".journal"):      # the journal of results.h5 is results.h5.journal
+        if p.endswith(".journal"):  # the journal of results.h5 is results.h5.journal
             p = p[: -len(".journal")]
         return load_results(p)
     return path_or_result
@@ -41,8 +72,11 @@ def load(path_or_result: Any) -> Any:
 def plot_params(results: Any, stem: str, fmt: Union[str, Sequence[str]] = "png") -> list[str]:
     """Parallel coordinates, slices and importance: ``{stem}_parallel``, ``_slices``, ``_importance``."""
     res = load(results)
-    return (plot_parallel(res, f"{stem}_parallel", fmt) + plot_slices(res, f"{stem}_slices", fmt)
-            + plot_importance(res, f"{stem}_importance", fmt))
+    return (
+        plot_parallel(res, f"{stem}_parallel", fmt)
+        + plot_slices(res, f"{stem}_slices", fmt)
+        + plot_importance(res, f"{stem}_importance", fmt)
+    )
 
 
 def _stem(path: str, taken: set) -> str:
@@ -54,8 +88,9 @@ def _stem(path: str, taken: set) -> str:
     return name
 
 
-def plot_all(paths: Union[str, Sequence[str]], out_dir: str, fmt: Union[str, Sequence[str]] = "png",
-             only: Sequence[str] = ()) -> list[str]:
+def plot_all(
+    paths: Union[str, Sequence[str]], out_dir: str, fmt: Union[str, Sequence[str]] = "png", only: Sequence[str] = ()
+) -> list[str]:
     """Render every applicable plot of the results files ``paths`` into ``out_dir``.
 
     Per study ``{name}_{kind}.{fmt}`` for kind in history, parallel, slices, importance, curves
@@ -68,7 +103,8 @@ def plot_all(paths: Union[str, Sequence[str]], out_dir: str, fmt: Union[str, Seq
     want = set(only) if only else None
     written: list[str] = []
     jsonl = [os.fspath(p) for p in paths if os.fspath(p).endswith(".jsonl")]
-    studies, taken = [], set()
+    studies: list[Any] = []
+    taken: set[str] = set()
     for p in paths:
         p = os.fspath(p)
         if p.endswith(".jsonl"):

@@ -3,19 +3,28 @@
 Every function here reads only what the results file holds (``rd.load_results``), so it works on a
 finished study, a running one and a crashed one (read from its journal).
 """
+
 from __future__ import annotations
 
 import math
 import os
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import numpy as np
 
-STATE_COLORS = {"COMPLETE": "#2b8cbe", "PRUNED": "#f0a30a", "FAILED": "#d7301f", "LOST": "#7a7a7a",
-                "RUNNING": "#bbbbbb"}
+if TYPE_CHECKING:
+    from typing import TypeGuard  # Python 3.10
+
+STATE_COLORS = {
+    "COMPLETE": "#2b8cbe",
+    "PRUNED": "#f0a30a",
+    "FAILED": "#d7301f",
+    "LOST": "#7a7a7a",
+    "RUNNING": "#bbbbbb",
+}
 
 
-def finite(v: Any) -> bool:
+def finite(v: Any) -> TypeGuard[float]:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
@@ -50,11 +59,15 @@ def history(res: Any) -> dict:
         if state == "COMPLETE" and finite(v):
             best = v if best is None or (v < best if minimize else v > best) else best
         bests.append(math.nan if best is None else best)
-    return {"time": np.array([r[0] - start if math.isfinite(r[0]) else math.nan for r in rows], float),
-            "index": np.arange(1, len(rows) + 1),
-            "value": np.array([r[2] if finite(r[2]) else math.nan for r in rows], float),
-            "state": [r[3] for r in rows], "trial_id": [r[1] for r in rows],
-            "params": [r[4] for r in rows], "best": np.array(bests, float)}
+    return {
+        "time": np.array([r[0] - start if math.isfinite(r[0]) else math.nan for r in rows], float),
+        "index": np.arange(1, len(rows) + 1),
+        "value": np.array([r[2] if finite(r[2]) else math.nan for r in rows], float),
+        "state": [r[3] for r in rows],
+        "trial_id": [r[1] for r in rows],
+        "params": [r[4] for r in rows],
+        "best": np.array(bests, float),
+    }
 
 
 def _final_attempt(res: Any, tid: int) -> Optional[dict]:
@@ -100,12 +113,12 @@ def param_table(res: Any, states: Sequence[str] = ("COMPLETE",)) -> dict:
         raw = [t.params.get(n) for t in trials]
         present = [v for v in raw if v is not None]
         s = spec.get(n, {})
-        is_num = s.get("type") in ("float", "int") or (
-            s.get("type") is None and all(finite(v) for v in present))
+        is_num = s.get("type") in ("float", "int") or (s.get("type") is None and all(finite(v) for v in present))
         if is_num and all(finite(v) for v in present):
             log = bool(s.get("log")) and all(v > 0 for v in present)
-            x = np.array([math.log10(v) if (log and v is not None) else (math.nan if v is None else v)
-                          for v in raw], float)
+            x = np.array(
+                [math.log10(v) if (log and v is not None) else (math.nan if v is None else v) for v in raw], float
+            )
             cols[n] = {"kind": "num", "raw": raw, "x": x, "labels": None, "log": log}
         else:
             labels = [str(c) for c in s.get("choices", [])]
@@ -114,8 +127,12 @@ def param_table(res: Any, states: Sequence[str] = ("COMPLETE",)) -> dict:
                     labels.append(str(v))
             x = np.array([math.nan if v is None else labels.index(str(v)) for v in raw], float)
             cols[n] = {"kind": "cat", "raw": raw, "x": x, "labels": labels, "log": False}
-    return {"names": names, "columns": cols, "value": np.array([t.value for t in trials], float),
-            "trial_id": [t.trial_id for t in trials]}
+    return {
+        "names": names,
+        "columns": cols,
+        "value": np.array([t.value for t in trials], float),
+        "trial_id": [t.trial_id for t in trials],
+    }
 
 
 def design_matrix(table: dict) -> np.ndarray:
@@ -148,6 +165,7 @@ def importance(table: dict, seed: int = 0) -> tuple[dict[str, float], str]:
         try:
             from sklearn.ensemble import RandomForestRegressor
             from sklearn.inspection import permutation_importance
+
             rf = RandomForestRegressor(n_estimators=64, min_samples_leaf=2, random_state=seed, n_jobs=1)
             rf.fit(X, y)
             pi = permutation_importance(rf, X, y, n_repeats=5, random_state=seed, n_jobs=1)
@@ -186,18 +204,24 @@ def curves(res: Any) -> list[dict]:
             by.setdefault((r["trial_id"], r.get("attempt") or 0), []).append((r["step"], r["value"], r.get("decision")))
     states = {(a["trial_id"], a.get("attempt") or 0): a["state"] for a in res.attempts}
     promoted_from = {a["trial_id"]: (a.get("info") or {}).get("promoted_from") for a in res.attempts}
-    last: dict[int, tuple] = {}      # trial -> its last point (a promoted trial's line starts there)
+    last: dict[Optional[int], tuple[Any, ...]] = {}  # trial -> its last point (a promoted trial's line starts there)
     out = []
     for key, pts in sorted(by.items()):
         pts.sort()
         last[key[0]] = pts[-1][:2] + (None,)
         parent = last.get(promoted_from.get(key[0]))
-        if parent is not None and parent[0] < pts[0][0]:   # rung schedulers' promote mode
+        if parent is not None and parent[0] < pts[0][0]:  # rung schedulers' promote mode
             pts.insert(0, parent)
-        out.append({"trial_id": key[0], "attempt": key[1], "step": np.array([p[0] for p in pts], float),
-                    "value": np.array([p[1] for p in pts], float),
-                    "state": states.get(key, "RUNNING"),
-                    "stopped": any(p[2] == "stop" for p in pts)})
+        out.append(
+            {
+                "trial_id": key[0],
+                "attempt": key[1],
+                "step": np.array([p[0] for p in pts], float),
+                "value": np.array([p[1] for p in pts], float),
+                "state": states.get(key, "RUNNING"),
+                "stopped": any(p[2] == "stop" for p in pts),
+            }
+        )
     return out
 
 
@@ -210,15 +234,24 @@ def lineage(res: Any) -> list[dict]:
     rows = []
     for a in res.attempts:
         info = a.get("info") or {}
-        parent = next((v for v in (info.get("parent"), info.get("parent_trial"), a.get("checkpoint_from"))
-                       if v is not None), None)
+        parent = next(
+            (v for v in (info.get("parent"), info.get("parent_trial"), a.get("checkpoint_from")) if v is not None), None
+        )
         if "member" not in info and parent is None:
             continue
-        rows.append({"trial_id": a["trial_id"], "member": info.get("member"), "parent": parent,
-                     "start": (a.get("start_time") or start) - start, "end": (a.get("end_time") or start) - start,
-                     "value": a.get("value"), "state": a["state"],
-                     "exploit": info.get("exploited_from") is not None})
-    if rows and any(r["member"] is None for r in rows):   # no member ids: one row per lineage root
+        rows.append(
+            {
+                "trial_id": a["trial_id"],
+                "member": info.get("member"),
+                "parent": parent,
+                "start": (a.get("start_time") or start) - start,
+                "end": (a.get("end_time") or start) - start,
+                "value": a.get("value"),
+                "state": a["state"],
+                "exploit": info.get("exploited_from") is not None,
+            }
+        )
+    if rows and any(r["member"] is None for r in rows):  # no member ids: one row per lineage root
         root: dict[int, int] = {}
         by_id = {r["trial_id"]: r for r in rows}
         for r in sorted(rows, key=lambda r: r["trial_id"]):
@@ -232,30 +265,59 @@ def lineage(res: Any) -> list[dict]:
 
 
 # -- timeline -------------------------------------------------------------------------------------
-TIMELINE_EVENTS = ("rank-dead", "requeue", "shrink", "takeover", "resume", "interrupt", "retries-exhausted",
-                   "terminate-hung", "late-result-accepted")
+TIMELINE_EVENTS = (
+    "rank-dead",
+    "requeue",
+    "shrink",
+    "takeover",
+    "resume",
+    "interrupt",
+    "retries-exhausted",
+    "terminate-hung",
+    "late-result-accepted",
+)
 
 
 def timeline(res: Any) -> dict:
     start = t0(res)
-    bars = [{"rank": a["rank"], "start": a["start_time"] - start, "end": a["end_time"] - start,
-             "state": a["state"], "trial_id": a["trial_id"], "attempt": a.get("attempt") or 0}
-            for a in res.attempts if a.get("rank") is not None and finite(a.get("start_time"))
-            and finite(a.get("end_time"))]
-    events = [{"time": e["time"] - start, "kind": e["kind"], "rank": e.get("rank"), "detail": e.get("detail") or "",
-               "latency": e.get("latency")} for e in res.events
-              if finite(e.get("time")) and e.get("kind") != "coordinator-start"]
-    ranks = sorted({b["rank"] for b in bars} | set(res.workers) | {0}
-                   | {e["rank"] for e in events if isinstance(e["rank"], int) and e["rank"] >= 0})
+    bars = [
+        {
+            "rank": a["rank"],
+            "start": a["start_time"] - start,
+            "end": a["end_time"] - start,
+            "state": a["state"],
+            "trial_id": a["trial_id"],
+            "attempt": a.get("attempt") or 0,
+        }
+        for a in res.attempts
+        if a.get("rank") is not None and finite(a.get("start_time")) and finite(a.get("end_time"))
+    ]
+    events = [
+        {
+            "time": e["time"] - start,
+            "kind": e["kind"],
+            "rank": e.get("rank"),
+            "detail": e.get("detail") or "",
+            "latency": e.get("latency"),
+        }
+        for e in res.events
+        if finite(e.get("time")) and e.get("kind") != "coordinator-start"
+    ]
+    ranks = sorted(
+        {b["rank"] for b in bars}
+        | set(res.workers)
+        | {0}
+        | {e["rank"] for e in events if isinstance(e["rank"], int) and e["rank"] >= 0}
+    )
     end = (res.end or {}).get("end_time")
-    return {"bars": bars, "events": events, "ranks": ranks,
-            "end": end - start if finite(end) else None}
+    return {"bars": bars, "events": events, "ranks": ranks, "end": end - start if finite(end) else None}
 
 
 # -- scaling --------------------------------------------------------------------------------------
 def scaling_rows(path: str) -> list[dict]:
     """JSON lines of ``bench/scaling.py`` (``bench == "scaling"``) from a results.jsonl file."""
     import json
+
     rows = []
     with open(path, encoding="utf-8") as fh:
         for line in fh:

@@ -4,6 +4,7 @@ Each ``plot_*`` function takes loaded results (:class:`~rdhpo_hpc.results.StudyR
 output path stem (no extension), writes one file per requested format, and returns the paths
 written (empty when the study holds nothing to draw).
 """
+
 from __future__ import annotations
 
 import math
@@ -20,8 +21,10 @@ DPI = 90
 
 def _plt() -> Any:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     return plt
 
 
@@ -115,7 +118,7 @@ def plot_parallel(res: Any, stem: str, fmt: Formats = "png") -> list[str]:
     norm_cols.append((y - vlo) / (vhi - vlo) if vhi > vlo else np.full_like(y, 0.5))
     M = np.column_stack(norm_cols)
     cmap = plt.get_cmap("viridis_r" if res.direction != "maximize" else "viridis")
-    order = np.argsort(y)[::-1] if res.direction != "maximize" else np.argsort(y)   # best drawn last
+    order = np.argsort(y)[::-1] if res.direction != "maximize" else np.argsort(y)  # best drawn last
     xs = np.arange(M.shape[1])
     for i in order:
         ax.plot(xs, M[i], color=cmap((y[i] - vlo) / (vhi - vlo) if vhi > vlo else 0.5), alpha=0.6, lw=1)
@@ -130,19 +133,20 @@ def plot_parallel(res: Any, stem: str, fmt: Formats = "png") -> list[str]:
             ok = np.isfinite(c["x"])
             if ok.any():
                 lo, hi = c["x"][ok].min(), c["x"][ok].max()
-                f = (lambda v: f"{10 ** v:.3g}") if c["log"] else (lambda v: f"{v:.3g}")
+                f = (lambda v: f"{10**v:.3g}") if c["log"] else (lambda v: f"{v:.3g}")
                 ax.text(j + 0.03, 0, f(lo), fontsize=7, va="bottom")
                 ax.text(j + 0.03, 1, f(hi), fontsize=7, va="top")
     ax.axvline(len(cols), color="k", lw=0.6)
     ax.set_xticks(list(xs))
-    ax.set_xticklabels([n + (" (log)" if c["log"] else "") for n, c in zip(names, cols)] + ["value"],
-                       rotation=20, fontsize=8)
+    ax.set_xticklabels(
+        [n + (" (log)" if c["log"] else "") for n, c in zip(names, cols)] + ["value"], rotation=20, fontsize=8
+    )
     ax.set_yticks([])
     ax.set_xlim(-0.2, len(cols) + 0.4)
     sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(vlo, vhi))
     fig.colorbar(sm, ax=ax, label=res.study.get("metric", "value"), pad=0.01)
     ax.set_title(f"Parallel coordinates, {len(y)} complete trials (gaps: parameter inactive)", fontsize=9)
-    return _save(fig, stem, fmt, dpi=75)   # many translucent lines: keep the PNG small
+    return _save(fig, stem, fmt, dpi=75)  # many translucent lines: keep the PNG small
 
 
 def plot_slices(res: Any, stem: str, fmt: Formats = "png") -> list[str]:
@@ -168,7 +172,7 @@ def plot_slices(res: Any, stem: str, fmt: Formats = "png") -> list[str]:
             ax.set_xticks(range(len(c["labels"])))
             ax.set_xticklabels(c["labels"], fontsize=7, rotation=20)
         elif c["log"]:
-            x = 10 ** x
+            x = 10**x
             ax.set_xscale("log")
         ax.scatter(x, y[ok], c=order[ok], cmap="plasma", s=12, alpha=0.8)
         ax.set_xlabel(f"{name}  ({ok.sum()}/{len(y)} trials)", fontsize=8)
@@ -214,9 +218,17 @@ def plot_curves(res: Any, stem: str, fmt: Formats = "png") -> list[str]:
         ax.plot(c["step"], c["value"], color=col, alpha=0.45, lw=1)
         lab = c["state"] if c["state"] not in seen else None
         seen.add(c["state"])
-        ax.scatter(c["step"][-1:], c["value"][-1:], color=col, marker=marks.get(c["state"], "o"),
-                   s=40 if c["state"] == "PRUNED" else 14, zorder=3, label=lab,
-                   edgecolors="k" if c["state"] == "PRUNED" else "none", linewidths=0.5)
+        ax.scatter(
+            c["step"][-1:],
+            c["value"][-1:],
+            color=col,
+            marker=marks.get(c["state"], "o"),
+            s=40 if c["state"] == "PRUNED" else 14,
+            zorder=3,
+            label=lab,
+            edgecolors="k" if c["state"] == "PRUNED" else "none",
+            linewidths=0.5,
+        )
     ax.set_xlabel("step (report)")
     ax.set_ylabel(res.study.get("metric", "value"))
     _maybe_log_y(ax, np.concatenate([c["value"] for c in cs]))
@@ -248,8 +260,12 @@ def plot_lineage(res: Any, stem: str, fmt: Formats = "png") -> list[str]:
         ax.plot([r["start"], r["end"]], [yy, yy], color=col, lw=5, solid_capstyle="butt")
         p = by_id.get(r["parent"])
         if p is not None and (p["member"] != r["member"] or r.get("exploit")):
-            ax.annotate("", xy=(r["start"], yy), xytext=(p["end"], row_of[p["member"]]),
-                        arrowprops={"arrowstyle": "->", "color": "#555555", "lw": 0.7})
+            ax.annotate(
+                "",
+                xy=(r["start"], yy),
+                xytext=(p["end"], row_of[p["member"]]),
+                arrowprops={"arrowstyle": "->", "color": "#555555", "lw": 0.7},
+            )
     ax.set_yticks(range(len(members)))
     ax.set_yticklabels([f"member {m}" for m in members], fontsize=7)
     ax.set_xlabel("wall time since study start (s)")
@@ -261,9 +277,16 @@ def plot_lineage(res: Any, stem: str, fmt: Formats = "png") -> list[str]:
 
 
 # 4. worker timeline ----------------------------------------------------------------------------
-_EVENT_STYLE = {"rank-dead": ("X", "#d7301f"), "requeue": ("o", "#e6550d"), "shrink": ("D", "#756bb1"),
-                "takeover": ("*", "#31a354"), "resume": ("P", "#3182bd"), "interrupt": ("s", "#636363"),
-                "retries-exhausted": ("v", "#a50f15"), "terminate-hung": ("x", "#000000")}
+_EVENT_STYLE = {
+    "rank-dead": ("X", "#d7301f"),
+    "requeue": ("o", "#e6550d"),
+    "shrink": ("D", "#756bb1"),
+    "takeover": ("*", "#31a354"),
+    "resume": ("P", "#3182bd"),
+    "interrupt": ("s", "#636363"),
+    "retries-exhausted": ("v", "#a50f15"),
+    "terminate-hung": ("x", "#000000"),
+}
 
 
 def plot_timeline(res: Any, stem: str, fmt: Formats = "png") -> list[str]:
@@ -273,6 +296,7 @@ def plot_timeline(res: Any, stem: str, fmt: Formats = "png") -> list[str]:
         return []
     plt = _plt()
     from matplotlib.patches import Patch
+
     ranks = tl["ranks"]
     row = {r: i for i, r in enumerate(ranks)}
     fig, ax = plt.subplots(figsize=(10, 0.32 * len(ranks) + 2.2))
@@ -280,20 +304,37 @@ def plot_timeline(res: Any, stem: str, fmt: Formats = "png") -> list[str]:
     for b in tl["bars"]:
         by_state.setdefault(b["state"], []).append((b["start"], max(b["end"] - b["start"], 1e-3), row[b["rank"]]))
     for state, segs in by_state.items():
-        ax.barh([s[2] for s in segs], [s[1] for s in segs], left=[s[0] for s in segs], height=0.7,
-                color=D.STATE_COLORS.get(state, "k"), edgecolor="white", linewidth=0.3)
-    handles = [Patch(color=D.STATE_COLORS[s], label=s) for s in ("COMPLETE", "PRUNED", "FAILED", "LOST")
-               if s in by_state]
+        ax.barh(
+            [s[2] for s in segs],
+            [s[1] for s in segs],
+            left=[s[0] for s in segs],
+            height=0.7,
+            color=D.STATE_COLORS.get(state, "k"),
+            edgecolor="white",
+            linewidth=0.3,
+        )
+    handles = [
+        Patch(color=D.STATE_COLORS[s], label=s) for s in ("COMPLETE", "PRUNED", "FAILED", "LOST") if s in by_state
+    ]
     seen = set()
     stacked: dict[tuple, int] = {}
     for e in tl["events"]:
         m, c = _EVENT_STYLE.get(e["kind"], ("|", "#444444"))
         yy = row.get(e["rank"], -0.8) if isinstance(e["rank"], int) and e["rank"] >= 0 else -0.8
-        key = (round(e["time"] / max(tl["end"] or 1.0, 1e-9) * 60), yy)   # events at the same spot: stack them
+        key = (round(e["time"] / max(tl["end"] or 1.0, 1e-9) * 60), yy)  # events at the same spot: stack them
         yy += 0.28 * stacked.get(key, 0)
         stacked[key] = stacked.get(key, 0) + 1
-        h = ax.scatter([e["time"]], [yy], marker=m, color=c, s=70, zorder=4, edgecolors="k", linewidths=0.4,
-                       label=e["kind"] if e["kind"] not in seen else None)
+        h = ax.scatter(
+            [e["time"]],
+            [yy],
+            marker=m,
+            color=c,
+            s=70,
+            zorder=4,
+            edgecolors="k",
+            linewidths=0.4,
+            label=e["kind"] if e["kind"] not in seen else None,
+        )
         if e["kind"] not in seen:
             handles.append(h)
             seen.add(e["kind"])
@@ -302,14 +343,20 @@ def plot_timeline(res: Any, stem: str, fmt: Formats = "png") -> list[str]:
             ax.annotate(txt, (e["time"], yy), xytext=(4, 6), textcoords="offset points", fontsize=7, color=c)
         elif e["kind"] in ("takeover", "shrink", "resume"):
             txt = e["kind"] + (f" {1e3 * e['latency']:.0f} ms" if D.finite(e["latency"]) else "")
-            ax.annotate(txt, (e["time"], yy), xytext=(-6, -10), textcoords="offset points", fontsize=7, color=c,
-                        ha="right")
+            ax.annotate(
+                txt, (e["time"], yy), xytext=(-6, -10), textcoords="offset points", fontsize=7, color=c, ha="right"
+            )
     if tl["end"] is not None:
         ax.axvline(tl["end"], color="k", ls="--", lw=0.8)
-    ax.set_yticks(list(range(len(ranks))) + ([-0.8] if any(not (isinstance(e["rank"], int) and e["rank"] >= 0)
-                                                            for e in tl["events"]) else []))
-    ax.set_yticklabels([f"rank {r}" + (" (coord.)" if r == 0 else "") for r in ranks]
-                       + (["study"] if len(ax.get_yticks()) > len(ranks) else []), fontsize=7)
+    ax.set_yticks(
+        list(range(len(ranks)))
+        + ([-0.8] if any(not (isinstance(e["rank"], int) and e["rank"] >= 0) for e in tl["events"]) else [])
+    )
+    ax.set_yticklabels(
+        [f"rank {r}" + (" (coord.)" if r == 0 else "") for r in ranks]
+        + (["study"] if len(ax.get_yticks()) > len(ranks) else []),
+        fontsize=7,
+    )
     ax.invert_yaxis()
     ax.set_xlim(left=0)
     ax.set_xlabel("wall time since study start (s)")

@@ -10,6 +10,7 @@ One bracket, rungs ``min_budget * eta**k``.  With ``m`` values recorded at rung 
   ranks among the best ``floor(m / eta)`` values of the rung; the highest rung is served first.
   When nothing can be promoted, a new configuration starts at rung 0: no worker waits either.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -21,13 +22,13 @@ class ASHA(RungScheduler):
     name = "asha"
     options = dict(RungScheduler.options)
 
-    def _place(self, index: int) -> tuple[tuple, int]:
+    def _place(self, index: int) -> tuple[tuple[int, ...], int]:
         return (0,), 0
 
     def _judge(self, t: TrialRungs, k: int) -> Optional[bool]:
         better, m = self.better_than(t, k)
         if self.promote:
-            return True if better < m // self.eta else None    # m only grows: maybe later
+            return True if better < m // self.eta else None  # m only grows: maybe later
         return better < max(1, int(m // self.eta))
 
     def _promotion(self) -> Optional[TrialRungs]:
@@ -37,7 +38,7 @@ class ASHA(RungScheduler):
         rungs = self.tables.get(group, {})
         for k in sorted(rungs, reverse=True):
             ranked = self.ranked.get((group, k), [])
-            for _, root in ranked[:int(len(ranked) // self.eta)]:
+            for _, root in ranked[: int(len(ranked) // self.eta)]:
                 t = self.configs[root]
                 if t.waiting == k:
                     return t

@@ -7,6 +7,7 @@ Called only by the coordinator's event loop:
 * ``on_report(trial_id, step, value)`` for every intermediate report: True = continue;
 * ``on_result(trial_id, state, value)`` once per trial that reached a terminal state.
 """
+
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -35,8 +36,9 @@ class Scheduler:
     def __init__(self, direction: str = "minimize", seed: int = 0, **options: Any) -> None:
         unknown = set(options) - set(self.options)
         if unknown:
-            raise ConfigError(f"scheduler {self.name!r}: unknown option(s) {sorted(unknown)}; "
-                              f"allowed: {sorted(self.options)}")
+            raise ConfigError(
+                f"scheduler {self.name!r}: unknown option(s) {sorted(unknown)}; allowed: {sorted(self.options)}"
+            )
         self.direction = direction
         self.sign = 1.0 if direction == "minimize" else -1.0
         self.seed = int(seed)

@@ -11,6 +11,7 @@ promotion rule is the one of :class:`~rdhpo_hpc.schedulers.sh.SuccessiveHalving`
 "random search" bracket).  Used by the ``hyperband`` (random sampling) and ``bohb``
 (model-based sampling) strategies.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,8 +31,12 @@ class Hyperband(SuccessiveHalving):
         if b is None:
             b = self.s_max + 1
         elif isinstance(b, bool) or not isinstance(b, int) or not 1 <= b <= self.s_max + 1:
-            raise ConfigError(f"scheduler {self.name!r}: 'brackets' must be an integer in "
-                              f"[1, {self.s_max + 1}] for min_budget={self.opts['min_budget']!r}, "
-                              f"max_budget={self.opts['max_budget']!r}, eta={self.opts['eta']!r}; got {b!r}")
-        return [(s, int(math.ceil((self.s_max + 1) / (self.s_max - s + 1) * self.eta ** (self.s_max - s) - 1e-9)))
-                for s in range(b)]
+            raise ConfigError(
+                f"scheduler {self.name!r}: 'brackets' must be an integer in "
+                f"[1, {self.s_max + 1}] for min_budget={self.opts['min_budget']!r}, "
+                f"max_budget={self.opts['max_budget']!r}, eta={self.opts['eta']!r}; got {b!r}"
+            )
+        return [
+            (s, int(math.ceil((self.s_max + 1) / (self.s_max - s + 1) * self.eta ** (self.s_max - s) - 1e-9)))
+            for s in range(b)
+        ]

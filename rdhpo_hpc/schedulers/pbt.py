@@ -31,6 +31,7 @@ epoch, so each trial trains ``interval`` new epochs).
 Deterministic given (seed, call sequence): the replay of a resumed study rebuilds the same
 population.  Exploit decisions use the scheduler's own RNG; new configs use the optimizer.
 """
+
 from __future__ import annotations
 
 import math
@@ -51,20 +52,26 @@ PERTURB = (0.8, 1.2)
 @dataclass
 class Member:
     index: int
-    params: dict
-    generation: int = 0             # generation of the latest trial started
-    running: Optional[int] = None   # trial id running now
-    latest: Optional[int] = None    # latest trial of the lineage that ended with a checkpoint
+    params: dict[str, Any]
+    generation: int = 0  # generation of the latest trial started
+    running: Optional[int] = None  # trial id running now
+    latest: Optional[int] = None  # latest trial of the lineage that ended with a checkpoint
     latest_generation: int = -1
-    score: Optional[float] = None   # loss of the latest finished trial
-    plan: Optional[tuple] = None    # ("continue",) | ("exploit", donor) | ("restart",)
+    score: Optional[float] = None  # loss of the latest finished trial
+    plan: Optional[tuple[Any, ...]] = None  # ("continue",) | ("exploit", donor) | ("restart",)
     done: bool = False
 
 
 class PBT(Scheduler):
     name = "pbt"
-    options: dict[str, Any] = {"population": 8, "interval": 2, "quantile": 0.25, "resample_prob": 0.25,
-                               "max_budget": None, "mutable": None}
+    options: dict[str, Any] = {
+        "population": 8,
+        "interval": 2,
+        "quantile": 0.25,
+        "resample_prob": 0.25,
+        "max_budget": None,
+        "mutable": None,
+    }
 
     def __init__(self, direction: str = "minimize", seed: int = 0, **options: Any) -> None:
         super().__init__(direction=direction, seed=seed, **options)
@@ -82,8 +89,8 @@ class PBT(Scheduler):
         self.mutable = None if m is None else set(m)
         self.rng = np.random.default_rng([self.seed, 0x9B7])
         self.members: list[Member] = []
-        self.ready: list[int] = []                 # member indices, oldest first
-        self.by_trial: dict[int, tuple[int, int]] = {}   # trial -> (member, generation)
+        self.ready: list[int] = []  # member indices, oldest first
+        self.by_trial: dict[int, tuple[int, int]] = {}  # trial -> (member, generation)
 
     # -- hooks ---------------------------------------------------------------------------------
     def next_trial(self, optimizer: Any, trial_id: int) -> Optional[Suggestion]:
@@ -106,7 +113,7 @@ class PBT(Scheduler):
             m.params, m.latest, m.latest_generation = dict(params), None, -1
             return self._start(m, trial_id, 0, params, None, None)
         self.ready.pop(0)
-        if plan[0] == "exploit":     # the donor's checkpoint as it was when the plan was made
+        if plan[0] == "exploit":  # the donor's checkpoint as it was when the plan was made
             _, donor, donor_trial, donor_gen, donor_params = plan
             params = self.explore(optimizer.space, donor_params)
             m.params = params
@@ -127,6 +134,7 @@ class PBT(Scheduler):
         state = TrialState(state)
         ok = state in (TrialState.COMPLETE, TrialState.PRUNED) and value is not None and math.isfinite(value)
         if ok:
+            assert value is not None  # ok: a finite value
             m.latest, m.latest_generation = trial_id, gen
             m.score = self.sign * float(value)
             m.plan = self._decide(m)
@@ -136,7 +144,7 @@ class PBT(Scheduler):
             m.plan = self._exploit(ranked[int(self.rng.integers(self._cut()))]) if ranked else ("restart",)
         next_gen = (m.plan[3] if m.plan[0] == "exploit" else m.latest_generation) + 1
         if self.max_budget is not None and (next_gen + 1) * self.interval > self.max_budget:
-            m.done = True       # the lineage reached max_budget
+            m.done = True  # the lineage reached max_budget
             return
         self.ready.append(mi)
 
@@ -154,7 +162,7 @@ class PBT(Scheduler):
     def _cut(self) -> int:
         return max(1, int(math.floor(self.quantile * len(self._ranked()) + 1e-9)))
 
-    def _decide(self, m: Member) -> tuple:
+    def _decide(self, m: Member) -> tuple[Any, ...]:
         ranked = self._ranked()
         if len(ranked) < 2:
             return ("continue",)
@@ -164,13 +172,13 @@ class PBT(Scheduler):
             return self._exploit(top[int(self.rng.integers(len(top)))])
         return ("continue",)
 
-    def _exploit(self, donor: int) -> tuple:
+    def _exploit(self, donor: int) -> tuple[Any, ...]:
         """The plan to copy member ``donor`` as it is now (its later trials do not change it, so
         the max_budget check made with this plan holds when the trial starts)."""
         d = self.members[donor]
         return ("exploit", donor, d.latest, d.latest_generation, dict(d.params))
 
-    def explore(self, space: Any, params: dict) -> dict:
+    def explore(self, space: Any, params: dict[str, Any]) -> dict[str, Any]:
         """Perturb / resample the mutable active parameters of ``params`` (a copy)."""
         out = dict(params)
         for d in space.active_dims(params):
@@ -185,8 +193,9 @@ class PBT(Scheduler):
                 out[d.name] = _perturb(p, out[d.name], PERTURB[int(self.rng.integers(2))])
         return out
 
-    def _start(self, m: Member, trial_id: int, gen: int, params: dict, parent: Optional[int],
-               donor: Optional[int]) -> Suggestion:
+    def _start(
+        self, m: Member, trial_id: int, gen: int, params: dict[str, Any], parent: Optional[int], donor: Optional[int]
+    ) -> Suggestion:
         m.running, m.generation, m.plan = trial_id, gen, None
         self.by_trial[trial_id] = (m.index, gen)
         info = {"member": m.index, "generation": gen, "parent_trial": parent, "exploited_from": donor}
@@ -210,6 +219,7 @@ def _int(v: Any, key: str, low: int) -> int:
 
 def _frac(v: Any, key: str, lo: float, hi: float, lo_open: bool = False) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not (lo < v if lo_open else lo <= v) or v > hi:
-        raise ConfigError(f"scheduler 'pbt': '{key}' must be a number in {'(' if lo_open else '['}{lo}, {hi}], "
-                          f"got {v!r}")
+        raise ConfigError(
+            f"scheduler 'pbt': '{key}' must be a number in {'(' if lo_open else '['}{lo}, {hi}], got {v!r}"
+        )
     return float(v)

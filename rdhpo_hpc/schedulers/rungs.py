@@ -15,8 +15,8 @@ yet".  Option ``mode`` picks how a configuration climbs the ladder:
 ``mode: promote`` — the form of the papers (Li et al. 2018, 2020): one trial per rung.  A new
   configuration's first trial has ``budget = r_0``; when it ends COMPLETE, the value it returned is
   the configuration's value at rung 0 (reports are not judged: any budget works, epochs or a
-  fraction of the data) and the configuration *waits* there.  When a worker asks for work, the scheduler first promotes a
-  waiting configuration that passes its rung — highest rung budget first, best value first: a
+  fraction of the data) and the configuration *waits* there.  When a worker asks for work, the scheduler first
+  promotes a waiting configuration that passes its rung — highest rung budget first, best value first: a
   new trial with the same params, ``budget = r_{k+1}``, ``checkpoint_from`` = its previous trial
   (the objective resumes from that checkpoint, as the built-in one does; an objective without
   checkpoints retrains from scratch) and ``info`` ``rung`` / ``config`` (the id of its first
@@ -45,12 +45,13 @@ Rules every subclass inherits
   rung value — the top rung included — is passed to it as it is recorded, under the id of the
   configuration's first trial (the one the optimizer was asked for).
 """
+
 from __future__ import annotations
 
 import bisect
 import math
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 from ..errors import ConfigError
 from ..trial import Suggestion, TrialState
@@ -61,16 +62,19 @@ _EPS = 1e-9
 
 def check_budgets(name: str, min_budget: Any, max_budget: Any, eta: Any) -> tuple[float, float, float]:
     """Validate the three shared options; errors quote the bad value."""
+
     def num(key: str, v: Any) -> float:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             raise ConfigError(f"scheduler {name!r}: '{key}' must be a finite number, got {v!r}")
         return float(v)
+
     lo, hi, e = num("min_budget", min_budget), num("max_budget", max_budget), num("eta", eta)
     if lo <= 0:
         raise ConfigError(f"scheduler {name!r}: 'min_budget' must be > 0, got {min_budget!r}")
     if hi < lo:
-        raise ConfigError(f"scheduler {name!r}: 'max_budget' must be >= min_budget ({min_budget!r}), "
-                          f"got {max_budget!r}")
+        raise ConfigError(
+            f"scheduler {name!r}: 'max_budget' must be >= min_budget ({min_budget!r}), got {max_budget!r}"
+        )
     if e <= 1:
         raise ConfigError(f"scheduler {name!r}: 'eta' must be > 1, got {eta!r}")
     return lo, hi, e
@@ -80,8 +84,8 @@ def ladder(min_budget: float, max_budget: float, eta: float, start: int = 0) -> 
     """Rung budgets ``min_budget * eta**(start + k)`` below ``max_budget``, then ``max_budget``."""
     out = []
     k = start
-    while min_budget * eta ** k < max_budget * (1 - _EPS):
-        out.append(min_budget * eta ** k)
+    while min_budget * eta**k < max_budget * (1 - _EPS):
+        out.append(min_budget * eta**k)
         k += 1
     out.append(max_budget)
     return out
@@ -97,16 +101,16 @@ class TrialRungs:
     """What the scheduler knows about one configuration (stop mode: its only trial; promote mode:
     the chain of trials that trained it rung by rung)."""
 
-    group: tuple                         # the rung tables it competes in (bracket, instance)
-    rungs: list[float]                   # its ladder; the last entry is max_budget
-    root: int = -1                       # id of its first trial: ties, tables, the optimizer
-    params: dict = field(default_factory=dict)
-    values: dict[int, float] = field(default_factory=dict)   # rung index -> loss recorded there
-    settled: set = field(default_factory=set)                # rung indices passed for good
-    stopped: bool = False                # stopped at a rung (stop) / never to be promoted (promote)
-    ended: Optional[str] = None          # terminal state of its latest trial
-    current: int = -1                    # promote: its latest trial
-    waiting: Optional[int] = None        # promote: the rung it waits at for promotion
+    group: tuple[int, ...]  # the rung tables it competes in (bracket, instance)
+    rungs: list[float]  # its ladder; the last entry is max_budget
+    root: int = -1  # id of its first trial: ties, tables, the optimizer
+    params: dict[str, Any] = field(default_factory=dict)
+    values: dict[int, float] = field(default_factory=dict)  # rung index -> loss recorded there
+    settled: set[int] = field(default_factory=set)  # rung indices passed for good
+    stopped: bool = False  # stopped at a rung (stop) / never to be promoted (promote)
+    ended: Optional[str] = None  # terminal state of its latest trial
+    current: int = -1  # promote: its latest trial
+    waiting: Optional[int] = None  # promote: the rung it waits at for promotion
 
 
 class RungScheduler(Scheduler):
@@ -119,20 +123,20 @@ class RungScheduler(Scheduler):
     def __init__(self, direction: str = "minimize", seed: int = 0, **options: Any) -> None:
         super().__init__(direction=direction, seed=seed, **options)
         self.min_budget, self.max_budget, self.eta = check_budgets(
-            self.name, self.opts["min_budget"], self.opts["max_budget"], self.opts["eta"])
+            self.name, self.opts["min_budget"], self.opts["max_budget"], self.opts["eta"]
+        )
         if self.opts["mode"] not in ("stop", "promote"):
-            raise ConfigError(f"scheduler {self.name!r}: 'mode' must be 'stop' or 'promote', "
-                              f"got {self.opts['mode']!r}")
+            raise ConfigError(f"scheduler {self.name!r}: 'mode' must be 'stop' or 'promote', got {self.opts['mode']!r}")
         self.promote = self.opts["mode"] == "promote"
-        self.trials: dict[int, TrialRungs] = {}      # every trial id -> its configuration
-        self.configs: dict[int, TrialRungs] = {}     # root trial id -> configuration, in creation order
-        self.rung_of: dict[int, int] = {}            # promote: trial id -> the rung it trains to
+        self.trials: dict[int, TrialRungs] = {}  # every trial id -> its configuration
+        self.configs: dict[int, TrialRungs] = {}  # root trial id -> configuration, in creation order
+        self.rung_of: dict[int, int] = {}  # promote: trial id -> the rung it trains to
         #: group -> rung index -> {root: loss}
-        self.tables: dict[tuple, dict[int, dict[int, float]]] = {}
+        self.tables: dict[tuple[int, ...], dict[int, dict[int, float]]] = {}
         #: (group, rung index) -> [(loss, root), ...] sorted: the rung's ranking
-        self.ranked: dict[tuple, list[tuple[float, int]]] = {}
-        self.members: dict[tuple, list[int]] = {}     # group -> roots, in creation order
-        self.waiting: dict[int, TrialRungs] = {}      # promote: root -> configuration waiting at a rung
+        self.ranked: dict[tuple[tuple[int, ...], int], list[tuple[float, int]]] = {}
+        self.members: dict[tuple[int, ...], list[int]] = {}  # group -> roots, in creation order
+        self.waiting: dict[int, TrialRungs] = {}  # promote: root -> configuration waiting at a rung
         self._optimizer: Any = None
 
     # -- hooks ---------------------------------------------------------------------------------
@@ -147,8 +151,9 @@ class RungScheduler(Scheduler):
             return None
         group, start = self._place(len(self.configs))
         rungs = ladder(self.min_budget, self.max_budget, self.eta, start)
-        t = self.trials[trial_id] = self.configs[trial_id] = TrialRungs(group, rungs, trial_id, params,
-                                                                       current=trial_id)
+        t = self.trials[trial_id] = self.configs[trial_id] = TrialRungs(
+            group, rungs, trial_id, params, current=trial_id
+        )
         self.members.setdefault(group, []).append(trial_id)
         if not self.promote:
             return Suggestion(params, budget=_plain(self.max_budget), info=_info(t))
@@ -158,15 +163,15 @@ class RungScheduler(Scheduler):
     def on_report(self, trial_id: int, step: int, value: float) -> bool:
         t = self.trials.get(trial_id)
         if t is None:
-            return True            # not one of ours (a trial from an older study)
+            return True  # not one of ours (a trial from an older study)
         if self.promote:
-            return True            # a trial trains its rung; its result is the rung's value
+            return True  # a trial trains its rung; its result is the rung's value
         if t.stopped:
             return False
         self._record(t, step, value)
         top = len(t.rungs) - 1
         if top in t.values:
-            return True            # max_budget reached: nothing left to save, it completes
+            return True  # max_budget reached: nothing left to save, it completes
         for k in sorted(t.values):
             if k >= top or k in t.settled:
                 continue
@@ -191,13 +196,13 @@ class RungScheduler(Scheduler):
             return
         if self.promote and t.ended == TrialState.COMPLETE.value:
             k = self.rung_of[trial_id]
-            self._record(t, t.rungs[k], value)          # what it returned at budget r_k
+            self._record(t, t.rungs[k], value)  # what it returned at budget r_k
             if k < len(t.rungs) - 1:
                 t.waiting = k
                 self.waiting[t.root] = t
 
     # -- for subclasses ------------------------------------------------------------------------
-    def _place(self, index: int) -> tuple[tuple, int]:
+    def _place(self, index: int) -> tuple[tuple[int, ...], int]:
         """(group, first rung exponent) of the ``index``-th configuration (0, 1, ...)."""
         raise NotImplementedError
 
@@ -209,14 +214,20 @@ class RungScheduler(Scheduler):
     def _promotion(self) -> Optional[TrialRungs]:
         """Promote mode: the waiting configuration to promote now (highest rung budget first, then
         the best value), or None.  Configurations judged never to pass leave ``waiting``."""
-        verdicts = [(t, self._judge(t, t.waiting)) for t in list(self.waiting.values())]
+        # every configuration in self.waiting has its rung in t.waiting (not None)
+        verdicts = [(t, self._judge(t, cast(int, t.waiting))) for t in list(self.waiting.values())]
         never = [t for t, verdict in verdicts if verdict is False]
-        for t in never:                 # out first: each "never" frees a place for the others
+        for t in never:  # out first: each "never" frees a place for the others
             t.stopped = True
             del self.waiting[t.root]
-        passed = [t for t, verdict in verdicts      # undecided ones again only if rivals just left
-                  if verdict or (verdict is None and never and self._judge(t, t.waiting))]
-        return min(passed, key=lambda t: (-t.rungs[t.waiting], t.values[t.waiting], t.root), default=None)
+        passed = [
+            t
+            for t, verdict in verdicts  # undecided ones again only if rivals just left
+            if verdict or (verdict is None and never and self._judge(t, cast(int, t.waiting)))
+        ]
+        return min(
+            passed, key=lambda t: (-t.rungs[cast(int, t.waiting)], t.values[cast(int, t.waiting)], t.root), default=None
+        )
 
     # -- helpers -------------------------------------------------------------------------------
     def _record(self, t: TrialRungs, step: float, value: Optional[float]) -> None:
@@ -237,6 +248,7 @@ class RungScheduler(Scheduler):
 
     def _promote(self, t: TrialRungs, trial_id: int) -> Suggestion:
         """A new trial that trains configuration ``t`` from its waiting rung to the next one."""
+        assert t.waiting is not None  # t comes from _promotion: it waits at a rung
         k = t.waiting + 1
         t.settled.add(t.waiting)
         del self.waiting[t.root]
@@ -259,15 +271,19 @@ class RungScheduler(Scheduler):
         ranked = self.ranked.get((t.group, k), [])
         return bisect.bisect_left(ranked, (t.values[k], t.root)), len(ranked)
 
-    def state(self) -> dict:
+    def state(self) -> dict[str, Any]:
         """A plain snapshot of the tables (tests compare two schedulers with it)."""
-        return {"tables": {str(g): {k: dict(sorted(v.items())) for k, v in rungs.items()}
-                           for g, rungs in sorted(self.tables.items())},
-                "stopped": sorted(r for r, t in self.configs.items() if t.stopped),
-                "waiting": sorted(self.waiting)}
+        return {
+            "tables": {
+                str(g): {k: dict(sorted(v.items())) for k, v in rungs.items()}
+                for g, rungs in sorted(self.tables.items())
+            },
+            "stopped": sorted(r for r, t in self.configs.items() if t.stopped),
+            "waiting": sorted(self.waiting),
+        }
 
 
-def _info(t: TrialRungs) -> dict:
+def _info(t: TrialRungs) -> dict[str, Any]:
     """The ``/trials`` info of a configuration's trials: bracket, ladder, instance (SH, Hyperband)."""
     info = {"bracket": t.group[0], "rungs": [_plain(r) for r in t.rungs]}
     if len(t.group) > 1:

@@ -19,6 +19,7 @@ promoted only once it passes (``b + u < q``) and never when ``b >= q``: exactly 
 each rung go on, as in synchronous SH, while idle workers start the next instance instead of
 waiting.  :class:`Hyperband` is several of these brackets.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,19 +36,18 @@ class SuccessiveHalving(RungScheduler):
     def __init__(self, direction: str = "minimize", seed: int = 0, **options: Any) -> None:
         super().__init__(direction=direction, seed=seed, **options)
         self.s_max = max_halvings(self.min_budget, self.max_budget, self.eta)
-        self.bracket_types = self._bracket_types()          # [(s, n_s), ...] in round-robin order
+        self.bracket_types = self._bracket_types()  # [(s, n_s), ...] in round-robin order
         self.cycle = sum(n for _, n in self.bracket_types)  # trials in one round of instances
 
     def _bracket_types(self) -> list[tuple[int, int]]:
         n = self.opts["bracket_size"]
         if n is None:
-            n = int(math.ceil(self.eta ** self.s_max - 1e-9))
+            n = int(math.ceil(self.eta**self.s_max - 1e-9))
         elif isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ConfigError(f"scheduler {self.name!r}: 'bracket_size' must be an integer >= 1 or null, "
-                              f"got {n!r}")
+            raise ConfigError(f"scheduler {self.name!r}: 'bracket_size' must be an integer >= 1 or null, got {n!r}")
         return [(0, n)]
 
-    def _place(self, index: int) -> tuple[tuple, int]:
+    def _place(self, index: int) -> tuple[tuple[int, ...], int]:
         """Instances fill one after the other, bracket types taken round-robin:
         ``n_0`` configurations of bracket 0, then ``n_1`` of bracket 1, ..., then bracket 0 again."""
         rnd, pos = divmod(index, self.cycle)
@@ -71,5 +71,5 @@ class SuccessiveHalving(RungScheduler):
         n = dict(self.bracket_types)[s]
         members = self.members.get(t.group, [])
         cannot = sum(1 for root in members if self.can_never_reach(self.configs[root], k))
-        could_still = n - m - cannot        # includes members not created yet
+        could_still = n - m - cannot  # includes members not created yet
         return True if better + could_still < q else None

@@ -1,4 +1,5 @@
 """Search spaces: leaf parameters and conditional (hierarchical) spaces."""
+
 from .params import Categorical, Fixed, Float, Int, Param
 from .space import Choice, Dim, Space, param_from_spec
 

@@ -3,6 +3,7 @@
 Pure value objects.  Each maps a value to and from the unit interval [0, 1] (``encode`` /
 ``decode``), samples with an injected ``numpy.random.Generator`` and lists grid points.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,14 +37,14 @@ class Param:
         """Map u in [0, 1] back to a valid value (rounded to step / int / category)."""
         raise NotImplementedError
 
-    def grid(self, degree: Optional[int] = None) -> list:
+    def grid(self, degree: Optional[int] = None) -> list[Any]:
         """Grid points: ``degree`` points for numeric ranges (or every ``step``), all categories."""
         raise NotImplementedError
 
     def contains(self, value: Any) -> bool:
         raise NotImplementedError
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         raise NotImplementedError
 
 
@@ -73,7 +74,7 @@ class Float(Param):
                 raise ConfigError(f"{where}: step and log=true cannot be combined (step={self.step!r})")
 
     def _quantise(self, x: float) -> float:
-        if self.step is not None:   # rounded so that 0.1 * 9 prints as 0.9, not 0.8999999999999999
+        if self.step is not None:  # rounded so that 0.1 * 9 prints as 0.9, not 0.8999999999999999
             x = round(self.low + round((x - self.low) / self.step) * self.step, 12)
         return float(min(max(x, self.low), self.high))
 
@@ -97,7 +98,7 @@ class Float(Param):
             x = self.low + u * (self.high - self.low)
         return self._quantise(x)
 
-    def grid(self, degree: Optional[int] = None) -> list:
+    def grid(self, degree: Optional[int] = None) -> list[Any]:
         if self.step is not None and degree is None:
             n = int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
             return [self._quantise(self.low + i * self.step) for i in range(n)]
@@ -109,8 +110,8 @@ class Float(Param):
     def contains(self, value: Any) -> bool:
         return isinstance(value, (int, float)) and self.low <= value <= self.high
 
-    def to_dict(self) -> dict:
-        d: dict = {"type": "float", "low": self.low, "high": self.high}
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": "float", "low": self.low, "high": self.high}
         if self.log:
             d["log"] = True
         if self.step is not None:
@@ -132,8 +133,11 @@ class Int(Param):
         where = self.name or "Int"
         for key in ("low", "high", "step"):
             v = getattr(self, key)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) and not (
-                    isinstance(v, float) and v.is_integer()):
+            if (
+                isinstance(v, bool)
+                or not isinstance(v, (int, np.integer))
+                and not (isinstance(v, float) and v.is_integer())
+            ):
                 raise ConfigError(f"{where}: '{key}' must be an integer, got {v!r}")
             setattr(self, key, int(v))
         if self.low > self.high:
@@ -172,7 +176,7 @@ class Int(Param):
             x = self.low - 0.5 + u * (self.high - self.low + 1)
         return self._quantise(min(max(x, self.low), self.high))
 
-    def grid(self, degree: Optional[int] = None) -> list:
+    def grid(self, degree: Optional[int] = None) -> list[Any]:
         values = list(range(self.low, self.high + 1, self.step))
         if degree is None or degree >= len(values):
             return values
@@ -185,11 +189,14 @@ class Int(Param):
         return _unique([self._quantise(float(p)) for p in pts])
 
     def contains(self, value: Any) -> bool:
-        return isinstance(value, (int, np.integer)) and self.low <= value <= self.high \
+        return bool(
+            isinstance(value, (int, np.integer))
+            and self.low <= value <= self.high
             and (value - self.low) % self.step == 0
+        )
 
-    def to_dict(self) -> dict:
-        d: dict = {"type": "int", "low": self.low, "high": self.high}
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": "int", "low": self.low, "high": self.high}
         if self.log:
             d["log"] = True
         if self.step != 1:
@@ -231,7 +238,7 @@ class Categorical(Param):
         i = min(int(min(max(float(u), 0.0), 1.0) * len(self.choices)), len(self.choices) - 1)
         return self.choices[i]
 
-    def grid(self, degree: Optional[int] = None) -> list:
+    def grid(self, degree: Optional[int] = None) -> list[Any]:
         return list(self.choices)
 
     def contains(self, value: Any) -> bool:
@@ -241,7 +248,7 @@ class Categorical(Param):
         except ValueError:
             return False
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"type": "categorical", "choices": list(self.choices)}
 
 
@@ -261,18 +268,18 @@ class Fixed(Param):
     def decode(self, u: float) -> Any:
         return self.value
 
-    def grid(self, degree: Optional[int] = None) -> list:
+    def grid(self, degree: Optional[int] = None) -> list[Any]:
         return [self.value]
 
     def contains(self, value: Any) -> bool:
-        return value == self.value
+        return bool(value == self.value)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"type": "fixed", "value": self.value}
 
 
-def _unique(values: list) -> list:
-    out: list = []
+def _unique(values: list[Any]) -> list[Any]:
+    out: list[Any] = []
     for v in values:
         if not out or all(v != o for o in out):
             out.append(v)

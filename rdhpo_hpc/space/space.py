@@ -5,11 +5,12 @@ Names must be unique along any one path from the root; different branches may re
 (``mlp`` and ``cnn`` may both have ``dropout``).  Every dimension also has a unique ``key``
 (``model=cnn/dropout``) that optimizers use for encoding.
 """
+
 from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -23,19 +24,24 @@ class Choice(Categorical):
     ``Choice({"mlp": Space(width=Int(16, 256)), "svm": Space(C=Float(1e-2, 1e2, log=True)), "linear": None})``
     """
 
-    def __init__(self, branches: Union[Mapping[Any, Any], Sequence[Any]],
-                 conditional: Optional[Mapping[Any, Any]] = None, name: str = "") -> None:
+    def __init__(
+        self,
+        branches: Union[Mapping[Any, Any], Sequence[Any]],
+        conditional: Optional[Mapping[Any, Any]] = None,
+        name: str = "",
+    ) -> None:
         if isinstance(branches, Mapping):
             choices, conditional = list(branches.keys()), dict(branches)
         else:
             choices, conditional = list(branches), dict(conditional or {})
         super().__init__(choices=choices, name=name)
         where = name or "Choice"
-        self.branches: dict = {}
+        self.branches: dict[Any, Space] = {}
         for value, sub in conditional.items():
             if not any(value == c for c in self.choices):
-                raise ConfigError(f"{where}: sub-space given for unknown choice value {value!r}; "
-                                  f"choices are {self.choices!r}")
+                raise ConfigError(
+                    f"{where}: sub-space given for unknown choice value {value!r}; choices are {self.choices!r}"
+                )
             if sub is None:
                 continue
             if isinstance(sub, Mapping):
@@ -47,7 +53,7 @@ class Choice(Categorical):
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Choice) and self.to_dict() == other.to_dict()
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         d = super().to_dict()
         if self.branches:
             d["conditional"] = {v: s.to_dict() for v, s in self.branches.items()}
@@ -61,7 +67,7 @@ class Dim:
     key: str
     name: str
     param: Param
-    when: tuple = ()
+    when: tuple[tuple[str, Any], ...] = ()
 
 
 class Space:
@@ -81,12 +87,11 @@ class Space:
         self._flatten(self, prefix="", when=(), seen=frozenset())
 
     # -- construction --------------------------------------------------------------------------
-    def _flatten(self, space: "Space", prefix: str, when: tuple, seen: frozenset) -> None:
+    def _flatten(self, space: "Space", prefix: str, when: tuple[tuple[str, Any], ...], seen: frozenset[str]) -> None:
         for name, p in space.params.items():
             path = f"{prefix}{name}"
             if name in seen:
-                raise ConfigError(f"search space: parameter {name!r} is defined twice along the path "
-                                  f"'{path}'")
+                raise ConfigError(f"search space: parameter {name!r} is defined twice along the path '{path}'")
             self.dims.append(Dim(key=path, name=name, param=p, when=when))
         names = seen | set(space.params)
         for name, p in space.params.items():
@@ -100,7 +105,7 @@ class Space:
             raise ConfigError(f"'{where}' must be a non-empty mapping of parameter names to ranges, got {spec!r}")
         return cls({name: param_from_spec(f"{where}.{name}", s) for name, s in spec.items()})
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {name: p.to_dict() for name, p in self.params.items()}
 
     def __eq__(self, other: object) -> bool:
@@ -125,11 +130,11 @@ class Space:
                     chosen[d.key] = config[d.name]
         return out
 
-    def sample(self, rng: np.random.Generator) -> dict:
+    def sample(self, rng: np.random.Generator) -> dict[str, Any]:
         """Draw one config; only parameters of the chosen branches are present."""
         return self._walk(lambda d: d.param.sample(rng))
 
-    def decode(self, u: Sequence[float]) -> dict:
+    def decode(self, u: Union[Sequence[float], np.ndarray]) -> dict[str, Any]:
         """Map a point of the unit cube (one coordinate per dim, inactive ones ignored) to a config."""
         index = {d.key: i for i, d in enumerate(self.dims)}
         return self._walk(lambda d: d.param.decode(u[index[d.key]]))
@@ -137,11 +142,12 @@ class Space:
     def encode(self, config: Mapping[str, Any], inactive: float = 0.5) -> np.ndarray:
         """One coordinate per dim in [0, 1]; inactive dims get ``inactive``."""
         active = {d.key for d in self.active_dims(config)}
-        return np.array([d.param.encode(config[d.name]) if d.key in active else inactive
-                         for d in self.dims], dtype=float)
+        return np.array(
+            [d.param.encode(config[d.name]) if d.key in active else inactive for d in self.dims], dtype=float
+        )
 
-    def _walk(self, value_of: Any) -> dict:
-        config: dict = {}
+    def _walk(self, value_of: Callable[[Dim], Any]) -> dict[str, Any]:
+        config: dict[str, Any] = {}
         chosen: dict[str, Any] = {}
         for d in self.dims:
             if all(k in chosen and chosen[k] == v for k, v in d.when):
@@ -161,7 +167,7 @@ class Space:
         if extra:
             raise ConfigError(f"config has parameters that are not active in the space: {sorted(extra)}")
 
-    def grid(self, degree: Union[None, int, Mapping[str, int]] = None) -> Iterator[dict]:
+    def grid(self, degree: Union[None, int, Mapping[str, int]] = None) -> Iterator[dict[str, Any]]:
         """Every grid point; ``degree`` is points per numeric dim (or a dict name/key -> points).
 
         For conditional spaces the grid is the union over branches: inside each branch the same
@@ -169,7 +175,7 @@ class Space:
         """
         yield from self._grid(self, degree, "")
 
-    def _grid(self, space: "Space", degree: Any, prefix: str) -> Iterator[dict]:
+    def _grid(self, space: "Space", degree: Any, prefix: str) -> Iterator[dict[str, Any]]:
         axes = []
         for name, p in space.params.items():
             deg = degree
@@ -188,7 +194,7 @@ class Space:
             else:
                 axes.append([{name: v} for v in values])
         for combo in itertools.product(*axes):
-            out: dict = {}
+            out: dict[str, Any] = {}
             for part in combo:
                 out.update(part)
             yield out
@@ -197,7 +203,13 @@ class Space:
         return sum(1 for _ in self.grid(degree))
 
 
-_TYPES = {"float": Float, "int": Int, "categorical": Categorical, "fixed": Fixed, "choice": Choice}
+_TYPES: dict[str, Callable[..., Param]] = {
+    "float": Float,
+    "int": Int,
+    "categorical": Categorical,
+    "fixed": Fixed,
+    "choice": Choice,
+}
 
 
 def param_from_spec(where: str, spec: Any) -> Param:
@@ -220,11 +232,16 @@ def param_from_spec(where: str, spec: Any) -> Param:
     if kind not in _TYPES:
         raise ConfigError(f"{where}: 'type' must be one of {sorted(_TYPES)}, got {kind!r}")
     if "conditional" in spec and kind not in ("categorical", "choice"):
-        raise ConfigError(f"{where}: 'conditional' sub-spaces need a categorical parameter, "
-                          f"but this one has type {kind!r}")
-    allowed = {"float": {"low", "high", "log", "step"}, "int": {"low", "high", "log", "step"},
-               "categorical": {"choices", "conditional"}, "choice": {"choices", "conditional"},
-               "fixed": {"value"}}[kind]
+        raise ConfigError(
+            f"{where}: 'conditional' sub-spaces need a categorical parameter, but this one has type {kind!r}"
+        )
+    allowed = {
+        "float": {"low", "high", "log", "step"},
+        "int": {"low", "high", "log", "step"},
+        "categorical": {"choices", "conditional"},
+        "choice": {"choices", "conditional"},
+        "fixed": {"value"},
+    }[kind]
     unknown = set(spec) - allowed
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)} for type {kind!r}; allowed: {sorted(allowed)}")

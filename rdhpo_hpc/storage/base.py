@@ -10,6 +10,7 @@ signals), ``worker`` (a rank's host and device), ``end`` (the study finished or 
 
 Only the coordinator writes (single writer); appends happen on its event loop.
 """
+
 from __future__ import annotations
 
 from typing import Iterable

@@ -21,6 +21,7 @@ calls it after each loop turn; writing HDF5 row by row cost ~12 ms per trial) an
 the JSON-lines journal next to the file is the per-record crash-safe log, from which
 :func:`rebuild_from_records` can rewrite the file atomically (temp file + ``os.replace``).
 """
+
 from __future__ import annotations
 
 import json
@@ -37,26 +38,62 @@ SCHEMA_VERSION = 1
 
 _I, _F, _S, _J, _B = "int", "float", "str", "json", "bool"
 TABLES: dict[str, tuple[str, dict[str, str]]] = {
-    "attempt": ("trials", {"seq": _I, "trial_id": _I, "attempt": _I, "state": _S, "value": _F,
-                           "budget": _F, "rank": _I, "host": _S, "device": _S, "start_time": _F,
-                           "end_time": _F, "error": _S, "params": _J, "info": _J, "metrics": _J,
-                           "checkpoint_from": _I}),
-    "report": ("reports", {"seq": _I, "trial_id": _I, "attempt": _I, "step": _I, "value": _F,
-                           "metrics": _J, "time": _F, "decision": _S}),
+    "attempt": (
+        "trials",
+        {
+            "seq": _I,
+            "trial_id": _I,
+            "attempt": _I,
+            "state": _S,
+            "value": _F,
+            "budget": _F,
+            "rank": _I,
+            "host": _S,
+            "device": _S,
+            "start_time": _F,
+            "end_time": _F,
+            "error": _S,
+            "params": _J,
+            "info": _J,
+            "metrics": _J,
+            "checkpoint_from": _I,
+        },
+    ),
+    "report": (
+        "reports",
+        {"seq": _I, "trial_id": _I, "attempt": _I, "step": _I, "value": _F, "metrics": _J, "time": _F, "decision": _S},
+    ),
     "event": ("events", {"seq": _I, "time": _F, "kind": _S, "rank": _I, "detail": _S, "latency": _F}),
-    "worker": ("workers", {"seq": _I, "rank": _I, "host": _S, "pid": _I, "device": _S,
-                           "device_name": _S, "memory_bytes": _I, "time": _F}),
-    "dispatch": ("dispatches", {"seq": _I, "trial_id": _I, "attempt": _I, "rank": _I, "time": _F,
-                                "new": _B, "params": _J, "budget": _F, "checkpoint_from": _I,
-                                "info": _J}),
+    "worker": (
+        "workers",
+        {"seq": _I, "rank": _I, "host": _S, "pid": _I, "device": _S, "device_name": _S, "memory_bytes": _I, "time": _F},
+    ),
+    "dispatch": (
+        "dispatches",
+        {
+            "seq": _I,
+            "trial_id": _I,
+            "attempt": _I,
+            "rank": _I,
+            "time": _F,
+            "new": _B,
+            "params": _J,
+            "budget": _F,
+            "checkpoint_from": _I,
+            "info": _J,
+        },
+    ),
     "tell": ("tells", {"seq": _I, "trial_id": _I, "state": _S, "value": _F}),
-    "ask": ("asks", {"seq": _I, "trial_id": _I, "time": _F, "params": _J, "budget": _F,
-                     "checkpoint_from": _I, "info": _J}),
+    "ask": (
+        "asks",
+        {"seq": _I, "trial_id": _I, "time": _F, "params": _J, "budget": _F, "checkpoint_from": _I, "info": _J},
+    ),
 }
 
 
 def _h5():
     import h5py
+
     return h5py
 
 
@@ -64,7 +101,7 @@ def _str_dtype():
     return _h5().string_dtype(encoding="utf-8")
 
 
-_JSON = json.JSONEncoder(default=str).encode     # built once (json.dumps(default=) builds one per call)
+_JSON = json.JSONEncoder(default=str).encode  # built once (json.dumps(default=) builds one per call)
 
 
 def _cell(kind: str, v: Any) -> Any:
@@ -163,11 +200,11 @@ def read_records(path: str, file: Any = None) -> list[dict]:
         out: list[tuple[int, dict]] = []
         if "study" in f:
             attrs = {k: _attr(v) for k, v in f["study"].attrs.items()}
-            out.append((-2, {"k": "study", **{k: v for k, v in attrs.items()
-                                             if k not in ("end_status", "end_time")}}))
+            out.append((-2, {"k": "study", **{k: v for k, v in attrs.items() if k not in ("end_status", "end_time")}}))
             if "end_status" in attrs:
-                out.append((1 << 62, {"k": "end", "end_status": attrs["end_status"],
-                                      "end_time": attrs.get("end_time")}))
+                out.append(
+                    (1 << 62, {"k": "end", "end_status": attrs["end_status"], "end_time": attrs.get("end_time")})
+                )
         for kind, (group_name, cols) in TABLES.items():
             if group_name not in f:
                 continue

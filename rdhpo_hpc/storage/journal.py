@@ -4,6 +4,7 @@ Each record is written and flushed at once (survives a SIGKILL of the writer); `
 most every ``fsync_interval`` seconds and at close (survives a power loss up to that window).
 A torn last line (kill in mid-write) is skipped when reading.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,7 +27,7 @@ def heartbeat_path(results_path: str) -> str:
 
 
 def _default(obj: Any) -> Any:
-    if hasattr(obj, "item"):   # numpy scalars
+    if hasattr(obj, "item"):  # numpy scalars
         return obj.item()
     if hasattr(obj, "tolist"):
         return obj.tolist()
@@ -55,13 +56,13 @@ class JournalStore(Store):
     def __init__(self, path: str, fsync_interval: float = 1.0) -> None:
         self.path = path
         self.fsync_interval = fsync_interval
-        _drop_torn_tail(path)   # a writer killed mid-line: never glue the next record onto it
+        _drop_torn_tail(path)  # a writer killed mid-line: never glue the next record onto it
         self._fh = open(path, "a", encoding="utf-8")
         self._last_sync = time.monotonic()
         self._dirty = False
 
     def append(self, record: dict) -> None:
-        try:     # fast path: most records hold no NaN / inf (JSON has none)
+        try:  # fast path: most records hold no NaN / inf (JSON has none)
             line = _STRICT(record)
         except ValueError:
             line = _LENIENT(_clean(record))

@@ -6,6 +6,7 @@ sure that what sits there is its own: a file that is not an rdhpo results file o
 typo'd path onto someone's data, a directory — is refused with a :class:`ConfigError`, even with
 ``--overwrite`` (which only ever replaces rdhpo results).  No h5py import unless a file exists.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,18 +22,23 @@ def check_output_path(path: str) -> None:
     results file ``path`` and its journal: both are absent or rdhpo's own, and the directory they
     go in exists or can be created and is writable."""
     from .hdf5 import can_open, is_empty
+
     journal = journal_path(path)
     if path.endswith(("/", os.sep)) or os.path.isdir(path):
-        raise ConfigError(f"output {path!r} is a directory; the output must be a results file path "
-                          f"such as {os.path.join(path, 'study.h5')!r}")
+        raise ConfigError(
+            f"output {path!r} is a directory; the output must be a results file path "
+            f"such as {os.path.join(path, 'study.h5')!r}"
+        )
     _check_parent(path)
     if os.path.lexists(journal):
         if os.path.isdir(journal):
             raise ConfigError(f"journal {journal!r} (beside output {path!r}) is a directory; {_ADVICE}")
         if not is_journal(journal):
-            raise ConfigError(f"journal {journal!r} (beside output {path!r}) exists and is not an rdhpo "
-                              f"journal; it is left untouched (--overwrite only replaces rdhpo results): "
-                              f"{_ADVICE}")
+            raise ConfigError(
+                f"journal {journal!r} (beside output {path!r}) exists and is not an rdhpo "
+                f"journal; it is left untouched (--overwrite only replaces rdhpo results): "
+                f"{_ADVICE}"
+            )
     if os.path.lexists(path):
         if not os.path.isfile(path):
             raise ConfigError(f"output {path!r} exists and is not a regular file; {_ADVICE}")
@@ -41,14 +47,16 @@ def check_output_path(path: str) -> None:
         # (a study killed before its first write) loses nothing when replaced
         vouched = os.path.isfile(journal) and os.path.getsize(journal) > 0
         if not vouched and not can_open(path) and not is_empty(path):
-            raise ConfigError(f"output {path!r} exists and is not an rdhpo results file; it is left "
-                              f"untouched (--overwrite only replaces rdhpo results): {_ADVICE}")
+            raise ConfigError(
+                f"output {path!r} exists and is not an rdhpo results file; it is left "
+                f"untouched (--overwrite only replaces rdhpo results): {_ADVICE}"
+            )
 
 
 def _check_parent(path: str) -> None:
     parent = os.path.dirname(os.path.abspath(path))
     probe = parent
-    while not os.path.exists(probe):           # the nearest existing ancestor must be a directory
+    while not os.path.exists(probe):  # the nearest existing ancestor must be a directory
         up = os.path.dirname(probe)
         if up == probe:
             break

@@ -25,6 +25,7 @@ A config's ``model`` picks the family per trial, so one study can compare classi
 (a conditional space whose ``model`` choice owns each family's hyper-parameters).  Keys a family
 does not use (the shared lr / batch_size beside a ``model`` choice) are ignored by it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -47,8 +48,19 @@ METRICS = {"val_loss": "minimize", "val_accuracy": "maximize", "val_error": "min
 OPTIMIZERS = ("adam", "sgd", "adamw")
 AMP = ("none", "bf16", "fp16")
 BUDGET_KINDS = ("epochs", "data_fraction")
-SPEC_KEYS = ("model", "dataset", "metric", "epochs", "budget_kind", "device", "amp", "seed",
-             "num_threads", "params", "type")
+SPEC_KEYS = (
+    "model",
+    "dataset",
+    "metric",
+    "epochs",
+    "budget_kind",
+    "device",
+    "amp",
+    "seed",
+    "num_threads",
+    "params",
+    "type",
+)
 CKPT_NAME = "ckpt.pt"
 EVAL_CHUNK = 8192
 _threads_set = False
@@ -64,8 +76,7 @@ class BuiltinObjective:
         if unknown:
             raise ConfigError(f"objective: unknown key(s) {unknown}; allowed: {', '.join(SPEC_KEYS)}")
         if "dataset" not in spec:
-            raise ConfigError("objective: missing key 'dataset'; allowed: digits, mnist1d or a "
-                              ".npz/.h5/.hdf5 path")
+            raise ConfigError("objective: missing key 'dataset'; allowed: digits, mnist1d or a .npz/.h5/.hdf5 path")
         self.spec = dict(spec)
         self.model = get_choice(spec, "model", "mlp", MODELS)
         self.dataset = spec["dataset"]
@@ -75,7 +86,8 @@ class BuiltinObjective:
         self.budget_kind = get_choice(spec, "budget_kind", "epochs", BUDGET_KINDS)
         self.device = str(spec.get("device", "auto")).lower()
         if self.device not in ("auto", "cpu", "cuda") and not (
-                self.device.startswith("cuda:") and self.device[5:].isdigit()):
+            self.device.startswith("cuda:") and self.device[5:].isdigit()
+        ):
             raise ConfigError(f"device: got {spec.get('device')!r}; allowed: auto, cpu, cuda, cuda:N")
         self.amp = get_choice(spec, "amp", "none", AMP)
         self.seed = get_int(spec, "seed", 0, lo=0)
@@ -87,7 +99,7 @@ class BuiltinObjective:
 
     @property
     def direction(self) -> str:
-        """"minimize" or "maximize", following ``metric``."""
+        """ "minimize" or "maximize", following ``metric``."""
         return METRICS[self.metric]
 
     def check_data(self) -> None:
@@ -106,8 +118,9 @@ class BuiltinObjective:
             if d.name == "model":
                 for v in values:
                     if not isinstance(v, str) or v.lower() not in MODELS:
-                        raise ConfigError(f"space '{d.key}': model {v!r} is not a built-in family; "
-                                          f"allowed: {', '.join(MODELS)}")
+                        raise ConfigError(
+                            f"space '{d.key}': model {v!r} is not a built-in family; allowed: {', '.join(MODELS)}"
+                        )
                 continue
             fams = [str(v).lower() for k, v in d.when if k.rsplit("/", 1)[-1] == "model"]
             fam = fams[-1] if fams else (self.model if "model" not in self.params else None)
@@ -138,6 +151,7 @@ def make_builtin_objective(spec: Mapping[str, Any]) -> BuiltinObjective:
 
 # --------------------------------------------------------------------------- training
 
+
 def _train(obj: BuiltinObjective, config: Dict[str, Any], ctx: Any) -> float:
     import torch
     import torch.nn.functional as F
@@ -156,8 +170,7 @@ def _train(obj: BuiltinObjective, config: Dict[str, Any], ctx: Any) -> float:
         fraction = 1.0
     else:
         epochs = get_int(p, "epochs", obj.epochs)
-        fraction = 1.0 if budget is None else get_float({"budget": budget}, "budget", 1.0, 0.0, 1.0,
-                                                        lo_open=True)
+        fraction = 1.0 if budget is None else get_float({"budget": budget}, "budget", 1.0, 0.0, 1.0, lo_open=True)
     opt_name = get_choice(p, "optimizer", "adam", OPTIMIZERS)
     lr = get_float(p, "lr", 1e-2 if opt_name == "sgd" else 1e-3, 0.0, lo_open=True)
     wd = get_float(p, "weight_decay", 1e-2 if opt_name == "adamw" else 0.0)
@@ -167,6 +180,7 @@ def _train(obj: BuiltinObjective, config: Dict[str, Any], ctx: Any) -> float:
 
     torch.manual_seed(seed)
     model = build_model(p, ds).to(device)
+    opt: torch.optim.Optimizer
     if opt_name == "sgd":
         opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=wd)
     else:
@@ -203,9 +217,9 @@ def _train(obj: BuiltinObjective, config: Dict[str, Any], ctx: Any) -> float:
         correct = torch.zeros((), device=device, dtype=torch.long)
         with torch.inference_mode(), autocast():
             for i in range(0, int(x_va.shape[0]), EVAL_CHUNK):
-                out = model(x_va[i:i + EVAL_CHUNK]).float()
-                loss_sum += F.cross_entropy(out, y_va[i:i + EVAL_CHUNK], reduction="sum")
-                correct += (out.argmax(1) == y_va[i:i + EVAL_CHUNK]).sum()
+                out = model(x_va[i : i + EVAL_CHUNK]).float()
+                loss_sum += F.cross_entropy(out, y_va[i : i + EVAL_CHUNK], reduction="sum")
+                correct += (out.argmax(1) == y_va[i : i + EVAL_CHUNK]).sum()
         m = int(x_va.shape[0])
         return loss_sum.item() / m, correct.item() / m
 
@@ -217,7 +231,7 @@ def _train(obj: BuiltinObjective, config: Dict[str, Any], ctx: Any) -> float:
         total = torch.zeros((), device=device)
         perm = torch.randperm(n, device=device, generator=gen)
         for i in range(0, n, batch_size):
-            b = perm[i:i + batch_size]
+            b = perm[i : i + batch_size]
             with autocast():
                 loss = F.cross_entropy(model(x_tr[b]), y_tr[b])
             opt.zero_grad(set_to_none=True)
@@ -234,7 +248,8 @@ def _train(obj: BuiltinObjective, config: Dict[str, Any], ctx: Any) -> float:
         if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
             raise FloatingPointError(
                 f"trial {trial_id}: training diverged at epoch {epoch} (train_loss={train_loss}, "
-                f"val_loss={val_loss}) with optimizer={opt_name} lr={lr:g} batch_size={batch_size}")
+                f"val_loss={val_loss}) with optimizer={opt_name} lr={lr:g} batch_size={batch_size}"
+            )
         value = _metric(obj.metric, val_loss, val_acc)
         if ckpt_dir:
             _save_checkpoint(ckpt_dir, model, opt, gen, epoch, p, opt_name, trial_id)
@@ -243,16 +258,16 @@ def _train(obj: BuiltinObjective, config: Dict[str, Any], ctx: Any) -> float:
         val_loss, val_acc = evaluate()
         value = _metric(obj.metric, val_loss, val_acc)
         if not math.isfinite(val_loss):
-            raise FloatingPointError(f"trial {trial_id}: val_loss is {val_loss} for the checkpoint "
-                                     f"at epoch {start} from {ckpt_from!r}")
+            raise FloatingPointError(
+                f"trial {trial_id}: val_loss is {val_loss} for the checkpoint at epoch {start} from {ckpt_from!r}"
+            )
         if ckpt_dir and os.path.abspath(ckpt_dir) != os.path.abspath(ckpt_from or ""):
             _save_checkpoint(ckpt_dir, model, opt, gen, start, p, opt_name, trial_id)
         ctx.report(start, value, val_accuracy=val_acc, val_loss=val_loss)  # no training: no train_loss
     return float(value)
 
 
-def _train_sklearn(obj: BuiltinObjective, family: str, p: Dict[str, Any], config: Dict[str, Any],
-                   ctx: Any) -> float:
+def _train_sklearn(obj: BuiltinObjective, family: str, p: Dict[str, Any], config: Dict[str, Any], ctx: Any) -> float:
     """A scikit-learn family (families.py) on the same data, metrics and budget as the nets."""
     from .families import train_family
 
@@ -275,15 +290,26 @@ def _train_sklearn(obj: BuiltinObjective, family: str, p: Dict[str, Any], config
     def report(step: int, val_loss: float, val_acc: float) -> None:
         trial_id = getattr(ctx, "trial_id", None)
         if not math.isfinite(val_loss):
-            raise FloatingPointError(f"trial {trial_id}: model {family!r} gave val_loss={val_loss} "
-                                     f"at step {step}")
+            raise FloatingPointError(f"trial {trial_id}: model {family!r} gave val_loss={val_loss} at step {step}")
         last[0] = _metric(obj.metric, val_loss, val_acc)
         ctx.report(step, last[0], val_accuracy=val_acc, val_loss=val_loss)
 
-    train_family(family, p, x_tr, y_tr, ds.x_val, ds.y_val, ds.n_classes, units, report, seed,
-                 obj.num_threads, checkpoint_dir=getattr(ctx, "checkpoint_dir", None),
-                 checkpoint_from=getattr(ctx, "checkpoint_from", None),
-                 trial_id=getattr(ctx, "trial_id", None))
+    train_family(
+        family,
+        p,
+        x_tr,
+        y_tr,
+        ds.x_val,
+        ds.y_val,
+        ds.n_classes,
+        units,
+        report,
+        seed,
+        obj.num_threads,
+        checkpoint_dir=getattr(ctx, "checkpoint_dir", None),
+        checkpoint_from=getattr(ctx, "checkpoint_from", None),
+        trial_id=getattr(ctx, "trial_id", None),
+    )
     return float(last[0])
 
 
@@ -307,12 +333,14 @@ def _setup_threads(n: int) -> None:
     global _threads_set
     if not _threads_set and n > 0:
         import torch
+
         torch.set_num_threads(n)
     _threads_set = True
 
 
 def _resolve_device(spec_device: str, ctx: Any) -> str:
     from .device import pick_device
+
     ctx_dev = getattr(ctx, "device", None)
     if spec_device == "auto":
         return str(ctx_dev) if ctx_dev else pick_device(getattr(ctx, "rank", 0) or 0)
@@ -324,6 +352,7 @@ def _resolve_device(spec_device: str, ctx: Any) -> str:
 def _device_tensors(ds: Any, device: str) -> Tuple[Any, Any, Any, Any]:
     """The dataset as tensors on ``device``, copied once per process and device."""
     import torch
+
     t = ds.tensors.get(device)
     if t is None:
         t = tuple(torch.from_numpy(a).to(device) for a in (ds.x_train, ds.y_train, ds.x_val, ds.y_val))
@@ -333,6 +362,7 @@ def _device_tensors(ds: Any, device: str) -> Tuple[Any, Any, Any, Any]:
 
 def _subset_order(ds: Any, seed: int) -> Any:
     import numpy as np
+
     key = ("order", seed)
     if key not in ds.tensors:
         ds.tensors[key] = np.random.default_rng(seed).permutation(ds.n_train)
@@ -353,14 +383,23 @@ def _plain(v: Any) -> Any:
     return v if isinstance(v, (str, int, float, bool, type(None))) else str(v)
 
 
-def _save_checkpoint(ckpt_dir: str, model: Any, opt: Any, gen: Any, epoch: int,
-                     params: Mapping[str, Any], opt_name: str, trial_id: Any) -> None:
+def _save_checkpoint(
+    ckpt_dir: str, model: Any, opt: Any, gen: Any, epoch: int, params: Mapping[str, Any], opt_name: str, trial_id: Any
+) -> None:
     """Write ``<ckpt_dir>/ckpt.pt`` atomically (temp file + os.replace)."""
     import torch
+
     os.makedirs(ckpt_dir, exist_ok=True)
-    state = {"epoch": int(epoch), "model": model.state_dict(), "optimizer": opt.state_dict(),
-             "optimizer_name": opt_name, "params": _plain(dict(params)), "trial_id": _plain(trial_id),
-             "torch_rng": torch.get_rng_state(), "gen_rng": gen.get_state()}
+    state = {
+        "epoch": int(epoch),
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "optimizer_name": opt_name,
+        "params": _plain(dict(params)),
+        "trial_id": _plain(trial_id),
+        "torch_rng": torch.get_rng_state(),
+        "gen_rng": gen.get_state(),
+    }
     if gen.device.type == "cuda":
         state["cuda_rng"] = torch.cuda.get_rng_state(gen.device)
     path = os.path.join(ckpt_dir, CKPT_NAME)
@@ -369,22 +408,23 @@ def _save_checkpoint(ckpt_dir: str, model: Any, opt: Any, gen: Any, epoch: int,
     os.replace(tmp, path)
 
 
-def _load_checkpoint(path: str, model: Any, opt: Any, gen: Any, params: Mapping[str, Any],
-                     opt_name: str) -> int:
+def _load_checkpoint(path: str, model: Any, opt: Any, gen: Any, params: Mapping[str, Any], opt_name: str) -> int:
     """Load ``path`` into model / optimizer / RNGs; return its epoch (0 and a warning if absent)."""
     import torch
+
     if not os.path.isfile(path):
-        warnings.warn(f"checkpoint {path!r} not found; training from scratch", RuntimeWarning)
+        warnings.warn(f"checkpoint {path!r} not found; training from scratch", RuntimeWarning, stacklevel=1)
         return 0
     state = torch.load(path, map_location="cpu", weights_only=True)
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as e:
-        old = {k: state.get("params", {}).get(k) for k in ("model", "width", "depth", "channels",
-                                                           "kernel", "layers")}
-        raise RuntimeError(f"checkpoint {path!r} does not fit this trial's model: checkpoint "
-                           f"architecture {old}, this trial {{model: {params.get('model')!r}, ...}}: "
-                           f"{e}") from e
+        old = {k: state.get("params", {}).get(k) for k in ("model", "width", "depth", "channels", "kernel", "layers")}
+        raise RuntimeError(
+            f"checkpoint {path!r} does not fit this trial's model: checkpoint "
+            f"architecture {old}, this trial {{model: {params.get('model')!r}, ...}}: "
+            f"{e}"
+        ) from e
     if state.get("optimizer_name") == opt_name:
         opt.load_state_dict(state["optimizer"])
     torch.set_rng_state(state["torch_rng"])

@@ -3,6 +3,7 @@
 Called by :mod:`rdhpo_hpc.training.builtin` (inside the worker, per trial) and by rank 0 through
 :meth:`BuiltinObjective.check_data` to fail early on an unreadable dataset.  No torch import here.
 """
+
 from __future__ import annotations
 
 import os
@@ -67,8 +68,10 @@ def load_dataset(spec: str, seed: int = 0) -> Dataset:
 
 def _cache_key(spec: Any, seed: int) -> Tuple[Any, ...]:
     if not isinstance(spec, str) or not spec:
-        raise ConfigError(f"dataset: expected a name {list(BUILTIN_DATASETS)} or a path ending "
-                          f"{'/'.join(FILE_SUFFIXES)}, got {spec!r}")
+        raise ConfigError(
+            f"dataset: expected a name {list(BUILTIN_DATASETS)} or a path ending "
+            f"{'/'.join(FILE_SUFFIXES)}, got {spec!r}"
+        )
     if spec in BUILTIN_DATASETS:
         return (spec, int(seed))
     if spec.lower().endswith(FILE_SUFFIXES):
@@ -77,8 +80,10 @@ def _cache_key(spec: Any, seed: int) -> Tuple[Any, ...]:
             raise ConfigError(f"dataset: file {spec!r} does not exist (resolved to {path!r})")
         st = os.stat(path)
         return (path, int(seed), st.st_mtime_ns, st.st_size)
-    raise ConfigError(f"dataset: unknown dataset {spec!r}; allowed: {', '.join(BUILTIN_DATASETS)} "
-                      f"or a file path ending {', '.join(FILE_SUFFIXES)}")
+    raise ConfigError(
+        f"dataset: unknown dataset {spec!r}; allowed: {', '.join(BUILTIN_DATASETS)} "
+        f"or a file path ending {', '.join(FILE_SUFFIXES)}"
+    )
 
 
 ARRAY_FIELDS = ("x_train", "y_train", "x_val", "y_val")
@@ -90,16 +95,16 @@ def export_dataset(spec: str, seed: int = 0) -> Tuple[Dict[str, np.ndarray], Dic
     Used at start-up by the one rank per node that reads the data for the others
     (:meth:`rdhpo_hpc.comm.mpi.MPITransport.share_arrays`)."""
     ds = load_dataset(spec, seed)
-    meta = {"name": ds.name, "n_classes": ds.n_classes, "input_shape": ds.input_shape,
-            "image_shape": ds.image_shape}
+    meta = {"name": ds.name, "n_classes": ds.n_classes, "input_shape": ds.input_shape, "image_shape": ds.image_shape}
     return {f: getattr(ds, f) for f in ARRAY_FIELDS}, meta
 
 
 def adopt_dataset(spec: str, seed: int, arrays: Dict[str, np.ndarray], meta: Dict[str, Any]) -> Dataset:
     """Put arrays read by another rank (an MPI broadcast at start-up) into this process's cache,
     so that ``load_dataset(spec, seed)`` returns them without reading the file."""
-    ds = Dataset(x_train=arrays["x_train"], y_train=arrays["y_train"], x_val=arrays["x_val"],
-                 y_val=arrays["y_val"], **meta)
+    ds = Dataset(
+        x_train=arrays["x_train"], y_train=arrays["y_train"], x_val=arrays["x_val"], y_val=arrays["y_val"], **meta
+    )
     _CACHE[_cache_key(spec, seed)] = ds
     return ds
 
@@ -112,8 +117,10 @@ def check_dataset_spec(spec: Any) -> None:
         if not os.path.isfile(os.path.expanduser(spec)):
             raise ConfigError(f"dataset: file {spec!r} does not exist")
         return
-    raise ConfigError(f"dataset: unknown dataset {spec!r}; allowed: {', '.join(BUILTIN_DATASETS)} "
-                      f"or a file path ending {', '.join(FILE_SUFFIXES)}")
+    raise ConfigError(
+        f"dataset: unknown dataset {spec!r}; allowed: {', '.join(BUILTIN_DATASETS)} "
+        f"or a file path ending {', '.join(FILE_SUFFIXES)}"
+    )
 
 
 def _load_digits(seed: int) -> Dataset:
@@ -121,8 +128,7 @@ def _load_digits(seed: int) -> Dataset:
     from sklearn.model_selection import train_test_split
 
     d = load_digits()
-    x_tr, x_va, y_tr, y_va = train_test_split(d.data, d.target, test_size=0.2,
-                                              stratify=d.target, random_state=seed)
+    x_tr, x_va, y_tr, y_va = train_test_split(d.data, d.target, test_size=0.2, stratify=d.target, random_state=seed)
     mean, std = x_tr.mean(0), x_tr.std(0)
     std[std == 0] = 1.0
     return _make("digits", (x_tr - mean) / std, y_tr, (x_va - mean) / std, y_va, (1, 8, 8))
@@ -133,6 +139,7 @@ def _load_mnist1d() -> Dataset:
     py_state, np_state = random.getstate(), np.random.get_state()
     try:
         from mnist1d.data import get_dataset_args, make_dataset  # never get_dataset(): it downloads
+
         d = make_dataset(get_dataset_args())
     finally:
         random.setstate(py_state)
@@ -147,28 +154,32 @@ def _load_file(spec: str, path: str, seed: int) -> Dataset:
     elif "x" in arrays and "y" in arrays:
         x, y = arrays["x"], arrays["y"]
         if len(x) != len(y) or len(x) < 2:
-            raise ConfigError(f"dataset {spec!r}: 'x' has {len(x)} rows and 'y' {len(y)}; "
-                              "they must match and hold at least 2 samples")
+            raise ConfigError(
+                f"dataset {spec!r}: 'x' has {len(x)} rows and 'y' {len(y)}; they must match and hold at least 2 samples"
+            )
         perm = np.random.default_rng(seed).permutation(len(x))
         n_tr = min(len(x) - 1, max(1, int(round(0.8 * len(x)))))
         x_tr, y_tr, x_va, y_va = x[perm[:n_tr]], y[perm[:n_tr]], x[perm[n_tr:]], y[perm[n_tr:]]
     else:
-        raise ConfigError(f"dataset {spec!r}: missing arrays; need {EXPECTED_ARRAYS}, "
-                          f"found {sorted(arrays)}")
+        raise ConfigError(f"dataset {spec!r}: missing arrays; need {EXPECTED_ARRAYS}, found {sorted(arrays)}")
     for xn, yn, x, y in (("x_train", "y_train", x_tr, y_tr), ("x_val", "y_val", x_va, y_va)):
         if len(x) == 0:
             raise ConfigError(f"dataset {spec!r}: {xn} is empty")
         if len(x) != len(y):
             raise ConfigError(f"dataset {spec!r}: {xn} has {len(x)} rows but {yn} has {len(y)}")
         if x.ndim < 2 or x.ndim > 4:
-            raise ConfigError(f"dataset {spec!r}: {xn} has shape {x.shape}; allowed: (n, features), "
-                              "(n, channels, length) or (n, channels, height, width)")
+            raise ConfigError(
+                f"dataset {spec!r}: {xn} has shape {x.shape}; allowed: (n, features), "
+                "(n, channels, length) or (n, channels, height, width)"
+            )
         if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
-            raise ConfigError(f"dataset {spec!r}: {yn} must be 1-D integer class labels, "
-                              f"got shape {y.shape} dtype {y.dtype}")
+            raise ConfigError(
+                f"dataset {spec!r}: {yn} must be 1-D integer class labels, got shape {y.shape} dtype {y.dtype}"
+            )
     if x_tr.shape[1:] != x_va.shape[1:]:
-        raise ConfigError(f"dataset {spec!r}: x_train samples {x_tr.shape[1:]} and x_val samples "
-                          f"{x_va.shape[1:]} differ")
+        raise ConfigError(
+            f"dataset {spec!r}: x_train samples {x_tr.shape[1:]} and x_val samples {x_va.shape[1:]} differ"
+        )
     image_shape = (1, x_tr.shape[1]) if x_tr.ndim == 2 else tuple(int(s) for s in x_tr.shape[1:])
     return _make(os.path.basename(path), x_tr, y_tr, x_va, y_va, image_shape)
 
@@ -182,26 +193,35 @@ def _read_arrays(spec: str, path: str) -> Dict[str, np.ndarray]:
     try:
         if npz:
             import zipfile
+
             if not zipfile.is_zipfile(path):
-                raise ConfigError(f"dataset {spec!r}{where} is not a .npz archive (the zip file "
-                                  f"numpy.savez writes); expected one holding arrays {EXPECTED_ARRAYS}")
+                raise ConfigError(
+                    f"dataset {spec!r}{where} is not a .npz archive (the zip file "
+                    f"numpy.savez writes); expected one holding arrays {EXPECTED_ARRAYS}"
+                )
             with np.load(path, allow_pickle=False) as z:
                 return {k: np.asarray(z[k]) for k in z.files}
         import h5py
+
         if not h5py.is_hdf5(path):
-            raise ConfigError(f"dataset {spec!r}{where} is not an HDF5 file; expected one "
-                              f"holding arrays {EXPECTED_ARRAYS} as top-level datasets")
+            raise ConfigError(
+                f"dataset {spec!r}{where} is not an HDF5 file; expected one "
+                f"holding arrays {EXPECTED_ARRAYS} as top-level datasets"
+            )
         with h5py.File(path, "r") as f:
             return {k: np.asarray(f[k][()]) for k in f.keys() if isinstance(f[k], h5py.Dataset)}
     except ConfigError:
         raise
-    except Exception as e:  # corrupt / wrong format
-        raise ConfigError(f"dataset {spec!r}: cannot read file {path!r} ({type(e).__name__}: {e}); "
-                          f"expected a {'.npz archive' if npz else 'HDF5 file'} holding arrays {EXPECTED_ARRAYS}") from None
+    except Exception as e:  # noqa: BLE001 - corrupt / wrong format: reported as bad input
+        raise ConfigError(
+            f"dataset {spec!r}: cannot read file {path!r} ({type(e).__name__}: {e}); "
+            f"expected a {'.npz archive' if npz else 'HDF5 file'} holding arrays {EXPECTED_ARRAYS}"
+        ) from None
 
 
-def _make(name: str, x_tr: np.ndarray, y_tr: np.ndarray, x_va: np.ndarray, y_va: np.ndarray,
-          image_shape: Tuple[int, ...]) -> Dataset:
+def _make(
+    name: str, x_tr: np.ndarray, y_tr: np.ndarray, x_va: np.ndarray, y_va: np.ndarray, image_shape: Tuple[int, ...]
+) -> Dataset:
     x_tr = np.ascontiguousarray(x_tr, dtype=np.float32).reshape(len(x_tr), -1)
     x_va = np.ascontiguousarray(x_va, dtype=np.float32).reshape(len(x_va), -1)
     y_tr, y_va = np.asarray(y_tr, dtype=np.int64), np.asarray(y_va, dtype=np.int64)
@@ -209,8 +229,16 @@ def _make(name: str, x_tr: np.ndarray, y_tr: np.ndarray, x_va: np.ndarray, y_va:
     if lo < 0:
         raise ConfigError(f"dataset {name!r}: labels must be >= 0, found {lo}")
     n_classes = int(max(y_tr.max(), y_va.max())) + 1
-    return Dataset(name=name, x_train=x_tr, y_train=y_tr, x_val=x_va, y_val=y_va, n_classes=n_classes,
-                   input_shape=(int(x_tr.shape[1]),), image_shape=tuple(int(s) for s in image_shape))
+    return Dataset(
+        name=name,
+        x_train=x_tr,
+        y_train=y_tr,
+        x_val=x_va,
+        y_val=y_va,
+        n_classes=n_classes,
+        input_shape=(int(x_tr.shape[1]),),
+        image_shape=tuple(int(s) for s in image_shape),
+    )
 
 
 def clear_cache() -> None:

@@ -4,6 +4,7 @@
 node; ``describe_device`` by the worker when it registers (stored under ``/workers``).
 torch is imported only when CUDA has to be asked about.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,6 +21,7 @@ _warned_no_cuda = False
 
 def _cuda_count() -> int:
     import torch  # lazy: a CPU-only rank never needs it here
+
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
@@ -41,9 +43,13 @@ def pick_device(rank_local_index: int, prefer: str = "auto") -> str:
     if n == 0:
         if p != "auto" and not _warned_no_cuda:
             _warned_no_cuda = True
-            warnings.warn(f"device {prefer!r} requested but no CUDA device is visible "
-                          f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}); "
-                          "using cpu", RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"device {prefer!r} requested but no CUDA device is visible "
+                f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}); "
+                "using cpu",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         return "cpu"
     if m:
         return f"cuda:{int(m.group(1)) % n}"
@@ -54,6 +60,7 @@ def describe_device(device: str) -> Dict[str, Any]:
     """``{"device", "name", "memory_bytes"}`` for ``device`` (GPU model and memory, or CPU and RAM)."""
     if str(device).startswith("cuda"):
         import torch
+
         props = torch.cuda.get_device_properties(torch.device(device))
         return {"device": str(device), "name": props.name, "memory_bytes": int(props.total_memory)}
     return {"device": str(device), "name": _cpu_name(), "memory_bytes": _ram_bytes()}
@@ -67,7 +74,7 @@ def _cpu_name() -> str:
                     return f"{line.split(':', 1)[1].strip()} x{os.cpu_count()}"
     except OSError:
         pass
-    return f"{platform.machine()} x{os.cpu_count()}"   # platform.processor() forks uname: slow
+    return f"{platform.machine()} x{os.cpu_count()}"  # platform.processor() forks uname: slow
 
 
 def _ram_bytes() -> int:
@@ -81,6 +88,7 @@ def free_memory() -> None:
     """Release cached accelerator memory; called by the worker after each attempt (after an OOM)."""
     import gc
     import sys
+
     gc.collect()
     torch = sys.modules.get("torch")  # never import torch just to free nothing
     if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():

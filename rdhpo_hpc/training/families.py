@@ -51,6 +51,7 @@ estimator to ``<dir>/sk_model.pkl`` at the last step (and at the step where a sc
 them) and continue growing from it when resumed with a larger budget.  The single-fidelity
 families refit (they have nothing to resume).
 """
+
 from __future__ import annotations
 
 import math
@@ -70,7 +71,7 @@ SVM_KERNELS = ("rbf", "linear", "poly", "sigmoid")
 PENALTIES = ("l2", "none")
 MAX_FEATURES = ("sqrt", "log2", "all")
 CKPT_NAME = "sk_model.pkl"
-N_REPORTS = 10          # tree families report at about this many evenly spaced steps
+N_REPORTS = 10  # tree families report at about this many evenly spaced steps
 EPS = 1e-15
 
 # The hyper-parameters each family reads (besides "model").  Other keys in a config (the shared
@@ -78,13 +79,20 @@ EPS = 1e-15
 FAMILY_PARAMS: Dict[str, Tuple[str, ...]] = {
     "svm": ("C", "gamma", "kernel", "degree"),
     "random_forest": ("n_estimators", "max_depth", "min_samples_leaf", "max_features"),
-    "gradient_boosting": ("learning_rate", "max_iter", "max_depth", "max_leaf_nodes",
-                          "min_samples_leaf", "l2_regularization"),
+    "gradient_boosting": (
+        "learning_rate",
+        "max_iter",
+        "max_depth",
+        "max_leaf_nodes",
+        "min_samples_leaf",
+        "l2_regularization",
+    ),
     "logistic_regression": ("C", "penalty", "max_iter"),
 }
 
 
 # --------------------------------------------------------------------------- hyper-parameters
+
 
 def _opt_depth(p: Mapping[str, Any], key: str = "max_depth") -> Optional[int]:
     """``None``, 0 or "none" = unlimited; otherwise an int >= 1."""
@@ -123,27 +131,39 @@ def family_settings(family: str, p: Mapping[str, Any]) -> Dict[str, Any]:
     Cheap (no scikit-learn import); raises ConfigError quoting the key and value.
     """
     if family == "svm":
-        return {"C": get_float(p, "C", 1.0, 0.0, lo_open=True), "gamma": _gamma(p),
-                "kernel": get_choice(p, "kernel", "rbf", SVM_KERNELS),
-                "degree": get_int(p, "degree", 3)}
+        return {
+            "C": get_float(p, "C", 1.0, 0.0, lo_open=True),
+            "gamma": _gamma(p),
+            "kernel": get_choice(p, "kernel", "rbf", SVM_KERNELS),
+            "degree": get_int(p, "degree", 3),
+        }
     if family == "random_forest":
-        return {"n_estimators": get_int(p, "n_estimators", 100), "max_depth": _opt_depth(p),
-                "min_samples_leaf": get_int(p, "min_samples_leaf", 1),
-                "max_features": _max_features(p)}
+        return {
+            "n_estimators": get_int(p, "n_estimators", 100),
+            "max_depth": _opt_depth(p),
+            "min_samples_leaf": get_int(p, "min_samples_leaf", 1),
+            "max_features": _max_features(p),
+        }
     if family == "gradient_boosting":
-        return {"learning_rate": get_float(p, "learning_rate", 0.1, 0.0, lo_open=True),
-                "max_iter": get_int(p, "max_iter", 100), "max_depth": _opt_depth(p),
-                "max_leaf_nodes": get_int(p, "max_leaf_nodes", 31, lo=2),
-                "min_samples_leaf": get_int(p, "min_samples_leaf", 20),
-                "l2_regularization": get_float(p, "l2_regularization", 0.0)}
+        return {
+            "learning_rate": get_float(p, "learning_rate", 0.1, 0.0, lo_open=True),
+            "max_iter": get_int(p, "max_iter", 100),
+            "max_depth": _opt_depth(p),
+            "max_leaf_nodes": get_int(p, "max_leaf_nodes", 31, lo=2),
+            "min_samples_leaf": get_int(p, "min_samples_leaf", 20),
+            "l2_regularization": get_float(p, "l2_regularization", 0.0),
+        }
     if family == "logistic_regression":
-        return {"C": get_float(p, "C", 1.0, 0.0, lo_open=True),
-                "penalty": get_choice(p, "penalty", "l2", PENALTIES),
-                "max_iter": get_int(p, "max_iter", 200)}
+        return {
+            "C": get_float(p, "C", 1.0, 0.0, lo_open=True),
+            "penalty": get_choice(p, "penalty", "l2", PENALTIES),
+            "max_iter": get_int(p, "max_iter", 200),
+        }
     raise ConfigError(f"model: got {family!r}; allowed: {', '.join(SKLEARN_FAMILIES)}")
 
 
 # --------------------------------------------------------------------------- metrics
+
 
 def _full_proba(proba: np.ndarray, classes: np.ndarray, n_classes: int) -> np.ndarray:
     """Columns of ``proba`` (one per fitted class) placed at their label index; rows renormalised."""
@@ -168,9 +188,11 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 def _fit_temperature(scores: np.ndarray, y_cols: np.ndarray) -> float:
     """Scale ``s`` minimising the log loss of softmax(scores * s) (golden-section on log s)."""
+
     def loss(log_s: float) -> float:
         p = _softmax(scores * math.exp(log_s))
         return float(-np.log(np.clip(p[np.arange(len(y_cols)), y_cols], EPS, 1.0)).mean())
+
     lo, hi = math.log(1e-3), math.log(1e3)
     g = (math.sqrt(5) - 1) / 2
     a, b = hi - g * (hi - lo), lo + g * (hi - lo)
@@ -189,11 +211,23 @@ def _fit_temperature(scores: np.ndarray, y_cols: np.ndarray) -> float:
 
 # --------------------------------------------------------------------------- training
 
-def train_family(family: str, p: Mapping[str, Any], x_tr: np.ndarray, y_tr: np.ndarray,
-                 x_va: np.ndarray, y_va: np.ndarray, n_classes: int, budget_units: Optional[int],
-                 report: Callable[[int, float, float], None], seed: int, num_threads: int,
-                 checkpoint_dir: Optional[str] = None, checkpoint_from: Optional[str] = None,
-                 trial_id: Any = None) -> Tuple[float, float]:
+
+def train_family(
+    family: str,
+    p: Mapping[str, Any],
+    x_tr: np.ndarray,
+    y_tr: np.ndarray,
+    x_va: np.ndarray,
+    y_va: np.ndarray,
+    n_classes: int,
+    budget_units: Optional[int],
+    report: Callable[[int, float, float], None],
+    seed: int,
+    num_threads: int,
+    checkpoint_dir: Optional[str] = None,
+    checkpoint_from: Optional[str] = None,
+    trial_id: Any = None,
+) -> Tuple[float, float]:
     """Fit ``family`` and call ``report(step, val_loss, val_accuracy)``; return the last (loss, acc).
 
     ``budget_units``: trees / boosting iterations for the tree families (None: their
@@ -201,21 +235,36 @@ def train_family(family: str, p: Mapping[str, Any], x_tr: np.ndarray, y_tr: np.n
     """
     settings = family_settings(family, p)
     if len(np.unique(y_tr)) < 2:
-        raise ConfigError(f"model {family!r}: the training data holds a single class; "
-                          "a classifier needs at least two")
+        raise ConfigError(f"model {family!r}: the training data holds a single class; a classifier needs at least two")
     from threadpoolctl import threadpool_limits
+
     limit = num_threads if num_threads > 0 else None
-    seed = int(seed) % (2 ** 31)
+    seed = int(seed) % (2**31)
     with threadpool_limits(limits=limit), warnings.catch_warnings():
         warnings.simplefilter("ignore", category=UserWarning)
         try:
             from sklearn.exceptions import ConvergenceWarning
+
             warnings.simplefilter("ignore", category=ConvergenceWarning)
         except ImportError:  # pragma: no cover
             pass
         if family in MULTI_FIDELITY:
-            return _train_trees(family, settings, x_tr, y_tr, x_va, y_va, n_classes, budget_units,
-                                report, seed, num_threads, checkpoint_dir, checkpoint_from, trial_id)
+            return _train_trees(
+                family,
+                settings,
+                x_tr,
+                y_tr,
+                x_va,
+                y_va,
+                n_classes,
+                budget_units,
+                report,
+                seed,
+                num_threads,
+                checkpoint_dir,
+                checkpoint_from,
+                trial_id,
+            )
         if family == "svm":
             proba = _svm_proba(settings, x_tr, y_tr, x_va, n_classes, seed)
         else:
@@ -225,13 +274,20 @@ def train_family(family: str, p: Mapping[str, Any], x_tr: np.ndarray, y_tr: np.n
     return val_loss, val_acc
 
 
-def _svm_proba(s: Mapping[str, Any], x_tr: np.ndarray, y_tr: np.ndarray, x_va: np.ndarray,
-               n_classes: int, seed: int) -> np.ndarray:
+def _svm_proba(
+    s: Mapping[str, Any], x_tr: np.ndarray, y_tr: np.ndarray, x_va: np.ndarray, n_classes: int, seed: int
+) -> np.ndarray:
     from sklearn.svm import SVC
 
     def make() -> Any:
-        return SVC(C=s["C"], gamma=s["gamma"], kernel=s["kernel"], degree=s["degree"],
-                   decision_function_shape="ovr", random_state=seed)  # probability=False (default)
+        return SVC(
+            C=s["C"],
+            gamma=s["gamma"],
+            kernel=s["kernel"],
+            degree=s["degree"],
+            decision_function_shape="ovr",
+            random_state=seed,
+        )  # probability=False (default)
 
     def scores(model: Any, x: np.ndarray) -> np.ndarray:
         d = model.decision_function(x)
@@ -255,9 +311,11 @@ def _svm_proba(s: Mapping[str, Any], x_tr: np.ndarray, y_tr: np.ndarray, x_va: n
     return _full_proba(_softmax(scores(model, x_va) * temperature), model.classes_, n_classes)
 
 
-def _logreg_proba(s: Mapping[str, Any], x_tr: np.ndarray, y_tr: np.ndarray, x_va: np.ndarray,
-                  n_classes: int, seed: int) -> np.ndarray:
+def _logreg_proba(
+    s: Mapping[str, Any], x_tr: np.ndarray, y_tr: np.ndarray, x_va: np.ndarray, n_classes: int, seed: int
+) -> np.ndarray:
     from sklearn.linear_model import LogisticRegression
+
     # penalty "none" = C -> infinity (works across scikit-learn versions; 'penalty' is
     # deprecated from 1.8 on).  l2 is the default penalty.
     c = math.inf if s["penalty"] == "none" else s["C"]
@@ -274,27 +332,55 @@ def report_steps(start: int, total: int) -> list:
     return steps + [total] if total > start else [total]
 
 
-def _train_trees(family: str, s: Mapping[str, Any], x_tr: np.ndarray, y_tr: np.ndarray,
-                 x_va: np.ndarray, y_va: np.ndarray, n_classes: int, budget_units: Optional[int],
-                 report: Callable[[int, float, float], None], seed: int, num_threads: int,
-                 ckpt_dir: Optional[str], ckpt_from: Optional[str], trial_id: Any) -> Tuple[float, float]:
-    total = budget_units if budget_units is not None else (
-        s["n_estimators"] if family == "random_forest" else s["max_iter"])
+def _train_trees(
+    family: str,
+    s: Mapping[str, Any],
+    x_tr: np.ndarray,
+    y_tr: np.ndarray,
+    x_va: np.ndarray,
+    y_va: np.ndarray,
+    n_classes: int,
+    budget_units: Optional[int],
+    report: Callable[[int, float, float], None],
+    seed: int,
+    num_threads: int,
+    ckpt_dir: Optional[str],
+    ckpt_from: Optional[str],
+    trial_id: Any,
+) -> Tuple[float, float]:
+    total = (
+        budget_units
+        if budget_units is not None
+        else (s["n_estimators"] if family == "random_forest" else s["max_iter"])
+    )
     model = _load_checkpoint(ckpt_from, family) if ckpt_from else None
     if model is None:
         if family == "random_forest":
             from sklearn.ensemble import RandomForestClassifier
+
             model = RandomForestClassifier(
-                n_estimators=0, warm_start=True, max_depth=s["max_depth"],
-                min_samples_leaf=s["min_samples_leaf"], max_features=s["max_features"],
-                n_jobs=max(1, num_threads), random_state=seed)
+                n_estimators=0,
+                warm_start=True,
+                max_depth=s["max_depth"],
+                min_samples_leaf=s["min_samples_leaf"],
+                max_features=s["max_features"],
+                n_jobs=max(1, num_threads),
+                random_state=seed,
+            )
         else:
             from sklearn.ensemble import HistGradientBoostingClassifier
+
             model = HistGradientBoostingClassifier(
-                learning_rate=s["learning_rate"], max_iter=1, max_depth=s["max_depth"],
-                max_leaf_nodes=s["max_leaf_nodes"], min_samples_leaf=s["min_samples_leaf"],
-                l2_regularization=s["l2_regularization"], early_stopping=False, warm_start=True,
-                random_state=seed)
+                learning_rate=s["learning_rate"],
+                max_iter=1,
+                max_depth=s["max_depth"],
+                max_leaf_nodes=s["max_leaf_nodes"],
+                min_samples_leaf=s["min_samples_leaf"],
+                l2_regularization=s["l2_regularization"],
+                early_stopping=False,
+                warm_start=True,
+                random_state=seed,
+            )
     else:  # resumed: the new config's (non-structural) hyper-parameters win where they can
         if family == "gradient_boosting":
             model.set_params(learning_rate=s["learning_rate"], l2_regularization=s["l2_regularization"])
@@ -345,8 +431,11 @@ def _save_checkpoint(ckpt_dir: str, model: Any, family: str, step: int, trial_id
     path = os.path.join(ckpt_dir, CKPT_NAME)
     tmp = f"{path}.tmp.{os.getpid()}"
     with open(tmp, "wb") as fh:
-        pickle.dump({"family": family, "step": int(step), "trial_id": trial_id, "model": model}, fh,
-                    protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.dump(
+            {"family": family, "step": int(step), "trial_id": trial_id, "model": model},
+            fh,
+            protocol=pickle.HIGHEST_PROTOCOL,
+        )
     os.replace(tmp, path)
 
 
@@ -356,15 +445,23 @@ def _load_checkpoint(ckpt_from: str, family: str) -> Any:
     ``checkpoint_from`` at untrusted files (pickle)."""
     path = os.path.join(ckpt_from, CKPT_NAME)
     if not os.path.isfile(path):
-        warnings.warn(f"checkpoint {path!r} not found; training from scratch", RuntimeWarning)
+        warnings.warn(f"checkpoint {path!r} not found; training from scratch", RuntimeWarning, stacklevel=1)
         return None
     with open(path, "rb") as fh:
-        state = pickle.load(fh)  # noqa: S301 - our own checkpoint file
+        state = pickle.load(fh)
     if state.get("family") != family:
-        raise RuntimeError(f"checkpoint {path!r} holds a {state.get('family')!r} model; this trial's "
-                           f"model is {family!r}")
+        raise RuntimeError(
+            f"checkpoint {path!r} holds a {state.get('family')!r} model; this trial's model is {family!r}"
+        )
     return state["model"]
 
 
-__all__ = ["SKLEARN_FAMILIES", "MULTI_FIDELITY", "FAMILY_PARAMS", "family_settings", "train_family",
-           "proba_metrics", "report_steps"]
+__all__ = [
+    "SKLEARN_FAMILIES",
+    "MULTI_FIDELITY",
+    "FAMILY_PARAMS",
+    "family_settings",
+    "train_family",
+    "proba_metrics",
+    "report_steps",
+]

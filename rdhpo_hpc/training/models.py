@@ -7,6 +7,7 @@ faster on CPU) or "max" = max-pool 2, often a few points more accurate), then dr
 classifier.  1-D convolutions for ``(C, L)`` signals (mnist1d, 2-D files), 2-D for ``(C, H, W)``
 images (digits, 4-D files).
 """
+
 from __future__ import annotations
 
 import math
@@ -46,8 +47,9 @@ def build_model(params: Mapping[str, Any], dataset: Any) -> nn.Module:
 
     shape = tuple(int(s) for s in dataset.image_shape)
     if len(shape) not in (2, 3):
-        raise ConfigError(f"model: 'cnn' needs samples shaped (C, L) or (C, H, W); dataset "
-                          f"{dataset.name!r} has {shape}")
+        raise ConfigError(
+            f"model: 'cnn' needs samples shaped (C, L) or (C, H, W); dataset {dataset.name!r} has {shape}"
+        )
     dims = len(shape) - 1
     channels = get_int(params, "channels", 32)
     kernel = get_int(params, "kernel", 5 if dims == 1 else 3)

@@ -2,6 +2,7 @@
 
 Used by models.py and builtin.py (no torch import here).
 """
+
 from __future__ import annotations
 
 import math
@@ -10,8 +11,7 @@ from typing import Any, Mapping, Optional, Sequence
 from ..errors import ConfigError
 
 
-def get_int(cfg: Mapping[str, Any], key: str, default: int, lo: int = 1,
-            hi: Optional[int] = None) -> int:
+def get_int(cfg: Mapping[str, Any], key: str, default: int, lo: int = 1, hi: Optional[int] = None) -> int:
     """``cfg[key]`` as an int in ``[lo, hi]`` (floats that are whole numbers, e.g. 64.0, accepted)."""
     v = cfg.get(key, default)
     try:
@@ -25,8 +25,15 @@ def get_int(cfg: Mapping[str, Any], key: str, default: int, lo: int = 1,
     return int(f)
 
 
-def get_float(cfg: Mapping[str, Any], key: str, default: float, lo: float = 0.0,
-              hi: float = math.inf, lo_open: bool = False, hi_open: bool = False) -> float:
+def get_float(
+    cfg: Mapping[str, Any],
+    key: str,
+    default: float,
+    lo: float = 0.0,
+    hi: float = math.inf,
+    lo_open: bool = False,
+    hi_open: bool = False,
+) -> float:
     """``cfg[key]`` as a finite float in the interval (bounds inclusive unless ``*_open``)."""
     v = cfg.get(key, default)
     try:

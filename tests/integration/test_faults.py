@@ -1,4 +1,5 @@
 """The whole loop over the in-process transport with fault injection (kill, stop, cut, hang)."""
+
 from __future__ import annotations
 
 import collections
@@ -19,9 +20,14 @@ FT = {"t_fail": 1.0, "gossip_interval": 0.1, "end_grace": 2.0}
 
 
 def cfg_of(max_trials=10, fn="sleepy", faults=(), output=None, **ft):
-    d = {"space": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
-         "objective": {"function": f"{OBJ}:{fn}"}, "budget": {"max_trials": max_trials},
-         "fault_tolerance": {**FT, **ft}, "faults": list(faults), "progress_interval": 60}
+    d = {
+        "space": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
+        "objective": {"function": f"{OBJ}:{fn}"},
+        "budget": {"max_trials": max_trials},
+        "fault_tolerance": {**FT, **ft},
+        "faults": list(faults),
+        "progress_interval": 60,
+    }
     if output:
         d["output"] = str(output)
     return C.from_dict(d)
@@ -68,9 +74,13 @@ def test_cut_link_to_coordinator_is_routed_around_and_the_worker_keeps_working()
     ev = check_once(out.result, 16)
     assert not ev["rank-dead"] and not ev["rank-unreachable"]
     t0 = out.result.study["start_time"]
-    late = [a for a in out.result.attempts if a["rank"] == 3 and a["state"] == "COMPLETE"
-            and a["start_time"] > t0 + 0.3 + FT["t_fail"]]
+    late = [
+        a
+        for a in out.result.attempts
+        if a["rank"] == 3 and a["state"] == "COMPLETE" and a["start_time"] > t0 + 0.3 + FT["t_fail"]
+    ]
     assert late, "rank 3 got no work through the relay after its link to rank 0 was cut"
+    assert [e for e in ev["route"] if e["rank"] == 3 and e["detail"].startswith("through rank")], ev["route"]
 
 
 def test_cut_link_between_workers_changes_nothing():
@@ -96,7 +106,7 @@ def test_retry_cap_turns_repeated_loss_into_failed():
     lost = [a for a in res.attempts if a["state"] == "LOST"]
     if len(lost) >= 2:
         assert t.state == "FAILED" and "max_retries" in t.error
-    else:   # scheduling put the retry on rank 3: still exactly one counted result
+    else:  # scheduling put the retry on rank 3: still exactly one counted result
         assert t.state == "COMPLETE"
 
 
@@ -104,6 +114,7 @@ def test_dead_coordinator_makes_workers_exit_without_takeover(tmp_path):
     hub = Hub(3, ulfm=False)
     from rdhpo_hpc.launch import settings_of, work
     from rdhpo_hpc.node import Node
+
     cfg = cfg_of(4)
     nodes = [Node(hub.transport(r), settings_of(cfg)).start() for r in range(3)]
     hub.kill(0)
@@ -127,12 +138,12 @@ def test_journal_resume_after_interrupt_loses_nothing(tmp_path):
     cfg2 = cfg_of(8, output=path)
     second = run_inprocess(cfg2, workers=2, resume=True, out=io.StringIO())
     check_once(second.result, 8)
-    for tid, v in done_first.items():   # acknowledged results kept as they were
+    for tid, v in done_first.items():  # acknowledged results kept as they were
         assert next(t for t in second.result.trials if t.trial_id == tid).value == v
 
 
 def test_busy_python_objective_longer_than_t_fail_gives_no_false_verdict(monkeypatch):
-    monkeypatch.setenv("RDHPO_TEST_BUSY_S", "2.5")          # > t_fail = 1.0, holds the GIL
+    monkeypatch.setenv("RDHPO_TEST_BUSY_S", "2.5")  # > t_fail = 1.0, holds the GIL
     out = run_inprocess(cfg_of(4, fn="busy"), workers=2, out=io.StringIO())
     ev = check_once(out.result, 4)
     assert not ev["rank-dead"] and not ev["rank-unreachable"]

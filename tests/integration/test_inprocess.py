@@ -1,4 +1,5 @@
 """The whole loop over the in-process transport: coordinator thread + 4 worker threads."""
+
 from __future__ import annotations
 
 import math
@@ -8,8 +9,6 @@ import h5py
 import pytest
 
 import rdhpo_hpc as rd
-from rdhpo_hpc.config import StudyConfig
-from rdhpo_hpc.launch import run_inprocess
 
 SPACE = rd.Space(x=rd.Float(0.0, 1.0), k=rd.Int(1, 4), act=rd.Categorical(["relu", "tanh"]))
 QUIET = dict(progress_interval=1000)
@@ -41,7 +40,7 @@ def test_four_workers_failures_recorded_study_goes_on(tmp_path):
     res = rd.optimize(obj, SPACE, max_trials=30, seed=11, output=out, workers=4, **QUIET)
     assert res is not None and res.finished
     ids = [t.trial_id for t in res.trials]
-    assert ids == list(range(30))                       # every trial present once
+    assert ids == list(range(30))  # every trial present once
     by_state = {s: [t for t in res.trials if t.state == s] for s in ("COMPLETE", "FAILED")}
     assert len(by_state["COMPLETE"]) + len(by_state["FAILED"]) == 30
     raised = [t for t in res.trials if t.params["x"] > 0.85]
@@ -97,14 +96,18 @@ def test_grid_study_stops_when_grid_exhausted(tmp_path):
     space = rd.Space(a=rd.Categorical([1, 2, 3]), b=rd.Categorical(["u", "v"]))
     res = rd.optimize(lambda c, ctx: c["a"], space, optimizer="grid", max_trials=100, workers=3, **QUIET)
     assert len(res.trials) == 6 and res.finished
-    assert sorted((t.params["a"], t.params["b"]) for t in res.trials) == \
-        sorted((a, b) for a in (1, 2, 3) for b in ("u", "v"))
+    assert sorted((t.params["a"], t.params["b"]) for t in res.trials) == sorted(
+        (a, b) for a in (1, 2, 3) for b in ("u", "v")
+    )
 
 
 @pytest.mark.timeout(60)
 def test_conditional_space_end_to_end(tmp_path):
-    space = rd.Space(model=rd.Choice({"mlp": rd.Space(width=rd.Int(8, 64)),
-                                      "svm": rd.Space(C=rd.Float(0.1, 10, log=True)), "linear": None}))
+    space = rd.Space(
+        model=rd.Choice(
+            {"mlp": rd.Space(width=rd.Int(8, 64)), "svm": rd.Space(C=rd.Float(0.1, 10, log=True)), "linear": None}
+        )
+    )
     got = []
 
     def obj(c, ctx):
@@ -114,7 +117,7 @@ def test_conditional_space_end_to_end(tmp_path):
     res = rd.optimize(obj, space, max_trials=20, seed=4, workers=2, **QUIET)
     assert len(res.trials) == 20 and all(t.state == "COMPLETE" for t in res.trials)
     for c in got:
-        space.validate(c)                   # the objective saw only active parameters
+        space.validate(c)  # the objective saw only active parameters
 
 
 @pytest.mark.timeout(60)

@@ -1,4 +1,5 @@
 """bayes and evolution through the whole loop (in-process transport, worker threads)."""
+
 from __future__ import annotations
 
 import math
@@ -21,11 +22,10 @@ SPACE = rd.Space(lr=rd.Float(1e-4, 1e-0, log=True), w=rd.Int(8, 128, step=8), c=
 
 @pytest.mark.timeout(120)
 def test_bayes_async_workers_with_failures():
-    res = rd.optimize(bowl, SPACE, optimizer="bayes", max_trials=24, seed=0, workers=3,
-                      acq="ei", n_initial=8, **KW)
+    res = rd.optimize(bowl, SPACE, optimizer="bayes", max_trials=24, seed=0, workers=3, acq="ei", n_initial=8, **KW)
     assert len(res.trials) == 24
     params = [tuple(sorted(t.params.items())) for t in res.trials]
-    assert len(set(params)) == 24                                   # no repeats with 3 async workers
+    assert len(set(params)) == 24  # no repeats with 3 async workers
     failed = [t for t in res.trials if t.state == "FAILED"]
     assert all(t.params["c"] == "boom" for t in failed)
     model_based = [t for t in res.trials if t.trial_id >= 8]
@@ -36,16 +36,20 @@ def test_bayes_async_workers_with_failures():
 
 @pytest.mark.timeout(120)
 def test_evolution_conditional_space():
-    space = rd.Space(lr=rd.Float(1e-4, 1.0, log=True),
-                     model=rd.Choice({"mlp": rd.Space(width=rd.Int(16, 256, log=True)),
-                                      "svm": rd.Space(C=rd.Float(0.01, 100.0, log=True))}))
+    space = rd.Space(
+        lr=rd.Float(1e-4, 1.0, log=True),
+        model=rd.Choice(
+            {"mlp": rd.Space(width=rd.Int(16, 256, log=True)), "svm": rd.Space(C=rd.Float(0.01, 100.0, log=True))}
+        ),
+    )
 
     def obj(config, ctx):
         extra = abs(math.log2(config["width"]) - 6) if config["model"] == "mlp" else 1.0
         return (math.log10(config["lr"]) + 2.0) ** 2 + extra
 
-    res = rd.optimize(obj, space, optimizer="evolution", max_trials=40, seed=1, workers=3,
-                      population_size=10, sample_size=3, **KW)
+    res = rd.optimize(
+        obj, space, optimizer="evolution", max_trials=40, seed=1, workers=3, population_size=10, sample_size=3, **KW
+    )
     assert len(res.completed) == 40
     for t in res.trials:
         space.validate(t.params)

@@ -1,6 +1,7 @@
 """Pipelined dispatch of very short trials (in-process transport): a worker is handed its next
 attempts before the current one ends, every trial still counts exactly once, and a worker that
 dies with queued attempts loses them to a re-run, not to the void."""
+
 from __future__ import annotations
 
 import collections
@@ -65,5 +66,6 @@ def test_worker_killed_with_queued_attempts_loses_none(tmp_path):
     assert dead["rank"] == 2
     lost = [a for a in out.result.attempts if a["state"] == "LOST" and a["rank"] == 2]
     assert lost and len(ev["requeue"]) == len(lost)
-    assert all(a["rank"] != 2 for a in out.result.attempts if a["state"] == "COMPLETE"
-               and a["start_time"] > dead["time"])
+    assert all(
+        a["rank"] != 2 for a in out.result.attempts if a["state"] == "COMPLETE" and a["start_time"] > dead["time"]
+    )

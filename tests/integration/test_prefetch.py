@@ -1,5 +1,6 @@
 """Slow optimizers ask ahead while every worker is busy (coordinator prefetch), and a resumed
 study replays those early asks in order."""
+
 from __future__ import annotations
 
 import collections
@@ -26,8 +27,17 @@ def _journal(path):
 
 def test_bayes_asks_ahead_and_every_trial_runs_once(tmp_path):
     out = str(tmp_path / "bayes.h5")
-    res = rd.optimize(slow, SPACE, optimizer="bayes", n_initial=4, max_trials=16, workers=3, seed=1,
-                      output=out, progress_interval=1000)
+    res = rd.optimize(
+        slow,
+        SPACE,
+        optimizer="bayes",
+        n_initial=4,
+        max_trials=16,
+        workers=3,
+        seed=1,
+        output=out,
+        progress_interval=1000,
+    )
     assert [t.trial_id for t in res.trials] == list(range(16))
     assert all(t.state == "COMPLETE" for t in res.trials)
     recs = _journal(out)
@@ -49,18 +59,29 @@ def test_random_does_not_prefetch(tmp_path):
 
 def test_resume_replays_asks_and_runs_prefetched_trials(tmp_path):
     out = str(tmp_path / "resume.h5")
-    rd.optimize(slow, SPACE, optimizer="bayes", n_initial=4, max_trials=8, workers=3, seed=2,
-                output=out, progress_interval=1000)
+    rd.optimize(
+        slow, SPACE, optimizer="bayes", n_initial=4, max_trials=8, workers=3, seed=2, output=out, progress_interval=1000
+    )
     # cut the log right after an 'ask' whose trial was never dispatched: a crash at that moment
     recs = _journal(out)
     cut = next(i for i, r in enumerate(recs) if r["k"] == "ask") + 1
     with open(f"{out}.journal", "w") as fh:
         fh.writelines(json.dumps(r) + "\n" for r in recs[:cut])
-    res = rd.optimize(slow, SPACE, optimizer="bayes", n_initial=4, max_trials=10, workers=3, seed=2,
-                      output=out, resume=True, progress_interval=1000)
+    res = rd.optimize(
+        slow,
+        SPACE,
+        optimizer="bayes",
+        n_initial=4,
+        max_trials=10,
+        workers=3,
+        seed=2,
+        output=out,
+        resume=True,
+        progress_interval=1000,
+    )
     assert [t.trial_id for t in res.trials] == list(range(10))
     assert all(t.state == "COMPLETE" for t in res.trials)
     kept = {r["trial_id"]: r["params"] for r in recs[:cut] if r["k"] in ("ask", "dispatch")}
-    for t in res.trials:     # trials logged before the crash keep their params after the resume
+    for t in res.trials:  # trials logged before the crash keep their params after the resume
         if t.trial_id in kept:
             assert t.params == kept[t.trial_id]

@@ -1,4 +1,5 @@
 """Resume: a study continues from its log; a damaged HDF5 view is rebuilt from the journal."""
+
 from __future__ import annotations
 
 import os
@@ -28,7 +29,7 @@ def test_resume_extends_study_and_keeps_first_trials(tmp_path):
     assert len(r10.trials) == 10
     r20 = rd.optimize(obj, SPACE, max_trials=20, output=out, resume=True, **KW)
     assert [t.trial_id for t in r20.trials] == list(range(20))
-    assert snapshot(r20)[:10] == snapshot(r10)                       # first 10 unchanged
+    assert snapshot(r20)[:10] == snapshot(r10)  # first 10 unchanged
     assert r20.finished
     # the optimizer state was replayed: the same 20 configs as an uninterrupted study
     fresh = rd.optimize(obj, SPACE, max_trials=20, output=str(tmp_path / "f.h5"), **KW)
@@ -57,7 +58,7 @@ def test_damaged_hdf5_with_journal_is_loadable_and_resumable(tmp_path, damage):
     r12 = rd.optimize(obj, SPACE, max_trials=12, output=out, resume=True, **KW)
     assert [t.trial_id for t in r12.trials] == list(range(12))
     assert snapshot(r12)[:8] == snapshot(r8)
-    with h5py.File(out, "r") as f:                     # the HDF5 view is whole again
+    with h5py.File(out, "r") as f:  # the HDF5 view is whole again
         assert sorted(f["trials"]["trial_id"][:].tolist()) == list(range(12))
 
 
@@ -75,6 +76,7 @@ def test_resume_refuses_a_different_space(tmp_path):
 def test_resume_after_crash_reruns_interrupted_trials(tmp_path):
     """A journal cut after some dispatches (coordinator killed): resume re-runs what was running."""
     from rdhpo_hpc.storage.journal import read_journal
+
     out = str(tmp_path / "r.h5")
     rd.optimize(obj, SPACE, max_trials=10, output=out, **KW)
     recs = read_journal(out + ".journal")
@@ -83,9 +85,10 @@ def test_resume_after_crash_reruns_interrupted_trials(tmp_path):
     cut = recs[: tells[5] + 1]
     with open(out + ".journal", "w") as fh:
         import json
+
         for r in cut:
             fh.write(json.dumps(r) + "\n")
-        fh.write('{"k":"dispatch","trial_id":')       # torn last line
+        fh.write('{"k":"dispatch","trial_id":')  # torn last line
     os.remove(out)
     partial = rd.load_results(out)
     assert not partial.finished and len([t for t in partial.trials if t.state != "LOST"]) == 6

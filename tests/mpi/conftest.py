@@ -4,6 +4,7 @@
 
 Every rank runs every test; rank 0 is the coordinator.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 @pytest.fixture
 def comm():
     from mpi4py import MPI
+
     return MPI.COMM_WORLD
 
 

@@ -1,4 +1,5 @@
 """rd.optimize under mpirun: rank 0 coordinates and returns the result, ranks 1..N-1 work."""
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,9 @@ def objective(config, ctx):
 def test_optimize_returns_on_rank0_only_and_all_workers_work(comm, shared_tmp):
     rank, size = comm.Get_rank(), comm.Get_size()
     out = os.path.join(shared_tmp, "mpi.h5")
-    res = rd.optimize(objective, SPACE, max_trials=18, seed=3, output=out, progress_interval=1000,
-                      gossip_interval=0.2, t_fail=5.0)
+    res = rd.optimize(
+        objective, SPACE, max_trials=18, seed=3, output=out, progress_interval=1000, gossip_interval=0.2, t_fail=5.0
+    )
     # gather what every rank got (a collective on COMM_WORLD after the study: no failures here)
     got = comm.gather(res is None, root=0)
     if rank != 0:
@@ -40,7 +42,7 @@ def test_optimize_returns_on_rank0_only_and_all_workers_work(comm, shared_tmp):
         else:
             assert t.state == "COMPLETE" and t.value == pytest.approx((t.params["x"] - 0.5) ** 2)
     util = res.utilisation()
-    assert set(util) == set(range(1, size)), util          # every worker rank got work
+    assert set(util) == set(range(1, size)), util  # every worker rank got work
     assert sum(u["attempts"] for u in util.values()) == 18
     assert len(res.reports) == 36
     loaded = rd.load_results(out)
@@ -54,4 +56,4 @@ def test_bad_argument_fails_on_every_rank(comm):
         rd.optimize(objective, SPACE, max_trials=5, optimizer="no_such_optimizer")
     if comm.Get_rank() == 0:
         assert "no_such_optimizer" in str(err.value)
-    comm.Barrier()       # nobody hangs: every rank got here
+    comm.Barrier()  # nobody hangs: every rank got here

@@ -1,4 +1,5 @@
 """The data set is read once per node and handed to the node's other ranks (issue 5.4)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,11 +18,15 @@ def test_one_rank_reads_the_others_map_shared_memory(comm, monkeypatch):
     real = datasets.export_dataset
     monkeypatch.setattr(datasets, "export_dataset", lambda *a: calls.append(a) or real(*a))
     datasets.clear_cache()
-    cfg = from_dict({"objective": {"builtin": {"model": "mlp", "dataset": "digits"}},
-                     "space": {"lr": {"type": "float", "low": 1e-3, "high": 1e-2}}})
+    cfg = from_dict(
+        {
+            "objective": {"builtin": {"model": "mlp", "dataset": "digits"}},
+            "space": {"lr": {"type": "float", "low": 1e-3, "high": 1e-2}},
+        }
+    )
     transport = MPITransport()
     assert share_dataset(cfg, transport) is True
-    ds = datasets.load_dataset("digits", 0)          # served from the shared copy, no new read
+    ds = datasets.load_dataset("digits", 0)  # served from the shared copy, no new read
     readers = comm.allgather(len(calls))
     assert sum(readers) == 1, f"expected one read on this node, got {readers}"
     # every rank sees the same bytes

@@ -7,6 +7,7 @@ Fixtures:
   (``run_mpi(args, n, timeout, env=None, cwd=None)``); the test is skipped with a clear reason
   only when no ``mpirun`` exists.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,8 +17,8 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from mpi_helpers import MPI_ENV, REPO, describe, kill_group, mpi_env, mpirun_path, run_cli  # noqa: E402,F401
-from mpi_helpers import run_mpi as _run_mpi  # noqa: E402
+from mpi_helpers import MPI_ENV, REPO, describe, kill_group, mpi_env, mpirun_path, run_cli  # noqa: F401
+from mpi_helpers import run_mpi as _run_mpi
 
 run_mpi_function = _run_mpi
 

@@ -16,6 +16,7 @@ RDHPO_SKIP_CLUSTER=1...), or fails with RDHPO_REQUIRE_CLUSTER=1.  Give cluster t
 ``@pytest.mark.timeout(vcluster.setup_allowance() + N)``: the first test of a session may install
 and start everything.
 """
+
 from __future__ import annotations
 
 import os

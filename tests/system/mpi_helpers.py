@@ -11,6 +11,7 @@ kills the whole process group (mpirun, prted and every rank) before raising
 ``subprocess.TimeoutExpired``.  ``args`` are the arguments of the Python interpreter (``-m ...`` or
 a script); pass ``python=False`` to give a complete command instead.
 """
+
 from __future__ import annotations
 
 import os
@@ -45,8 +46,11 @@ def mpirun_path() -> Optional[str]:
 def mpi_env(env: Optional[Mapping[str, str]] = None) -> dict:
     """The current environment plus :data:`MPI_ENV` plus ``env``; MPI rank variables of an outer
     mpirun (when the test itself runs under one) are removed so the child is a fresh job."""
-    out = {k: v for k, v in os.environ.items()
-           if not k.startswith(("OMPI_COMM_WORLD", "PMIX_", "PMI_", "OMPI_MCA_orte", "PRTE_MCA_ess"))}
+    out = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OMPI_COMM_WORLD", "PMIX_", "PMI_", "OMPI_MCA_orte", "PRTE_MCA_ess"))
+    }
     out.update(MPI_ENV)
     out["PYTHONUNBUFFERED"] = "1"
     out.setdefault("PYTHONPATH", "")
@@ -56,9 +60,15 @@ def mpi_env(env: Optional[Mapping[str, str]] = None) -> dict:
     return out
 
 
-def run_mpi(args: Sequence[str], n: int, timeout: float, env: Optional[Mapping[str, str]] = None,
-            cwd: Union[str, os.PathLike, None] = None, python: bool = True,
-            mpirun_args: Sequence[str] = ("--with-ft", "ulfm")) -> subprocess.CompletedProcess:
+def run_mpi(
+    args: Sequence[str],
+    n: int,
+    timeout: float,
+    env: Optional[Mapping[str, str]] = None,
+    cwd: Union[str, os.PathLike, None] = None,
+    python: bool = True,
+    mpirun_args: Sequence[str] = ("--with-ft", "ulfm"),
+) -> subprocess.CompletedProcess:
     """Run ``mpirun <mpirun_args> -n n [sys.executable] *args``; output captured as text.
 
     On timeout the whole process group is SIGKILLed and ``subprocess.TimeoutExpired`` is raised
@@ -69,8 +79,15 @@ def run_mpi(args: Sequence[str], n: int, timeout: float, env: Optional[Mapping[s
         pytest.skip("mpirun not found (install the 'local' extra: Open MPI from the package index)")
     cmd = [mpirun, *mpirun_args, "-n", str(n)] + ([sys.executable] if python else []) + list(args)
     t0 = time.monotonic()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         env=mpi_env(env), cwd=cwd, start_new_session=True)
+    p = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=mpi_env(env),
+        cwd=cwd,
+        start_new_session=True,
+    )
     try:
         out, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -97,15 +114,22 @@ def kill_group(p: subprocess.Popen) -> None:
         pass
 
 
-def run_cli(args: Sequence[str], timeout: float, cwd: Union[str, os.PathLike, None] = None,
-            env: Optional[Mapping[str, str]] = None) -> subprocess.CompletedProcess:
+def run_cli(
+    args: Sequence[str],
+    timeout: float,
+    cwd: Union[str, os.PathLike, None] = None,
+    env: Optional[Mapping[str, str]] = None,
+) -> subprocess.CompletedProcess:
     """``python -m rdhpo_hpc ARGS`` without mpirun (e.g. ``show``), with a timeout."""
     e = mpi_env(env)
-    return subprocess.run([sys.executable, "-m", "rdhpo_hpc", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd, env=e)
+    return subprocess.run(
+        [sys.executable, "-m", "rdhpo_hpc", *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=e
+    )
 
 
 def describe(proc: subprocess.CompletedProcess) -> str:
     """rc, stdout and stderr tails, for assertion messages."""
-    return (f"rc={proc.returncode}\n--- stdout (tail) ---\n{(proc.stdout or '')[-3000:]}\n"
-            f"--- stderr (tail) ---\n{(proc.stderr or '')[-3000:]}")
+    return (
+        f"rc={proc.returncode}\n--- stdout (tail) ---\n{(proc.stdout or '')[-3000:]}\n"
+        f"--- stderr (tail) ---\n{(proc.stderr or '')[-3000:]}"
+    )

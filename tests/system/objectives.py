@@ -1,4 +1,5 @@
 """Cheap objectives for the reliability tests (no torch): sleep-based, report every 0.2 s."""
+
 from __future__ import annotations
 
 import os

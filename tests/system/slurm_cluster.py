@@ -27,6 +27,7 @@ Measured facts (signals, requeue, mpirun) are at the top of setup_slurm.sh.
 Every subprocess here has a timeout.  Environment knobs: RDHPO_SKIP_SLURM=1 skips the SLURM tests;
 RDHPO_REQUIRE_SLURM=1 makes ``require_slurm`` fail instead of skip (for CI that must run them).
 """
+
 from __future__ import annotations
 
 import os
@@ -46,18 +47,38 @@ RDHPO_SBATCH = REPO_ROOT / "slurm" / "rdhpo.sbatch"
 RDHPO_SBATCH_MULTINODE = REPO_ROOT / "slurm" / "rdhpo-multinode.sbatch"
 JOBCOMP_LOG = Path("/var/log/slurm/jobcomp.log")
 
-SETUP_TIMEOUT_S = 600.0   # the script bounds each apt step; a fresh install took 60-70 s
+SETUP_TIMEOUT_S = 600.0  # the script bounds each apt step; a fresh install took 60-70 s
 CMD_TIMEOUT_S = 30.0
 
-TERMINAL_STATES = frozenset({
-    "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "OUT_OF_MEMORY",
-    "BOOT_FAIL", "DEADLINE", "SPECIAL_EXIT", "REVOKED",
-})
+TERMINAL_STATES = frozenset(
+    {
+        "COMPLETED",
+        "FAILED",
+        "CANCELLED",
+        "TIMEOUT",
+        "NODE_FAIL",
+        "PREEMPTED",
+        "OUT_OF_MEMORY",
+        "BOOT_FAIL",
+        "DEADLINE",
+        "SPECIAL_EXIT",
+        "REVOKED",
+    }
+)
 # PENDING reasons that never resolve on the one-node test cluster
-HOPELESS_REASONS = frozenset({
-    "PartitionConfig", "BadConstraints", "PartitionNodeLimit", "PartitionTimeLimit",
-    "InvalidAccount", "InvalidQOS", "JobHeldAdmin", "JobHeldUser", "DependencyNeverSatisfied",
-})
+HOPELESS_REASONS = frozenset(
+    {
+        "PartitionConfig",
+        "BadConstraints",
+        "PartitionNodeLimit",
+        "PartitionTimeLimit",
+        "InvalidAccount",
+        "InvalidQOS",
+        "JobHeldAdmin",
+        "JobHeldUser",
+        "DependencyNeverSatisfied",
+    }
+)
 
 _SETUP_EXIT_REASONS = {
     2: "SLURM test cluster needs root",
@@ -66,7 +87,7 @@ _SETUP_EXIT_REASONS = {
     5: "SLURM test cluster: slurmctld/slurmd would not start or the node stayed down",
 }
 
-_setup_result: Optional[List[Optional[str]]] = None   # [reason] once tried in this process
+_setup_result: Optional[List[Optional[str]]] = None  # [reason] once tried in this process
 _submit_times: Dict[str, float] = {}
 
 
@@ -105,23 +126,34 @@ class JobStatus(str):
         return str(self)
 
 
-def _run(cmd: Sequence[str], timeout: float = CMD_TIMEOUT_S, env: Optional[Mapping[str, str]] = None,
-         cwd: Union[str, Path, None] = None, check: bool = True) -> subprocess.CompletedProcess:
+def _run(
+    cmd: Sequence[str],
+    timeout: float = CMD_TIMEOUT_S,
+    env: Optional[Mapping[str, str]] = None,
+    cwd: Union[str, Path, None] = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess:
     try:
-        proc = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout,
-                              env=None if env is None else dict(env), cwd=None if cwd is None else str(cwd),
-                              stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            list(cmd),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=None if env is None else dict(env),
+            cwd=None if cwd is None else str(cwd),
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired as exc:
         raise SlurmError(f"{' '.join(map(str, cmd))} timed out after {timeout:g} s") from exc
     except FileNotFoundError as exc:
         raise SlurmError(f"{cmd[0]} not found: is SLURM installed? ({exc})") from exc
     if check and proc.returncode != 0:
-        raise SlurmError(f"{' '.join(map(str, cmd))} exited {proc.returncode}: "
-                         f"{(proc.stderr or proc.stdout).strip()}")
+        raise SlurmError(f"{' '.join(map(str, cmd))} exited {proc.returncode}: {(proc.stderr or proc.stdout).strip()}")
     return proc
 
 
 # ------------------------------------------------------------------------------------ the cluster
+
 
 def ensure_slurm(timeout: float = SETUP_TIMEOUT_S) -> Optional[str]:
     """Start the one-node cluster if needed. None when it is up, else a reason to skip.
@@ -137,7 +169,9 @@ def ensure_slurm(timeout: float = SETUP_TIMEOUT_S) -> Optional[str]:
         reason = "SLURM tests disabled by RDHPO_SKIP_SLURM=1"
     elif not hasattr(os, "geteuid") or os.geteuid() != 0:
         have = shutil.which("sbatch") is not None and _cluster_answers()
-        reason = None if have else "SLURM test cluster needs root to install and start (not root, and no cluster answers)"
+        reason = (
+            None if have else "SLURM test cluster needs root to install and start (not root, and no cluster answers)"
+        )
     elif shutil.which("bash") is None:
         reason = "SLURM test cluster needs bash"
     else:
@@ -166,8 +200,14 @@ def _cluster_answers() -> bool:
 
 def _run_setup(timeout: float) -> Optional[str]:
     # own session, so that on timeout apt-get & co. die with the script (and free the dpkg lock)
-    proc = subprocess.Popen(["bash", str(SETUP_SCRIPT)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, stdin=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        ["bash", str(SETUP_SCRIPT)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -198,9 +238,14 @@ def require_slurm() -> None:
 
 # ------------------------------------------------------------------------------------ jobs
 
-def submit(script_args: Sequence[Union[str, Path]], env: Optional[Mapping[str, str]] = None,
-           extra_sbatch_args: Iterable[str] = (), cwd: Union[str, Path, None] = None,
-           overcommit: bool = True) -> str:
+
+def submit(
+    script_args: Sequence[Union[str, Path]],
+    env: Optional[Mapping[str, str]] = None,
+    extra_sbatch_args: Iterable[str] = (),
+    cwd: Union[str, Path, None] = None,
+    overcommit: bool = True,
+) -> str:
     """``sbatch`` a batch script; returns the job id (a string).
 
     script_args: the script path and its arguments.  env: variables ADDED to this process's
@@ -256,7 +301,7 @@ def _jobcomp_record(job_id: str) -> Optional[Dict[str, str]]:
     if found is None:
         return None
     since = _submit_times.get(str(job_id))
-    if since is not None and "SubmitTime" in found:   # job ids can repeat after a cleared restart
+    if since is not None and "SubmitTime" in found:  # job ids can repeat after a cleared restart
         try:
             submitted = time.mktime(time.strptime(found["SubmitTime"], "%Y-%m-%dT%H:%M:%S"))
             if submitted < since - 5:
@@ -293,13 +338,18 @@ def wait_job(job_id: str, timeout: float, poll: float = 0.5, hopeless_after: flo
             if state == "PENDING" and reason in HOPELESS_REASONS:
                 hopeless_since = hopeless_since or time.monotonic()
                 if time.monotonic() - hopeless_since > hopeless_after:
-                    raise SlurmError(f"job {job_id} cannot start: PENDING, Reason={reason} "
-                                     f"(more tasks than CPUs without --overcommit?)")
+                    raise SlurmError(
+                        f"job {job_id} cannot start: PENDING, Reason={reason} "
+                        f"(more tasks than CPUs without --overcommit?)"
+                    )
             else:
                 hopeless_since = None
         if time.monotonic() >= deadline:
-            seen = "unknown to scontrol" if last is None else \
-                f"{last.get('JobState')} (Reason={last.get('Reason')}, Restarts={last.get('Restarts')})"
+            seen = (
+                "unknown to scontrol"
+                if last is None
+                else f"{last.get('JobState')} (Reason={last.get('Reason')}, Restarts={last.get('Restarts')})"
+            )
             raise TimeoutError(f"job {job_id} not finished after {timeout:g} s; last state {seen}")
         time.sleep(poll)
 
@@ -314,8 +364,10 @@ def wait_state(job_id: str, states: Iterable[str], timeout: float, poll: float =
         if info is not None and info.get("JobState") in wanted:
             return info
         if time.monotonic() >= deadline:
-            raise TimeoutError(f"job {job_id} not in {sorted(wanted)} after {timeout:g} s; "
-                               f"last {None if info is None else info.get('JobState')}")
+            raise TimeoutError(
+                f"job {job_id} not in {sorted(wanted)} after {timeout:g} s; "
+                f"last {None if info is None else info.get('JobState')}"
+            )
         time.sleep(poll)
 
 

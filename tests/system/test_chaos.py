@@ -1,6 +1,7 @@
 """Randomized chaos: for each fixed seed, a random victim rank (rank 0 included: takeover), a
 random moment and a random failure (SIGKILL = crash, SIGSTOP = hang), from outside the job.
 The study must still finish with every trial COMPLETE exactly once, in bounded time."""
+
 from __future__ import annotations
 
 import os
@@ -12,11 +13,11 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_reliability import T_FAIL, Job, _rank0_pid, check, results, write_config  # noqa: E402
+from test_reliability import T_FAIL, Job, _rank0_pid, check, results, write_config
 
 pytestmark = [pytest.mark.timeout(150)]
 
-SEEDS = [2, 5, 23]     # rank 0 SIGKILL (takeover), rank 4 SIGSTOP, rank 2 SIGKILL
+SEEDS = [2, 5, 23]  # rank 0 SIGKILL (takeover), rank 4 SIGSTOP, rank 2 SIGKILL
 N, TRIALS = 6, 16
 
 
@@ -53,7 +54,7 @@ def test_chaos(tmp_path, seed):
 
 
 # the CI subset of `python -m bench.chaos`: compound faults at start-up, mid-study and shutdown
-BENCH_SEEDS = [7, 16, 34]   # stop-worker+kill-rank0 at start-up / mid-study / shutdown
+BENCH_SEEDS = [7, 16, 34]  # stop-worker+kill-rank0 at start-up / mid-study / shutdown
 
 
 @pytest.mark.timeout(200)
@@ -61,7 +62,8 @@ BENCH_SEEDS = [7, 16, 34]   # stop-worker+kill-rank0 at start-up / mid-study / s
 def test_bench_chaos_schedule(tmp_path, seed):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     from bench.chaos import run_schedule
+
     o = run_schedule(seed, tmp_path)
     assert o.ended, o
     assert o.lost == 0 and o.twice == 0, o
-    assert o.exit_codes[-1] == 0, o          # after at most one requeue (exit 5 / 6)
+    assert o.exit_codes[-1] == 0, o  # after at most one requeue (exit 5 / 6)

@@ -8,6 +8,7 @@ What Open MPI itself does with each fault is in docs/reliability.md ("Faults on 
 Layout: rank 0 alone on node1 (plain mpirun), workers on node2 and node3; SLURM jobs use three of
 the four nodes (the fourth is the spare a requeued job can land on).  t_fail 2.5 s, gossip 0.2 s.
 """
+
 from __future__ import annotations
 
 import collections
@@ -20,28 +21,41 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import vcluster as vc  # noqa: E402
-from conftest_cluster import vcluster, vcluster_net, vcluster_session  # noqa: E402,F401
+import vcluster as vc
+from conftest_cluster import vcluster, vcluster_net, vcluster_session  # noqa: F401
 
-from rdhpo_hpc.exitcodes import ExitCode  # noqa: E402
+from rdhpo_hpc.exitcodes import ExitCode
 
 SETUP_S = vc.setup_allowance()
 HERE = Path(__file__).resolve().parent
 OBJ = HERE / "objectives.py"
 MULTINODE_SBATCH = vc.REPO / "slurm" / "rdhpo-multinode.sbatch"
 T_FAIL, END_GRACE = 2.5, 3
-BOUND = T_FAIL + END_GRACE + 30          # the issue's bound on ending after a fault
+BOUND = T_FAIL + END_GRACE + 30  # the issue's bound on ending after a fault
 
 pytestmark = [pytest.mark.cluster, pytest.mark.system]
 
 
 def write_config(tmp: Path, trials: int, **ft) -> Path:
     import yaml
-    cfg = {"name": "vc-faults", "seed": 1, "objective": {"function": f"{OBJ}:sleepy"},
-           "space": {"x": {"type": "float", "low": 0.0, "high": 1.0}}, "budget": {"max_trials": trials},
-           "output": str(tmp / "out.h5"), "progress_interval": 2,
-           "fault_tolerance": {"gossip_interval": 0.2, "t_fail": T_FAIL, "end_grace": END_GRACE,
-                               "max_retries": 3, "startup_timeout": 60, **ft}}
+
+    cfg = {
+        "name": "vc-faults",
+        "seed": 1,
+        "objective": {"function": f"{OBJ}:sleepy"},
+        "space": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
+        "budget": {"max_trials": trials},
+        "output": str(tmp / "out.h5"),
+        "progress_interval": 2,
+        "fault_tolerance": {
+            "gossip_interval": 0.2,
+            "t_fail": T_FAIL,
+            "end_grace": END_GRACE,
+            "max_retries": 3,
+            "startup_timeout": 60,
+            **ft,
+        },
+    }
     path = tmp / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -49,6 +63,7 @@ def write_config(tmp: Path, trials: int, **ft) -> Path:
 
 def journal(out: Path) -> list:
     from rdhpo_hpc.storage.journal import journal_path, read_journal
+
     p = journal_path(str(out))
     return read_journal(p) if os.path.exists(p) else []
 
@@ -64,6 +79,7 @@ def events(out: Path) -> dict:
 def check_once(out: Path, n: int):
     from rdhpo_hpc.results import result_from_records
     from rdhpo_hpc.storage.hdf5 import read_records
+
     res = result_from_records(read_records(str(out)), str(out))
     assert sorted(t.trial_id for t in res.trials) == list(range(n))
     assert [t.state for t in res.trials] == ["COMPLETE"] * n, [(t.trial_id, t.state, t.error) for t in res.trials]
@@ -91,10 +107,11 @@ def supervised_mpirun(cfg: Path, hosts: dict):
     return [sys.executable, "-m", "rdhpo_hpc", "supervise", "--", *cmd], env
 
 
-HOSTS = {"node1": 1, "node2": 2, "node3": 2}      # rank 0 alone; ranks 1-2 on node2, 3-4 on node3
+HOSTS = {"node1": 1, "node2": 2, "node3": 2}  # rank 0 alone; ranks 1-2 on node2, 3-4 on node3
 
 
 # ------------------------------------------------------------------------------ network faults
+
 
 @pytest.mark.timeout(SETUP_S + 150)
 def test_loss_and_delay_on_a_node_cause_no_death_verdict(vcluster_net, tmp_path):
@@ -158,13 +175,18 @@ def test_partition_of_the_coordinator_from_a_worker_node_one_coordinator_only(vc
     assert not ev["takeover"], ev["takeover"]
     assert time.monotonic() - t < n * 1.2 / 2 + BOUND
     dead = {e["rank"] for e in ev["rank-dead"]}
-    assert dead <= {1, 2}, dead                     # only the ranks behind the cut, if any
-    relayed = [a for a in res.attempts if a["rank"] in (1, 2) and a["state"] == "COMPLETE"
-               and t_cut + T_FAIL < a["end_time"] < t_cut + 8.0]
+    assert dead <= {1, 2}, dead  # only the ranks behind the cut, if any
+    relayed = [
+        a
+        for a in res.attempts
+        if a["rank"] in (1, 2) and a["state"] == "COMPLETE" and t_cut + T_FAIL < a["end_time"] < t_cut + 8.0
+    ]
     if dead:
         assert "cut off from coordinator rank 0" in text, text[-3000:]
-    print(f"partition 0|node2: ranks declared dead {sorted(dead)}, {len(relayed)} results of node2 "
-          f"arrived through the relay during the cut")
+    print(
+        f"partition 0|node2: ranks declared dead {sorted(dead)}, {len(relayed)} results of node2 "
+        f"arrived through the relay during the cut"
+    )
 
 
 @pytest.mark.timeout(SETUP_S + 150)
@@ -209,6 +231,7 @@ def test_node_cut_off_for_good_the_job_still_ends(vcluster_net, tmp_path):
 
 # ------------------------------------------------------------------------------ node crash (SLURM)
 
+
 @pytest.mark.timeout(SETUP_S + 300)
 def test_node_crash_in_a_slurm_job_requeues_and_finishes_every_trial_once(vcluster, tmp_path):
     """Every process of the job's last node is killed at once (its slurmd too). Open MPI's
@@ -218,17 +241,23 @@ def test_node_crash_in_a_slurm_job_requeues_and_finishes_every_trial_once(vclust
     n = 30
     cfg = write_config(tmp_path, n)
     log = tmp_path / "job.out"
-    env = {"RDHPO_VENV": sys.prefix,
-           "RDHPO_MPIRUN_ARGS": " ".join(["--bind-to", "none", "--map-by", "slot:oversubscribe", *vc.MPI_NET_ARGS])}
-    job = vc.sbatch([MULTINODE_SBATCH, cfg], env=env, cwd=tmp_path,
-                    extra_args=["-N3", "--ntasks-per-node=2", f"--output={log}", "--time=5"])
+    env = {
+        "RDHPO_VENV": sys.prefix,
+        "RDHPO_MPIRUN_ARGS": " ".join(["--bind-to", "none", "--map-by", "slot:oversubscribe", *vc.MPI_NET_ARGS]),
+    }
+    job = vc.sbatch(
+        [MULTINODE_SBATCH, cfg],
+        env=env,
+        cwd=tmp_path,
+        extra_args=["-N3", "--ntasks-per-node=2", f"--output={log}", "--time=5"],
+    )
     try:
         end = time.monotonic() + 90
         while sum(r.get("k") == "dispatch" for r in journal(tmp_path / "out.h5")) < 8:
             assert time.monotonic() < end, log.read_text(errors="replace") if log.exists() else "no log"
             time.sleep(0.2)
         hosts = {r["rank"]: r["host"] for r in journal(tmp_path / "out.h5") if r.get("k") == "worker"}
-        victim = hosts[max(hosts)]                      # the node of the highest rank: not rank 0's
+        victim = hosts[max(hosts)]  # the node of the highest rank: not rank 0's
         vc.crash_node(victim)
         status = vc.wait_job(job, timeout=200)
     finally:

@@ -4,6 +4,7 @@ real ``mpirun --with-ft ulfm`` job, most of them under the supervisor (``rdhpo l
 Asserted: the job ends by itself within its bound, with the documented exit code; every trial
 counts exactly once (after a ``--resume`` where the study could not finish); no process of the
 job is left (stopped ones included)."""
+
 from __future__ import annotations
 
 import os
@@ -14,21 +15,25 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_reliability import T_FAIL, Job, check, results, write_config  # noqa: E402
+from test_reliability import T_FAIL, Job, check, results, write_config
 
-from rdhpo_hpc.exitcodes import ExitCode  # noqa: E402
-from rdhpo_hpc.supervise import process_tree  # noqa: E402
+from rdhpo_hpc.exitcodes import ExitCode
+from rdhpo_hpc.supervise import process_tree
 
 pytestmark = [pytest.mark.timeout(180)]
 END_GRACE = 3
-MARGIN = 15       # the supervisor's slack (rdhpo_hpc.supervise.END_MARGIN_S)
+MARGIN = 15  # the supervisor's slack (rdhpo_hpc.supervise.END_MARGIN_S)
 
 
 def coordinator_pid(job: Job, rank: int = 0) -> int:
-    recs = job.wait_for(lambda rs: any(r.get("k") == "event" and r.get("kind") == "coordinator-start"
-                                       and r.get("rank") == rank for r in rs))
-    (ev,) = [r for r in recs if r.get("k") == "event" and r.get("kind") == "coordinator-start"
-             and r.get("rank") == rank]
+    recs = job.wait_for(
+        lambda rs: any(
+            r.get("k") == "event" and r.get("kind") == "coordinator-start" and r.get("rank") == rank for r in rs
+        )
+    )
+    (ev,) = [
+        r for r in recs if r.get("k") == "event" and r.get("kind") == "coordinator-start" and r.get("rank") == rank
+    ]
     return int(dict(p.split("=", 1) for p in ev["detail"].split())["pid"])
 
 
@@ -101,8 +106,8 @@ def test_rank_stopped_during_startup_ends_the_job_with_exit_startup(tmp_path):
     text = job.text()
     assert text.count("start-up did not finish within 15 s") == 1, text[-3000:]
     assert_no_process_left(tree)
-    assert not job.out.exists()                     # nothing was written, nothing lost
-    job2 = Job(cfg, 4, supervised=True)             # the requeue: the same command runs the study
+    assert not job.out.exists()  # nothing was written, nothing lost
+    job2 = Job(cfg, 4, supervised=True)  # the requeue: the same command runs the study
     assert job2.finish() == 0, job2.text()[-3000:]
     check(results(job2.out), 10)
 
@@ -140,3 +145,18 @@ def test_hung_coordinator_without_takeover_ends_the_job_unfinished(tmp_path):
     job2 = Job(cfg, 4, extra=["--resume"], supervised=True)
     assert job2.finish() == 0, job2.text()[-3000:]
     check(results(job.out), 20)
+
+
+def test_three_of_five_workers_killed_two_seconds_apart_job_ends(tmp_path):
+    """Was: all trials written, the job never ended in 1 of 4 runs."""
+    job = Job(write_config(tmp_path, 40, end_grace=END_GRACE), 6, supervised=True)
+    pids = job.pids([1, 2, 3, 4, 5])
+    job.dispatched(8)
+    for r in (2, 4, 5):
+        os.kill(pids[r], signal.SIGKILL)
+        time.sleep(2.0)
+    t = time.monotonic()
+    assert job.finish() == 0, job.text()[-3000:]
+    ev = check(results(job.out), 40)
+    assert {e["rank"] for e in ev["rank-dead"]} == {2, 4, 5}
+    assert time.monotonic() - t < T_FAIL + END_GRACE + 30

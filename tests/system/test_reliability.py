@@ -6,6 +6,7 @@ latency for every failure, and a bounded wall time.
 Worker PIDs come from the journal's ``worker`` records (the workers' Hello), read while the
 job runs.  Sleep-based objectives (tests/system/objectives.py), t_fail 2.5 s, gossip 0.2 s.
 """
+
 from __future__ import annotations
 
 import collections
@@ -20,28 +21,33 @@ from typing import Callable, Optional
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mpi_helpers import kill_group, mpi_env, mpirun_path  # noqa: E402
+from mpi_helpers import kill_group, mpi_env, mpirun_path
 
-from rdhpo_hpc.results import result_from_records  # noqa: E402
-from rdhpo_hpc.storage.journal import journal_path, read_journal  # noqa: E402
+from rdhpo_hpc.results import result_from_records
+from rdhpo_hpc.storage.journal import journal_path, read_journal
 
 HERE = Path(__file__).resolve().parent
 OBJ = HERE / "objectives.py"
 T_FAIL = 2.5
-JOB_TIMEOUT = 90          # subprocess bound for every job
+JOB_TIMEOUT = 90  # subprocess bound for every job
 
-pytestmark = [pytest.mark.timeout(150),
-              pytest.mark.skipif(mpirun_path() is None, reason="mpirun not found")]
+pytestmark = [pytest.mark.timeout(150), pytest.mark.skipif(mpirun_path() is None, reason="mpirun not found")]
 
 
-def write_config(tmp: Path, max_trials: int = 20, fn: str = "sleepy", faults=(), name: str = "rel",
-                 **ft) -> Path:
+def write_config(tmp: Path, max_trials: int = 20, fn: str = "sleepy", faults=(), name: str = "rel", **ft) -> Path:
     import yaml
+
     ftd = {"gossip_interval": 0.2, "t_fail": T_FAIL, "end_grace": 3, "max_retries": 2, **ft}
-    cfg = {"name": name, "seed": 1, "objective": {"function": f"{OBJ}:{fn}"},
-           "space": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
-           "budget": {"max_trials": max_trials}, "output": str(tmp / "out.h5"),
-           "fault_tolerance": ftd, "progress_interval": 1}
+    cfg = {
+        "name": name,
+        "seed": 1,
+        "objective": {"function": f"{OBJ}:{fn}"},
+        "space": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
+        "budget": {"max_trials": max_trials},
+        "output": str(tmp / "out.h5"),
+        "fault_tolerance": ftd,
+        "progress_interval": 1,
+    }
     if faults:
         cfg["faults"] = list(faults)
     p = tmp / "cfg.yaml"
@@ -61,12 +67,24 @@ class Job:
             cmd = [sys.executable, "-m", "rdhpo_hpc", "launch", "-n", str(n), str(cfg), *extra]
             env = {"RDHPO_MPIRUN": mpirun_path(), **(env or {})}
         else:
-            cmd = [mpirun_path(), "--with-ft", "ulfm", "-n", str(n), sys.executable, "-m", "rdhpo_hpc",
-                   "run", str(cfg), *extra]
+            cmd = [
+                mpirun_path(),
+                "--with-ft",
+                "ulfm",
+                "-n",
+                str(n),
+                sys.executable,
+                "-m",
+                "rdhpo_hpc",
+                "run",
+                str(cfg),
+                *extra,
+            ]
         self.t0 = time.monotonic()
         self.fh = open(self.log, "w")
-        self.p = subprocess.Popen(cmd, stdout=self.fh, stderr=subprocess.STDOUT, env=mpi_env(env),
-                                  cwd=str(cfg.parent), start_new_session=True)
+        self.p = subprocess.Popen(
+            cmd, stdout=self.fh, stderr=subprocess.STDOUT, env=mpi_env(env), cwd=str(cfg.parent), start_new_session=True
+        )
 
     def records(self) -> list[dict]:
         jp = journal_path(str(self.out))
@@ -95,10 +113,9 @@ class Job:
         try:
             rc = self.p.wait(timeout=max(1.0, timeout - (time.monotonic() - self.t0)))
         except subprocess.TimeoutExpired:
-            left = self.processes()           # which ranks were still there, and where they sat
+            left = self.processes()  # which ranks were still there, and where they sat
             self.kill()
-            pytest.fail(f"job did not end within {timeout}s; processes left:\n{left}\nlog:\n"
-                        f"{self.text()[-3000:]}")
+            pytest.fail(f"job did not end within {timeout}s; processes left:\n{left}\nlog:\n{self.text()[-3000:]}")
         self.wall = time.monotonic() - self.t0
         self.fh.close()
         return rc
@@ -106,6 +123,7 @@ class Job:
     def kill(self):
         """The whole tree: a supervised job's mpirun runs in a session of its own."""
         from rdhpo_hpc.supervise import process_tree
+
         tree = process_tree(self.p.pid)
         kill_group(self.p)
         for pid in tree:
@@ -117,8 +135,12 @@ class Job:
     def processes(self) -> str:
         """``ps`` of the job's session (pid, state, kernel wait channel, command): a hang's diagnosis."""
         try:
-            return subprocess.run(["ps", "-o", "pid,stat,wchan:24,etime,args", "-g", str(self.p.pid)],
-                                  capture_output=True, text=True, timeout=10).stdout
+            return subprocess.run(
+                ["ps", "-o", "pid,stat,wchan:24,etime,args", "-g", str(self.p.pid)],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            ).stdout
         except (OSError, subprocess.SubprocessError) as exc:
             return f"(ps failed: {exc})"
 
@@ -130,12 +152,14 @@ class Job:
 
 def yaml_output(cfg: Path) -> str:
     import yaml
+
     return yaml.safe_load(cfg.read_text())["output"]
 
 
 def results(path: Path):
     """From the HDF5 file itself (not the journal)."""
     from rdhpo_hpc.storage.hdf5 import read_records
+
     return result_from_records(read_records(str(path)), str(path))
 
 
@@ -146,7 +170,6 @@ def check(res, n_trials: int) -> dict:
     assert [t.state for t in counted] == ["COMPLETE"] * n_trials, [(t.trial_id, t.state, t.error) for t in counted]
     done = collections.Counter(a["trial_id"] for a in res.attempts if a["state"] == "COMPLETE")
     assert set(done.values()) == {1}, f"a trial counted twice: {done}"
-    tells = collections.Counter()
     ev = collections.defaultdict(list)
     for e in res.events:
         ev[e["kind"]].append(e)
@@ -191,8 +214,8 @@ def test_sigkill_worker_holding_pipelined_trials(tmp_path):
     lost = [a for a in res.attempts if a["state"] == "LOST" and a["rank"] == 2]
     assert lost and len(ev["requeue"]) == len(lost)
     recs = job.records()
-    sent = collections.defaultdict(list)      # rank -> attempts dispatched to it so far
-    ahead = 0                                   # dispatches to a rank that had not finished one
+    sent = collections.defaultdict(list)  # rank -> attempts dispatched to it so far
+    ahead = 0  # dispatches to a rank that had not finished one
     ends = {(a["trial_id"], a["attempt"]): a["end_time"] for a in recs if a.get("k") == "attempt"}
     for d in (r for r in recs if r.get("k") == "dispatch"):
         ahead += any(ends.get(k, float("inf")) > d["time"] for k in sent[d["rank"]][-4:])
@@ -228,7 +251,7 @@ def test_sigstop_one_worker(tmp_path):
         job.finish()
     finally:
         try:
-            os.kill(pids[4], signal.SIGKILL)     # the job should have done it already
+            os.kill(pids[4], signal.SIGKILL)  # the job should have done it already
         except ProcessLookupError:
             pass
     ev = check(results(job.out), 20)
@@ -250,8 +273,10 @@ def test_cut_link_to_the_coordinator(tmp_path):
     ev = check(res, 30)
     assert not ev["rank-dead"] and not ev["rank-unreachable"]
     t0 = res.study["start_time"]
-    assert [a for a in res.attempts if a["rank"] == 3 and a["state"] == "COMPLETE"
-            and a["start_time"] > t0 + 2.0 + T_FAIL], "rank 3 got no work after the cut"
+    assert [
+        a for a in res.attempts if a["rank"] == 3 and a["state"] == "COMPLETE" and a["start_time"] > t0 + 2.0 + T_FAIL
+    ], "rank 3 got no work after the cut"
+    assert [e for e in ev["route"] if e["rank"] == 3], ev["route"]
     assert job.wall < 60
 
 
@@ -269,7 +294,7 @@ def test_trial_time_limit_worker_ends_itself(tmp_path):
 def test_sigkill_rank0_takeover(tmp_path):
     job = Job(write_config(tmp_path, 20), 6)
     job.pids([1, 2, 3, 4, 5])
-    recs = job.dispatched(8)
+    job.dispatched(8)
     # acknowledged (journalled) results before the kill must survive
     time.sleep(0.3)
     before = {r["trial_id"]: r["value"] for r in job.records() if r.get("k") == "tell"}
@@ -284,7 +309,7 @@ def test_sigkill_rank0_takeover(tmp_path):
     res = results(job.out)
     for tid, v in before.items():
         assert next(t for t in res.trials if t.trial_id == tid).value == v
-    assert ev["adopt"] or ev["orphan-released"] or True
+    assert ev["adopt"] or ev["orphan-released"], "running attempts neither adopted nor released"
     assert job.wall < 75
 
 
@@ -295,14 +320,14 @@ def test_sigkill_rank0_without_takeover_then_resume(tmp_path):
     job.dispatched(9)
     os.kill(_rank0_pid(job), signal.SIGKILL)
     job.finish()
-    assert job.wall < 45      # workers noticed and left: no hang
+    assert job.wall < 45  # workers noticed and left: no hang
     acked = {r["trial_id"]: r["value"] for r in read_journal(journal_path(str(job.out))) if r.get("k") == "tell"}
     assert 0 < len(acked) < 20
     job2 = Job(cfg, 4, extra=["--resume"])
     assert job2.finish() == 0, job2.text()[-3000:]
     res = results(job.out)
     check(res, 20)
-    for tid, v in acked.items():          # zero acknowledged results lost or changed
+    for tid, v in acked.items():  # zero acknowledged results lost or changed
         assert next(t for t in res.trials if t.trial_id == tid).value == v
     assert any(e["kind"] == "resume" for e in res.events)
 
@@ -310,8 +335,9 @@ def test_sigkill_rank0_without_takeover_then_resume(tmp_path):
 def _rank0_pid(job: Job) -> int:
     """Rank 0's pid: the one python rank process whose pid is not a worker's."""
     workers = {r["pid"] for r in job.records() if r.get("k") == "worker"}
-    out = subprocess.run(["pgrep", "-s", str(os.getpgid(job.p.pid)), "-f", "rdhpo_hpc run"],
-                         capture_output=True, text=True).stdout.split()
+    out = subprocess.run(
+        ["pgrep", "-s", str(os.getpgid(job.p.pid)), "-f", "rdhpo_hpc run"], capture_output=True, text=True
+    ).stdout.split()
     cands = [int(p) for p in out if int(p) not in workers and int(p) != job.p.pid]
     assert len(cands) == 1, (cands, workers)
     return cands[0]

@@ -4,6 +4,7 @@ The sbatch-script tests use the RDHPO_PYTHON_ENTRY testing hook with
 tests/system/slurm/standin_entry.py (rank 0 exits 3 on SIGUSR1/SIGTERM) instead of rdhpo itself.
 Each test is bounded by pytest-timeout and by the helpers' own timeouts.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,11 +18,23 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from slurm_cluster import (RDHPO_SBATCH, RDHPO_SBATCH_MULTINODE, SETUP_SCRIPT, STANDIN_ENTRY,  # noqa: E402
-                           SlurmError, cancel, read_output, require_slurm, scancel_signal, setup_allowance, submit,
-                           wait_job, wait_state)
+from slurm_cluster import (
+    RDHPO_SBATCH,
+    RDHPO_SBATCH_MULTINODE,
+    SETUP_SCRIPT,
+    STANDIN_ENTRY,
+    SlurmError,
+    cancel,
+    read_output,
+    require_slurm,
+    scancel_signal,
+    setup_allowance,
+    submit,
+    wait_job,
+    wait_state,
+)
 
-SETUP_S = setup_allowance()     # 0 once the cluster answers; else room for the apt install
+SETUP_S = setup_allowance()  # 0 once the cluster answers; else room for the apt install
 VENV_BIN = Path(sys.executable).parent
 MPIRUN = VENV_BIN / "mpirun"
 
@@ -30,7 +43,7 @@ def _venv() -> str:
     return str(VENV_BIN.parent)
 
 
-def _wait_for(predicate, timeout: float, what: str, poll: float = 0.2):  # noqa: ANN001, ANN202
+def _wait_for(predicate, timeout: float, what: str, poll: float = 0.2):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -43,11 +56,15 @@ def _wait_for(predicate, timeout: float, what: str, poll: float = 0.2):  # noqa:
 def _events(log: Path) -> list:
     if not log.exists():
         return []
-    return [dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
-            for line in log.read_text().splitlines() if line.strip()]
+    return [
+        dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+        for line in log.read_text().splitlines()
+        if line.strip()
+    ]
 
 
 # ------------------------------------------------------------------------ the cluster itself
+
 
 @pytest.mark.slurm
 @pytest.mark.timeout(SETUP_S + 120)
@@ -64,7 +81,7 @@ def test_two_task_batch_job_completes(tmp_path: Path) -> None:
     lines = text.split()
     assert "ok" in lines, text
     host = lines[0]
-    assert lines.count(host) == 3, text        # the batch shell once, srun once per task
+    assert lines.count(host) == 3, text  # the batch shell once, srun once per task
 
 
 @pytest.mark.slurm
@@ -78,7 +95,8 @@ def test_mpirun_with_ulfm_inside_allocation(tmp_path: Path) -> None:
         "#!/bin/bash\n"
         "export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1\n"
         f"timeout 60 {MPIRUN} --with-ft ulfm -n 4 --oversubscribe {sys.executable} -c "
-        "'from mpi4py import MPI; c = MPI.COMM_WORLD; print(\"rank\", c.rank, \"of\", c.size)'\n")
+        '\'from mpi4py import MPI; c = MPI.COMM_WORLD; print("rank", c.rank, "of", c.size)\'\n'
+    )
     out = tmp_path / "mpi.out"
     job = submit([script], extra_sbatch_args=["--ntasks=4", f"--output={out}"], cwd=tmp_path)
     status = wait_job(job, timeout=90)
@@ -94,8 +112,12 @@ def test_wait_job_fails_fast_when_job_can_never_start(tmp_path: Path) -> None:
     script = tmp_path / "never.sh"
     script.write_text("#!/bin/bash\ntrue\n")
     cpus = os.cpu_count() or 1
-    job = submit([script], extra_sbatch_args=[f"--ntasks={cpus + 2}", f"--output={tmp_path}/never.out"],
-                 cwd=tmp_path, overcommit=False)
+    job = submit(
+        [script],
+        extra_sbatch_args=[f"--ntasks={cpus + 2}", f"--output={tmp_path}/never.out"],
+        cwd=tmp_path,
+        overcommit=False,
+    )
     try:
         with pytest.raises(SlurmError, match="PartitionConfig"):
             wait_job(job, timeout=40, hopeless_after=3)
@@ -105,6 +127,7 @@ def test_wait_job_fails_fast_when_job_can_never_start(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------ slurm/rdhpo.sbatch
 
+
 @pytest.mark.parametrize("script", [RDHPO_SBATCH, RDHPO_SBATCH_MULTINODE, SETUP_SCRIPT], ids=lambda p: p.name)
 def test_scripts_parse(script: Path) -> None:
     proc = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True, timeout=30)
@@ -113,36 +136,53 @@ def test_scripts_parse(script: Path) -> None:
 
 def test_rdhpo_sbatch_refuses_missing_config(tmp_path: Path) -> None:
     for args, needle in (([], "missing the study config"), (["nope.yaml"], "does not exist")):
-        proc = subprocess.run(["bash", str(RDHPO_SBATCH), *args], cwd=tmp_path, capture_output=True,
-                              text=True, timeout=30, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            ["bash", str(RDHPO_SBATCH), *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            stdin=subprocess.DEVNULL,
+        )
         assert proc.returncode == 2, proc
         assert needle in proc.stderr, proc.stderr
 
 
-def test_multinode_script_shares_the_common_body() -> None:
-    marker = "# ==== common body"
-    one = RDHPO_SBATCH.read_text()
+def test_both_scripts_run_the_one_common_body() -> None:
+    common = RDHPO_SBATCH.parent / "rdhpo-common.sh"
+    assert "supervise" in common.read_text()
+    for script in (RDHPO_SBATCH, RDHPO_SBATCH_MULTINODE):
+        text = script.read_text()
+        assert 'source "$RDHPO_COMMON" "$@"' in text and "supervise" not in text, script
     many = RDHPO_SBATCH_MULTINODE.read_text()
-    assert one[one.index(marker):] == many[many.index(marker):]
     assert "#SBATCH --nodes=2" in many and "#SBATCH --ntasks-per-node=" in many
 
 
-def _submit_rdhpo(tmp_path: Path, extra=(), env_extra=None):  # noqa: ANN001, ANN202
+def _submit_rdhpo(tmp_path: Path, extra=(), env_extra=None):
     cfg = tmp_path / "study.yaml"
     cfg.write_text("name: standin\n")
     log = tmp_path / "standin.log"
     out = tmp_path / "job.out"
-    env = {"RDHPO_PYTHON_ENTRY": f"{sys.executable} {STANDIN_ENTRY}", "RDHPO_VENV": _venv(),
-           "STANDIN_LOG": str(log), "STANDIN_SECONDS": "120"}
+    env = {
+        "RDHPO_PYTHON_ENTRY": f"{sys.executable} {STANDIN_ENTRY}",
+        "RDHPO_VENV": _venv(),
+        "STANDIN_LOG": str(log),
+        "STANDIN_SECONDS": "120",
+    }
     env.update(env_extra or {})
-    job = submit([RDHPO_SBATCH, cfg.name, "--max-trials", "5"], env=env,
-                 extra_sbatch_args=[f"--output={out}", *extra], cwd=tmp_path)
+    job = submit(
+        [RDHPO_SBATCH, cfg.name, "--max-trials", "5"],
+        env=env,
+        extra_sbatch_args=[f"--output={out}", *extra],
+        cwd=tmp_path,
+    )
     return job, log, out
 
 
-def _rank0_started(log: Path, restart: str = "0"):  # noqa: ANN202
-    return lambda: any(e.get("rank") == "0" and e.get("restart") == restart and e.get("event") == "start"
-                       for e in _events(log))
+def _rank0_started(log: Path, restart: str = "0"):
+    return lambda: any(
+        e.get("rank") == "0" and e.get("restart") == restart and e.get("event") == "start" for e in _events(log)
+    )
 
 
 @pytest.mark.slurm
@@ -225,8 +265,9 @@ def test_rdhpo_sbatch_kills_ranks_that_do_not_stop(tmp_path: Path, launcher: str
     require_slurm()
     if launcher == "mpirun" and not MPIRUN.exists():
         pytest.skip(f"no mpirun next to {sys.executable}")
-    job, log, out = _submit_rdhpo(tmp_path, env_extra={"RDHPO_LAUNCHER": launcher, "RDHPO_STOP_GRACE": "4",
-                                                       "STANDIN_WORKERS_HANG": "1"})
+    job, log, out = _submit_rdhpo(
+        tmp_path, env_extra={"RDHPO_LAUNCHER": launcher, "RDHPO_STOP_GRACE": "4", "STANDIN_WORKERS_HANG": "1"}
+    )
     try:
         _wait_for(_rank0_started(log), 60, "rank 0 of the stand-in to start")
         scancel_signal(job, "USR1", mode="batch")
@@ -239,4 +280,6 @@ def test_rdhpo_sbatch_kills_ranks_that_do_not_stop(tmp_path: Path, launcher: str
     assert "killing them" in text and "treating it as a stop" in text, text
     events = _events(log)
     assert sorted(e["rank"] for e in events if e["restart"] == "0" and e["event"] == "hang") == ["1", "2", "3"], text
-    assert sorted(e["rank"] for e in events if e["restart"] == "1" and e["event"] == "done") == ["0", "1", "2", "3"], text
+    assert sorted(e["rank"] for e in events if e["restart"] == "1" and e["event"] == "done") == ["0", "1", "2", "3"], (
+        text
+    )

@@ -3,6 +3,7 @@
 The job runs the real package (no stand-in): the quickstart trains PyTorch models and writes
 HDF5; a second job gets the SLURM warning signal, is requeued, and resumes from its results file.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,17 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from slurm_cluster import (RDHPO_SBATCH, REPO_ROOT, cancel, read_output, require_slurm,  # noqa: E402
-                           scancel_signal, setup_allowance, submit, wait_job)
+from slurm_cluster import (
+    RDHPO_SBATCH,
+    REPO_ROOT,
+    cancel,
+    read_output,
+    require_slurm,
+    scancel_signal,
+    setup_allowance,
+    submit,
+    wait_job,
+)
 
 SETUP_S = setup_allowance()
 VENV = str(Path(sys.executable).parent.parent)
@@ -35,15 +45,19 @@ def _trials(path: Path) -> list[tuple[int, str]]:
 def test_sbatch_quickstart_completes_and_writes_hdf5(tmp_path: Path) -> None:
     require_slurm()
     out, log = tmp_path / "quickstart.h5", tmp_path / "job.out"
-    job = submit([RDHPO_SBATCH, REPO_ROOT / "configs" / "quickstart.yaml", "--output", out],
-                 env={"RDHPO_VENV": VENV}, extra_sbatch_args=[f"--output={log}"], cwd=tmp_path)
+    job = submit(
+        [RDHPO_SBATCH, REPO_ROOT / "configs" / "quickstart.yaml", "--output", out],
+        env={"RDHPO_VENV": VENV},
+        extra_sbatch_args=[f"--output={log}"],
+        cwd=tmp_path,
+    )
     try:
         status = wait_job(job, timeout=240)
     finally:
         cancel(job)
     text = read_output(log)
     assert status == "COMPLETED", text
-    assert "[rdhpo 00:00:" in text and "trials 24/24 done" in text, text      # progress lines
+    assert "[rdhpo 00:00:" in text and "trials 24/24 done" in text, text  # progress lines
     assert "study finished" in text and str(out) in text, text
     trials = _trials(out)
     assert sorted(i for i, s in trials if s == "COMPLETE") == list(range(24))
@@ -56,16 +70,17 @@ def test_sbatch_quickstart_completes_and_writes_hdf5(tmp_path: Path) -> None:
 def test_sbatch_warning_signal_requeues_and_resumes_every_trial_once(tmp_path: Path) -> None:
     require_slurm()
     cfg, out, log = tmp_path / "sleepy.yaml", tmp_path / "sleepy.h5", tmp_path / "job.out"
-    cfg.write_text(f"name: sleepy\nobjective: {{function: '{OBJECTIVES}:sleepy'}}\n"
-                   "space: {x: {type: float, low: 0, high: 1}}\nbudget: {max_trials: 30}\n"
-                   "fault_tolerance: {gossip_interval: 0.2, t_fail: 5}\nprogress_interval: 1\n"
-                   f"output: {out}\n")
-    job = submit([RDHPO_SBATCH, cfg], env={"RDHPO_VENV": VENV}, extra_sbatch_args=[f"--output={log}"],
-                 cwd=tmp_path)
+    cfg.write_text(
+        f"name: sleepy\nobjective: {{function: '{OBJECTIVES}:sleepy'}}\n"
+        "space: {x: {type: float, low: 0, high: 1}}\nbudget: {max_trials: 30}\n"
+        "fault_tolerance: {gossip_interval: 0.2, t_fail: 5}\nprogress_interval: 1\n"
+        f"output: {out}\n"
+    )
+    job = submit([RDHPO_SBATCH, cfg], env={"RDHPO_VENV": VENV}, extra_sbatch_args=[f"--output={log}"], cwd=tmp_path)
     journal = Path(f"{out}.journal")
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:   # wait for real progress, then send the warning
+        while time.monotonic() < deadline:  # wait for real progress, then send the warning
             if journal.exists() and sum('"k":"tell"' in line for line in journal.read_text().splitlines()) >= 6:
                 break
             time.sleep(0.2)

@@ -60,6 +60,7 @@ Every subprocess has a timeout.  Environment: RDHPO_SKIP_CLUSTER=1 skips (ensure
 a reason), RDHPO_REQUIRE_CLUSTER=1 makes the fixtures fail instead of skip,
 RDHPO_VCLUSTER_KEEP=1 leaves the cluster up at the end of the session (debugging).
 """
+
 from __future__ import annotations
 
 import json
@@ -81,7 +82,7 @@ VC_DIR = HERE / "vcluster"
 AGENT = VC_DIR / "agent.sh"
 INSTALL_SCRIPT = VC_DIR / "install.sh"
 PROBE = VC_DIR / "probe.py"
-OPENLOG_DIR = VC_DIR / "openlog"          # sitecustomize.py: logs open() of watched files
+OPENLOG_DIR = VC_DIR / "openlog"  # sitecustomize.py: logs open() of watched files
 REPO = HERE.parent.parent
 
 NODES: Tuple[str, ...] = ("node1", "node2", "node3", "node4")
@@ -99,7 +100,7 @@ CTLD_PORT = 6917
 SLURMD_PORT = 6918
 SRUN_PORTS = "60001-60200"
 SLURMD_TIMEOUT_S = 10
-NODE_CPUS = 4                 # declared (config_overrides): lets --ntasks-per-node=4 jobs in
+NODE_CPUS = 4  # declared (config_overrides): lets --ntasks-per-node=4 jobs in
 NODE_MEMORY_MB = 1000
 BASE = Path("/run/rdhpo-vcluster")
 CONF_DIR = BASE / "etc"
@@ -119,7 +120,7 @@ SLURMD_NAME = "vc-slurmd"
 
 CMD_TIMEOUT_S = 30.0
 INSTALL_TIMEOUT_S = 560.0
-SETUP_ALLOWANCE_S = 660.0     # apt (fresh machine: 16-70 s measured) + daemons, with margin
+SETUP_ALLOWANCE_S = 660.0  # apt (fresh machine: 16-70 s measured) + daemons, with margin
 
 MPI_ENV = {
     "OMPI_ALLOW_RUN_AS_ROOT": "1",
@@ -127,8 +128,17 @@ MPI_ENV = {
     "OMPI_MCA_btl": "self,sm,tcp",
 }
 # mpirun options for jobs that cross nodes (TCP between nodes, OOB on the subnet)
-MPI_NET_ARGS = ("--mca", "btl", "self,sm,tcp", "--mca", "btl_tcp_if_include", SUBNET,
-                "--mca", "oob_tcp_if_include", SUBNET)
+MPI_NET_ARGS = (
+    "--mca",
+    "btl",
+    "self,sm,tcp",
+    "--mca",
+    "btl_tcp_if_include",
+    SUBNET,
+    "--mca",
+    "oob_tcp_if_include",
+    SUBNET,
+)
 
 
 class ClusterError(RuntimeError):
@@ -137,14 +147,27 @@ class ClusterError(RuntimeError):
 
 # ============================================================================ small helpers
 
-def _run(cmd: Sequence[Union[str, os.PathLike]], timeout: float = CMD_TIMEOUT_S, check: bool = True,
-         env: Optional[Mapping[str, str]] = None, input: Optional[str] = None,
-         cwd: Union[str, os.PathLike, None] = None) -> subprocess.CompletedProcess:
+
+def _run(
+    cmd: Sequence[Union[str, os.PathLike]],
+    timeout: float = CMD_TIMEOUT_S,
+    check: bool = True,
+    env: Optional[Mapping[str, str]] = None,
+    input: Optional[str] = None,
+    cwd: Union[str, os.PathLike, None] = None,
+) -> subprocess.CompletedProcess:
     cmd = [str(c) for c in cmd]
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input,
-                           env=None if env is None else dict(env), cwd=None if cwd is None else str(cwd),
-                           stdin=None if input is not None else subprocess.DEVNULL)
+        p = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=input,
+            env=None if env is None else dict(env),
+            cwd=None if cwd is None else str(cwd),
+            stdin=None if input is not None else subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired as exc:
         raise ClusterError(f"{' '.join(cmd)} timed out after {timeout:g} s") from exc
     except FileNotFoundError as exc:
@@ -176,8 +199,7 @@ def in_node(node: str, argv: Sequence[Union[str, os.PathLike]], uts: bool = True
     argv = [str(a) for a in argv]
     if not uts:
         return ["ip", "netns", "exec", node, *argv]
-    return ["ip", "netns", "exec", node, "unshare", "--uts", "sh", "-c",
-            'hostname "$0" && exec "$@"', node, *argv]
+    return ["ip", "netns", "exec", node, "unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', node, *argv]
 
 
 def _netns_list() -> List[str]:
@@ -240,6 +262,7 @@ def _read_pid(path: Path) -> Optional[int]:
 
 # ============================================================================ network
 
+
 def _link_exists(name: str, netns: Optional[str] = None) -> bool:
     cmd = ["ip"] + (["-n", netns] if netns else []) + ["link", "show", name]
     try:
@@ -262,8 +285,9 @@ def _network_complete() -> bool:
             a = _run(["ip", "-n", node, "-o", "-4", "addr", "show", "dev", NODE_IF], check=False, timeout=10)
             if f"{addr(node)}/24" not in a.stdout:
                 return False
-            if not _flags_up(_run(["ip", "-n", node, "-o", "link", "show", "dev", "lo"], check=False,
-                                  timeout=10).stdout):
+            if not _flags_up(
+                _run(["ip", "-n", node, "-o", "link", "show", "dev", "lo"], check=False, timeout=10).stdout
+            ):
                 return False
             link = _run(["ip", "-o", "link", "show", "dev", host_veth(node)], check=False, timeout=10).stdout
             if f"master {BRIDGE}" not in link:
@@ -313,8 +337,12 @@ def _net_setup() -> None:
         _run(["ip", "-n", node, "addr", "add", f"{addr(node)}/24", "dev", NODE_IF])
         _run(["ip", "-n", node, "link", "set", NODE_IF, "up"])
         # IPv4 on the subnet only: no IPv6 link-local chatter (DAD, router solicitations)
-        _run(in_node(node, ["sh", "-c", "p=/proc/sys/net/ipv6/conf/all/disable_ipv6; "
-                                        "[ ! -e $p ] || echo 1 > $p"], uts=False), check=False)
+        _run(
+            in_node(
+                node, ["sh", "-c", "p=/proc/sys/net/ipv6/conf/all/disable_ipv6; [ ! -e $p ] || echo 1 > $p"], uts=False
+            ),
+            check=False,
+        )
     for link in (BRIDGE, *map(host_veth, NODES)):
         p = Path(f"/proc/sys/net/ipv6/conf/{link}/disable_ipv6")
         if p.exists():
@@ -389,8 +417,8 @@ def _hosts_remove() -> None:
 # The clsact hook runs before the root qdisc, so partitions and kernel netem combine; the
 # partition filters (pref 1xx) come before the shaper's (pref 1000).
 
-_faults: Dict[str, Dict] = {}       # node -> {"netem": {...} or None, "blocked": set of nodes}
-_shapers: Dict[str, Tuple[int, str]] = {}   # node -> (pid, tap) of its running shaper
+_faults: Dict[str, Dict] = {}  # node -> {"netem": {...} or None, "blocked": set of nodes}
+_shapers: Dict[str, Tuple[int, str]] = {}  # node -> (pid, tap) of its running shaper
 SHAPER = VC_DIR / "shaper.py"
 DROP_DEV = "vcdrop"
 SHAPER_PREF = 1000
@@ -402,7 +430,7 @@ def _tc(node: str, *args: str, check: bool = True) -> subprocess.CompletedProces
 
 
 def netem_backend() -> str:
-    """"kernel" (tc netem) or "user" (vcluster/shaper.py); RDHPO_VCLUSTER_NETEM=kernel|user forces
+    """ "kernel" (tc netem) or "user" (vcluster/shaper.py); RDHPO_VCLUSTER_NETEM=kernel|user forces
     one.  Probed once per process on an ifb device in node4 (the cluster must be up)."""
     forced = os.environ.get("RDHPO_VCLUSTER_NETEM")
     if forced in ("kernel", "user"):
@@ -430,11 +458,26 @@ def _shaper_pidfile(node: str) -> Path:
 def _start_shaper(node: str, loss: Optional[float], delay_ms: Optional[float], jitter_ms: Optional[float]) -> None:
     old = _shapers.get(node)
     tap = "vcshp1" if old and old[1] == "vcshp0" else "vcshp0"
-    cmd = [sys.executable, str(SHAPER), node, "--tap", tap, "--dev", NODE_IF, "--loss", str(loss or 0),
-           "--delay-ms", str(delay_ms or 0), "--jitter-ms", str(jitter_ms or 0)]
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-                         start_new_session=True)
+    cmd = [
+        sys.executable,
+        str(SHAPER),
+        node,
+        "--tap",
+        tap,
+        "--dev",
+        NODE_IF,
+        "--loss",
+        str(loss or 0),
+        "--delay-ms",
+        str(delay_ms or 0),
+        "--jitter-ms",
+        str(jitter_ms or 0),
+    ]
+    p = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, start_new_session=True
+    )
     import selectors
+
     sel = selectors.DefaultSelector()
     sel.register(p.stdout, selectors.EVENT_READ)
     line = p.stdout.readline().strip() if sel.select(timeout=10) else ""
@@ -449,8 +492,29 @@ def _start_shaper(node: str, loss: Optional[float], delay_ms: Optional[float], j
     # (u32 "replace" without a handle would ADD a second filter: delete, then add; for the few
     # ms between, the node's traffic passes unshaped)
     _tc(node, "filter", "del", "dev", NODE_IF, "egress", "pref", str(SHAPER_PREF), check=False)
-    _tc(node, "filter", "add", "dev", NODE_IF, "egress", "pref", str(SHAPER_PREF), "protocol", "all",
-        "u32", "match", "u32", "0", "0", "action", "mirred", "egress", "redirect", "dev", tap)
+    _tc(
+        node,
+        "filter",
+        "add",
+        "dev",
+        NODE_IF,
+        "egress",
+        "pref",
+        str(SHAPER_PREF),
+        "protocol",
+        "all",
+        "u32",
+        "match",
+        "u32",
+        "0",
+        "0",
+        "action",
+        "mirred",
+        "egress",
+        "redirect",
+        "dev",
+        tap,
+    )
     if old:
         _kill([old[0]])
     _shapers[node] = (p.pid, tap)
@@ -483,8 +547,9 @@ def _state(node: str) -> Dict:
     return _faults.setdefault(node, {"netem": None, "blocked": set()})
 
 
-def netem(node: str, loss: Optional[float] = None, delay_ms: Optional[float] = None,
-          jitter_ms: Optional[float] = None) -> str:
+def netem(
+    node: str, loss: Optional[float] = None, delay_ms: Optional[float] = None, jitter_ms: Optional[float] = None
+) -> str:
     """Packet loss (percent) and/or delay (+ jitter) on everything the node sends (its eth0
     egress); replaces an earlier netem of the node; no arguments = none.  Partitions stay.
     Returns the backend used ("kernel" or "user", see :func:`netem_backend`)."""
@@ -526,11 +591,32 @@ def partition(a: str, b: str) -> None:
         if y in st["blocked"]:
             continue
         if not _link_exists(DROP_DEV, x):
-            _run(["ip", "-n", x, "link", "add", DROP_DEV, "type", "ifb"])     # stays DOWN: a sink
+            _run(["ip", "-n", x, "link", "add", DROP_DEV, "type", "ifb"])  # stays DOWN: a sink
         _ensure_clsact(x)
         _tc(x, "filter", "del", "dev", NODE_IF, "egress", "pref", _block_pref(y), check=False)
-        _tc(x, "filter", "add", "dev", NODE_IF, "egress", "pref", _block_pref(y), "protocol", "ip",
-            "u32", "match", "ip", "dst", f"{addr(y)}/32", "action", "mirred", "egress", "redirect", "dev", DROP_DEV)
+        _tc(
+            x,
+            "filter",
+            "add",
+            "dev",
+            NODE_IF,
+            "egress",
+            "pref",
+            _block_pref(y),
+            "protocol",
+            "ip",
+            "u32",
+            "match",
+            "ip",
+            "dst",
+            f"{addr(y)}/32",
+            "action",
+            "mirred",
+            "egress",
+            "redirect",
+            "dev",
+            DROP_DEV,
+        )
         st["blocked"].add(y)
 
 
@@ -556,11 +642,11 @@ def crash_node(node: str) -> List[int]:
     Returns the pids killed.  :func:`restart_node` (or :func:`reset`) brings slurmd back; SLURM
     marks the node DOWN after SlurmdTimeout."""
     killed: List[int] = []
-    for _ in range(10):                          # processes forked meanwhile: again
+    for _ in range(10):  # processes forked meanwhile: again
         pids = [p for p in ns_pids(node) if p != os.getpid()]
         if not pids:
             break
-        _kill(pids, signal.SIGSTOP)              # nobody reacts to the others' deaths
+        _kill(pids, signal.SIGSTOP)  # nobody reacts to the others' deaths
         _kill(pids, signal.SIGKILL)
         killed += pids
         time.sleep(0.05)
@@ -579,24 +665,34 @@ def clear_faults() -> None:
                 _run(["ip", "-n", node, "link", "del", DROP_DEV], check=False)
         if _link_exists(host_veth(node)):
             _run(["ip", "link", "set", host_veth(node), "up"], check=False)
-    for pid in _pids_with(str(SHAPER)):          # shapers whose pid file is gone
+    for pid in _pids_with(str(SHAPER)):  # shapers whose pid file is gone
         if " --tap " in _cmdline(pid):
             _kill([pid])
 
 
 def _pids_with(text: str) -> List[int]:
-    return [int(d.name) for d in Path("/proc").iterdir()
-            if d.name.isdigit() and int(d.name) != os.getpid() and text in _cmdline(int(d.name))]
+    return [
+        int(d.name)
+        for d in Path("/proc").iterdir()
+        if d.name.isdigit() and int(d.name) != os.getpid() and text in _cmdline(int(d.name))
+    ]
 
 
 # ============================================================================ probes
 
+
 def _start_server(node: str, seconds: float) -> Tuple[subprocess.Popen, int]:
-    p = subprocess.Popen(in_node(node, [sys.executable, PROBE, "serve", addr(node), str(seconds)], uts=False),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                         stdin=subprocess.DEVNULL)
+    p = subprocess.Popen(
+        in_node(node, [sys.executable, PROBE, "serve", addr(node), str(seconds)], uts=False),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+    )
     line = ""
     import selectors
+
     sel = selectors.DefaultSelector()
     sel.register(p.stdout, selectors.EVENT_READ)
     if sel.select(timeout=10):
@@ -604,7 +700,9 @@ def _start_server(node: str, seconds: float) -> Tuple[subprocess.Popen, int]:
     sel.close()
     if not line.isdigit():
         _stop(p)
-        raise ClusterError(f"probe server on {node} did not start: {line!r} {p.stderr.read() if p.poll() is not None else ''}")
+        raise ClusterError(
+            f"probe server on {node} did not start: {line!r} {p.stderr.read() if p.poll() is not None else ''}"
+        )
     return p, int(line)
 
 
@@ -624,8 +722,11 @@ def tcp_probe(src: str, dst: str, timeout: float = 2.0) -> Optional[float]:
     time in seconds, or None when it failed (refused, unreachable, or no answer in ``timeout``)."""
     server, port = _start_server(dst, timeout + 10)
     try:
-        out = _run(in_node(src, [sys.executable, PROBE, "tcp", addr(dst), str(port), str(timeout)], uts=False),
-                   timeout=timeout + 15, check=False).stdout.strip()
+        out = _run(
+            in_node(src, [sys.executable, PROBE, "tcp", addr(dst), str(port), str(timeout)], uts=False),
+            timeout=timeout + 15,
+            check=False,
+        ).stdout.strip()
     finally:
         _stop(server)
     try:
@@ -639,8 +740,11 @@ def udp_probe(src: str, dst: str, count: int = 100, wait: float = 1.0) -> Tuple[
     median round trip in s, -1 when none came back)."""
     server, port = _start_server(dst, count * 0.01 + wait + 15)
     try:
-        out = _run(in_node(src, [sys.executable, PROBE, "udp", addr(dst), str(port), str(count), str(wait)],
-                           uts=False), timeout=count * 0.02 + wait + 20, check=False).stdout.split()
+        out = _run(
+            in_node(src, [sys.executable, PROBE, "udp", addr(dst), str(port), str(count), str(wait)], uts=False),
+            timeout=count * 0.02 + wait + 20,
+            check=False,
+        ).stdout.split()
     finally:
         _stop(server)
     if len(out) != 3:
@@ -649,6 +753,7 @@ def udp_probe(src: str, dst: str, count: int = 100, wait: float = 1.0) -> Tuple[
 
 
 # ============================================================================ MPI across nodes
+
 
 def _hosts_arg(hosts: Union[str, Mapping[str, int], Sequence[str]]) -> Tuple[str, int]:
     if isinstance(hosts, str):
@@ -667,9 +772,11 @@ def mpi_env(extra: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
     """Environment for an mpirun across nodes: this process's environment (MPI rank variables of
     an outer job removed), the root variables, the repository on PYTHONPATH, unbuffered Python,
     and no ``PRTE_MCA_rmaps_default_mapping_policy`` (it would put every rank on node1)."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("OMPI_COMM_WORLD", "PMIX_", "PMI_", "OMPI_MCA_orte", "PRTE_MCA_ess",
-                                "SLURM_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OMPI_COMM_WORLD", "PMIX_", "PMI_", "OMPI_MCA_orte", "PRTE_MCA_ess", "SLURM_"))
+    }
     env.pop("PRTE_MCA_rmaps_default_mapping_policy", None)
     env.update(MPI_ENV)
     env["PYTHONUNBUFFERED"] = "1"
@@ -690,11 +797,17 @@ def mpirun_path() -> str:
     return found
 
 
-def mpirun_command(args: Sequence[Union[str, os.PathLike]], hosts: Union[str, Mapping[str, int], Sequence[str]],
-                   n: Optional[int] = None, python: bool = True, launch_node: str = "node1",
-                   map_by: Optional[str] = "slot:oversubscribe", ft: bool = True,
-                   mpirun_args: Sequence[str] = (), env: Optional[Mapping[str, str]] = None
-                   ) -> Tuple[List[str], Dict[str, str]]:
+def mpirun_command(
+    args: Sequence[Union[str, os.PathLike]],
+    hosts: Union[str, Mapping[str, int], Sequence[str]],
+    n: Optional[int] = None,
+    python: bool = True,
+    launch_node: str = "node1",
+    map_by: Optional[str] = "slot:oversubscribe",
+    ft: bool = True,
+    mpirun_args: Sequence[str] = (),
+    env: Optional[Mapping[str, str]] = None,
+) -> Tuple[List[str], Dict[str, str]]:
     """(argv, env) of ``mpirun`` over virtual nodes, started inside ``launch_node``.
 
     hosts: ``{"node1": 1, "node2": 2}``, ``"node1:1,node2:2"`` or ``["node1", "node2"]`` (1 slot
@@ -722,16 +835,27 @@ class ClusterJob:
     log tail).  ``kill()`` (also on leaving a ``with`` block) SIGKILLs the session and every job
     process left on the cluster's nodes (:func:`kill_job_processes`: not the slurmds)."""
 
-    def __init__(self, argv: Sequence[str], env: Optional[Mapping[str, str]] = None,
-                 log: Union[str, os.PathLike, None] = None, cwd: Union[str, os.PathLike, None] = None) -> None:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        env: Optional[Mapping[str, str]] = None,
+        log: Union[str, os.PathLike, None] = None,
+        cwd: Union[str, os.PathLike, None] = None,
+    ) -> None:
         self.argv = list(argv)
         self.log = Path(log) if log else Path(f"/tmp/vcluster-job-{os.getpid()}-{time.monotonic_ns()}.log")
         self.fh = open(self.log, "w")
         self.t0 = time.monotonic()
         self.wall: Optional[float] = None
-        self.p = subprocess.Popen(self.argv, stdout=self.fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                  env=None if env is None else dict(env), cwd=None if cwd is None else str(cwd),
-                                  start_new_session=True)
+        self.p = subprocess.Popen(
+            self.argv,
+            stdout=self.fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=None if env is None else dict(env),
+            cwd=None if cwd is None else str(cwd),
+            start_new_session=True,
+        )
 
     def wait(self, timeout: float) -> int:
         try:
@@ -739,8 +863,10 @@ class ClusterJob:
         except subprocess.TimeoutExpired:
             left = processes_report()
             self.kill()
-            raise TimeoutError(f"job did not end within {timeout:g} s; processes on the nodes:\n{left}\n"
-                               f"log tail:\n{self.text()[-3000:]}") from None
+            raise TimeoutError(
+                f"job did not end within {timeout:g} s; processes on the nodes:\n{left}\n"
+                f"log tail:\n{self.text()[-3000:]}"
+            ) from None
         self.wall = time.monotonic() - self.t0
         return rc
 
@@ -783,8 +909,7 @@ def kill_job_processes(nodes: Iterable[str] = NODES, keep: Sequence[str] = DAEMO
     """SIGKILL every process in the nodes' namespaces except the daemons (slurmd); returns them."""
     killed: List[int] = []
     for _ in range(5):
-        pids = [p for node in nodes for p in ns_pids(node)
-                if p != os.getpid() and _comm(p) not in keep and _alive(p)]
+        pids = [p for node in nodes for p in ns_pids(node) if p != os.getpid() and _comm(p) not in keep and _alive(p)]
         if not pids:
             break
         _kill(pids)
@@ -802,8 +927,11 @@ def processes_report(nodes: Iterable[str] = NODES) -> str:
             out.append(f"{node}: (no processes)")
             continue
         try:
-            ps = _run(["ps", "-o", "pid,ppid,stat,wchan:20,etime,args", "-p", ",".join(map(str, pids))],
-                      check=False, timeout=10).stdout
+            ps = _run(
+                ["ps", "-o", "pid,ppid,stat,wchan:20,etime,args", "-p", ",".join(map(str, pids))],
+                check=False,
+                timeout=10,
+            ).stdout
         except ClusterError as exc:
             ps = str(exc)
         out.append(f"{node}:\n{ps.rstrip()}")
@@ -812,33 +940,51 @@ def processes_report(nodes: Iterable[str] = NODES) -> str:
 
 # ============================================================================ SLURM
 
+
 def slurm_env(extra: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
     """This process's environment with SLURM_CONF pointing at the virtual cluster (SLURM_* of an
     outer job and PRTE_MCA_rmaps_default_mapping_policy removed), plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
-    env.pop("PRTE_MCA_rmaps_default_mapping_policy", None)    # would put every rank on one node
+    env.pop("PRTE_MCA_rmaps_default_mapping_policy", None)  # would put every rank on one node
     env["SLURM_CONF"] = str(SLURM_CONF)
     if extra:
         env.update({k: str(v) for k, v in extra.items()})
     return env
 
 
-def scmd(args: Sequence[Union[str, os.PathLike]], timeout: float = CMD_TIMEOUT_S, check: bool = True,
-         env: Optional[Mapping[str, str]] = None, cwd: Union[str, os.PathLike, None] = None
-         ) -> subprocess.CompletedProcess:
+def scmd(
+    args: Sequence[Union[str, os.PathLike]],
+    timeout: float = CMD_TIMEOUT_S,
+    check: bool = True,
+    env: Optional[Mapping[str, str]] = None,
+    cwd: Union[str, os.PathLike, None] = None,
+) -> subprocess.CompletedProcess:
     """Run a SLURM client command (sinfo, scontrol, squeue...) against the virtual cluster."""
     return _run(args, timeout=timeout, check=check, env=slurm_env(env), cwd=cwd)
 
 
 def _render_conf() -> str:
-    nodes = "\n".join(f"NodeName={n} NodeAddr={addr(n)} CPUs={NODE_CPUS} RealMemory={NODE_MEMORY_MB} "
-                      f"State=UNKNOWN" for n in NODES)
+    nodes = "\n".join(
+        f"NodeName={n} NodeAddr={addr(n)} CPUs={NODE_CPUS} RealMemory={NODE_MEMORY_MB} State=UNKNOWN" for n in NODES
+    )
     tpl = string.Template((VC_DIR / "slurm.conf.in").read_text())
-    return tpl.substitute(conf=SLURM_CONF, cluster_name=CLUSTER_NAME, host=socket.gethostname().split(".")[0], bridge_addr=BRIDGE_ADDR,
-                          ctld_port=CTLD_PORT, slurmd_port=SLURMD_PORT, srun_ports=SRUN_PORTS,
-                          state_dir=STATE_DIR, spool_dir=SPOOL_DIR, run_dir=RUN_DIR, log_dir=LOG_DIR,
-                          slurmd_timeout=SLURMD_TIMEOUT_S, node_lines=nodes, partition=PARTITION,
-                          node_list=",".join(NODES))
+    return tpl.substitute(
+        conf=SLURM_CONF,
+        cluster_name=CLUSTER_NAME,
+        host=socket.gethostname().split(".")[0],
+        bridge_addr=BRIDGE_ADDR,
+        ctld_port=CTLD_PORT,
+        slurmd_port=SLURMD_PORT,
+        srun_ports=SRUN_PORTS,
+        state_dir=STATE_DIR,
+        spool_dir=SPOOL_DIR,
+        run_dir=RUN_DIR,
+        log_dir=LOG_DIR,
+        slurmd_timeout=SLURMD_TIMEOUT_S,
+        node_lines=nodes,
+        partition=PARTITION,
+        node_list=",".join(NODES),
+    )
 
 
 def _write_conf() -> bool:
@@ -866,8 +1012,7 @@ def _munge_ok() -> bool:
 def _ensure_munge() -> None:
     if _munge_ok():
         return
-    for d, mode in (("/etc/munge", 0o700), ("/run/munge", 0o755), ("/var/log/munge", 0o700),
-                    ("/var/lib/munge", 0o700)):
+    for d, mode in (("/etc/munge", 0o700), ("/run/munge", 0o755), ("/var/log/munge", 0o700), ("/var/lib/munge", 0o700)):
         os.makedirs(d, exist_ok=True)
         os.chmod(d, mode)
         shutil.chown(d, "munge", "munge")
@@ -952,11 +1097,16 @@ def start_slurmd(node: str) -> None:
         _kill([old], signal.SIGTERM)
         _wait_gone([old], 10)
     (SPOOL_DIR / node).mkdir(parents=True, exist_ok=True)
-    p = _run(in_node(node, [_daemon_bin(SLURMD_NAME, "slurmd"), "-f", SLURM_CONF, "-N", node]), check=False,
-             env=slurm_env(), timeout=30)
+    p = _run(
+        in_node(node, [_daemon_bin(SLURMD_NAME, "slurmd"), "-f", SLURM_CONF, "-N", node]),
+        check=False,
+        env=slurm_env(),
+        timeout=30,
+    )
     if p.returncode != 0:
-        raise ClusterError(f"slurmd on {node} would not start: {p.stderr.strip()} "
-                           f"{_tail(LOG_DIR / f'slurmd-{node}.log')}")
+        raise ClusterError(
+            f"slurmd on {node} would not start: {p.stderr.strip()} {_tail(LOG_DIR / f'slurmd-{node}.log')}"
+        )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if slurmd_pid(node):
@@ -1031,8 +1181,13 @@ def _tail(path: Path, n: int = 15) -> str:
 
 # ---------------------------------------------------------------------------- jobs
 
-def sbatch(script_args: Sequence[Union[str, os.PathLike]], env: Optional[Mapping[str, str]] = None,
-           extra_args: Iterable[str] = (), cwd: Union[str, os.PathLike, None] = None) -> str:
+
+def sbatch(
+    script_args: Sequence[Union[str, os.PathLike]],
+    env: Optional[Mapping[str, str]] = None,
+    extra_args: Iterable[str] = (),
+    cwd: Union[str, os.PathLike, None] = None,
+) -> str:
     """``sbatch --parsable [extra_args] SCRIPT ARGS`` on the virtual cluster; returns the job id.
     ``env`` is added to this process's environment (the job inherits it: --export=ALL)."""
     cmd = ["sbatch", "--parsable", *[str(a) for a in extra_args], *[str(a) for a in script_args]]
@@ -1049,6 +1204,7 @@ _submitted: Dict[str, float] = {}
 
 def job_info(job: str) -> Optional[Dict[str, str]]:
     from slurm_cluster import _parse_fields
+
     p = scmd(["scontrol", "show", "job", "-o", str(job)], check=False, timeout=10)
     if p.returncode != 0 or not p.stdout.strip():
         return None
@@ -1057,6 +1213,7 @@ def job_info(job: str) -> Optional[Dict[str, str]]:
 
 def _jobcomp(job: str) -> Optional[Dict[str, str]]:
     from slurm_cluster import _parse_fields
+
     try:
         lines = JOBCOMP_LOG.read_text(errors="replace").splitlines()
     except OSError:
@@ -1073,6 +1230,7 @@ def wait_job(job: str, timeout: float, poll: float = 0.5, hopeless_after: float 
     "COMPLETED" with .restarts, .exit_code...).  TimeoutError after ``timeout``; ClusterError when
     PENDING for ``hopeless_after`` s with a reason that never resolves."""
     from slurm_cluster import HOPELESS_REASONS, TERMINAL_STATES, JobStatus
+
     deadline = time.monotonic() + timeout
     last: Optional[Dict[str, str]] = None
     hopeless: Optional[float] = None
@@ -1117,7 +1275,7 @@ def active_jobs() -> List[str]:
 # ============================================================================ the cluster
 
 _faults_checked: List[bool] = []
-_failed: Dict[bool, str] = {}        # slurm? -> the reason setup failed (not retried in this process)
+_failed: Dict[bool, str] = {}  # slurm? -> the reason setup failed (not retried in this process)
 
 
 def setup_allowance() -> float:
@@ -1158,7 +1316,7 @@ def ensure_cluster(slurm: bool = True) -> Optional[str]:
         if shutil.which(tool) is None:
             return f"virtual cluster needs '{tool}' (iproute2 / util-linux)"
     for need_slurm, why in _failed.items():
-        if need_slurm <= slurm:        # a network failure also fails a SLURM setup
+        if need_slurm <= slurm:  # a network failure also fails a SLURM setup
             return why
     t0 = time.monotonic()
     timings: Dict[str, float] = {}
@@ -1167,7 +1325,7 @@ def ensure_cluster(slurm: bool = True) -> Optional[str]:
             _net_setup()
             timings["network"] = time.monotonic() - t0
         elif not _faults_checked:
-            clear_faults()             # left over from a session that was killed
+            clear_faults()  # left over from a session that was killed
         _faults_checked.append(True)
         if slurm:
             t1 = time.monotonic()
@@ -1188,12 +1346,15 @@ def ensure_cluster(slurm: bool = True) -> Optional[str]:
             wait_nodes(NODES, timeout=40)
             timings["slurm"] = time.monotonic() - t1
     except (ClusterError, OSError) as exc:
-        why = f"virtual cluster: {exc}" if isinstance(exc, ClusterError) else \
-            f"virtual cluster: {type(exc).__name__}: {exc}"
+        why = (
+            f"virtual cluster: {exc}"
+            if isinstance(exc, ClusterError)
+            else f"virtual cluster: {type(exc).__name__}: {exc}"
+        )
         _failed[slurm] = why
         return why
     ensure_cluster.last_s = time.monotonic() - t0  # type: ignore[attr-defined]
-    if len(timings) > (1 if slurm else 0) or "install" in timings:   # something was set up
+    if len(timings) > (1 if slurm else 0) or "install" in timings:  # something was set up
         ensure_cluster.setups.append({"total": ensure_cluster.last_s, **timings})  # type: ignore[attr-defined]
     return None
 
@@ -1202,8 +1363,14 @@ ensure_cluster.setups = []  # type: ignore[attr-defined]   # [{"total", "network
 
 
 def _install() -> Optional[str]:
-    p = subprocess.Popen(["bash", str(INSTALL_SCRIPT)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True, stdin=subprocess.DEVNULL, start_new_session=True)
+    p = subprocess.Popen(
+        ["bash", str(INSTALL_SCRIPT)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         out, err = p.communicate(timeout=INSTALL_TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -1216,7 +1383,9 @@ def _install() -> Optional[str]:
     if p.returncode == 0:
         return None
     tail = "\n".join((err or out).strip().splitlines()[-10:])
-    what = {2: "needs root", 3: "apt-get install slurm-wlm munge failed"}.get(p.returncode, f"install.sh exited {p.returncode}")
+    what = {2: "needs root", 3: "apt-get install slurm-wlm munge failed"}.get(
+        p.returncode, f"install.sh exited {p.returncode}"
+    )
     return f"virtual cluster: {what}\n{tail}"
 
 
@@ -1290,8 +1459,9 @@ def leftovers() -> List[str]:
     out += [f"netns {n}" for n in NODES if n in names]
     out += [f"link {link}" for link in [BRIDGE, *map(host_veth, NODES)] if _link_exists(link)]
     try:
-        out += [f"/etc/hosts: {line}" for line in HOSTS_FILE.read_text().splitlines()
-                if line.rstrip().endswith(HOSTS_TAG)]
+        out += [
+            f"/etc/hosts: {line}" for line in HOSTS_FILE.read_text().splitlines() if line.rstrip().endswith(HOSTS_TAG)
+        ]
     except OSError:
         pass
     host_net = os.readlink("/proc/self/ns/net")
@@ -1313,12 +1483,18 @@ def leftovers() -> List[str]:
 
 # ============================================================================ misc for tests
 
+
 def open_log_env(watch: Iterable[Union[str, os.PathLike]], log: Union[str, os.PathLike]) -> Dict[str, str]:
     """Env vars that make every Python process of a job log its open() of the ``watch`` files
     to ``log`` (JSON lines: host, pid, rank, path): see vcluster/openlog/sitecustomize.py.
     Merge the PYTHONPATH with care: this puts the hook directory first."""
-    return {"VCLUSTER_WATCH_OPEN": os.pathsep.join(str(w) for w in watch), "VCLUSTER_OPEN_LOG": str(log),
-            "PYTHONPATH": os.pathsep.join([str(OPENLOG_DIR), str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    return {
+        "VCLUSTER_WATCH_OPEN": os.pathsep.join(str(w) for w in watch),
+        "VCLUSTER_OPEN_LOG": str(log),
+        "PYTHONPATH": os.pathsep.join([str(OPENLOG_DIR), str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(
+            os.pathsep
+        ),
+    }
 
 
 def read_open_log(log: Union[str, os.PathLike]) -> List[dict]:
@@ -1332,7 +1508,7 @@ def shell_quote(argv: Sequence[str]) -> str:
     return " ".join(shlex.quote(a) for a in argv)
 
 
-if __name__ == "__main__":   # python tests/system/vcluster.py up|down|status
+if __name__ == "__main__":  # python tests/system/vcluster.py up|down|status
     what = sys.argv[1] if len(sys.argv) > 1 else "status"
     if what == "up":
         r = ensure_cluster()

@@ -1,4 +1,5 @@
 """The ``bayes`` optimizer: options, pending points, failures, surrogates, backends, the GP."""
+
 from __future__ import annotations
 
 import math
@@ -35,7 +36,7 @@ def run(opt, n: int) -> float:
 
 def test_defaults_and_initial_design_size():
     opt = make_optimizer("bayes", bowl_space(), seed=0)
-    assert opt.n_initial == 10                     # max(10, 2 * 4 searched dims)
+    assert opt.n_initial == 10  # max(10, 2 * 4 searched dims)
     assert make_optimizer("bayes", Space({f"x{i}": Float(0, 1) for i in range(7)})).n_initial == 14
     assert opt.opts["acq"] == "ei" and opt.opts["backend"] == "fast" and opt.opts["surrogate"] == "gp"
 
@@ -54,9 +55,17 @@ def test_beats_random_on_a_mixed_bowl():
     assert bayes < 0.1 and bayes < rand
 
 
-@pytest.mark.parametrize("opts", [{"acq": "lcb"}, {"acq": "hedge"}, {"surrogate": "forest"},
-                                  {"surrogate": "extra_trees", "acq": "hedge"}, {"initial_design": "random"},
-                                  {"liar": "max", "refit_every": 3}])
+@pytest.mark.parametrize(
+    "opts",
+    [
+        {"acq": "lcb"},
+        {"acq": "hedge"},
+        {"surrogate": "forest"},
+        {"surrogate": "extra_trees", "acq": "hedge"},
+        {"initial_design": "random"},
+        {"liar": "max", "refit_every": 3},
+    ],
+)
 def test_option_variants_run_and_are_deterministic(opts):
     a = make_optimizer("bayes", bowl_space(), seed=4, n_initial=5, **opts)
     b = make_optimizer("bayes", bowl_space(), seed=4, n_initial=5, **opts)
@@ -72,9 +81,17 @@ def test_skopt_backend_runs_and_is_deterministic():
     a.space.validate(a.ask(50))
 
 
-@pytest.mark.parametrize("opts, word", [({"acq": "ucb"}, "'ucb'"), ({"surrogate": "rf"}, "'rf'"),
-                                        ({"backend": "gpu"}, "'gpu'"), ({"n_initial": 0}, "n_initial"),
-                                        ({"kappa": -1}, "kappa"), ({"liar": "median"}, "median")])
+@pytest.mark.parametrize(
+    "opts, word",
+    [
+        ({"acq": "ucb"}, "'ucb'"),
+        ({"surrogate": "rf"}, "'rf'"),
+        ({"backend": "gpu"}, "'gpu'"),
+        ({"n_initial": 0}, "n_initial"),
+        ({"kappa": -1}, "kappa"),
+        ({"liar": "median"}, "median"),
+    ],
+)
 def test_bad_option_values_are_quoted(opts, word):
     with pytest.raises(ConfigError, match=word):
         make_optimizer("bayes", bowl_space(), **opts)
@@ -95,7 +112,7 @@ def test_thirty_concurrent_asks_give_thirty_different_points():
     assert len(opt.pending) == 30
     _, y, n_told, Up = opt._data()
     assert n_told == 10 and len(Up) == 30 and len(y) == 40
-    assert np.allclose(y[10:], np.mean(y[:10]))         # liar = mean of observed losses
+    assert np.allclose(y[10:], np.mean(y[:10]))  # liar = mean of observed losses
 
 
 def test_failed_trials_are_penalised_not_pending():
@@ -105,7 +122,7 @@ def test_failed_trials_are_penalised_not_pending():
     opt.tell(50, TrialState.FAILED, None)
     assert 50 not in opt.pending
     _, y, n_told, _ = opt._data()
-    assert n_told == 7 and y[-1] == max(y[:6])          # imputed with the worst observed loss
+    assert n_told == 7 and y[-1] == max(y[:6])  # imputed with the worst observed loss
     nxt = [opt.ask(60 + i) for i in range(5)]
     assert bad not in nxt
 
@@ -116,15 +133,17 @@ def test_maximize_direction():
     best = -math.inf
     for t in range(14):
         x = opt.ask(t)["x"]
-        v = -(x - 0.8) ** 2
+        v = -((x - 0.8) ** 2)
         best = max(best, v)
         opt.tell(t, TrialState.COMPLETE, v)
     assert best > -1e-3
 
 
 def test_conditional_space_features_impute_inactive():
-    space = Space(lr=Float(1e-3, 1.0, log=True),
-                  model=Choice({"mlp": Space(width=Int(16, 256, log=True)), "svm": Space(C=Float(0.01, 100.0, log=True))}))
+    space = Space(
+        lr=Float(1e-3, 1.0, log=True),
+        model=Choice({"mlp": Space(width=Int(16, 256, log=True)), "svm": Space(C=Float(0.01, 100.0, log=True))}),
+    )
     f = Features(space)
     u_mlp = space.encode({"lr": 0.01, "model": "mlp", "width": 64})
     u_svm = space.encode({"lr": 0.01, "model": "svm", "C": 1.0})
@@ -132,7 +151,7 @@ def test_conditional_space_features_impute_inactive():
     # columns: lr, model one-hot (2), width, C
     assert F.shape == (2, 5)
     assert F[0, 1:3].tolist() == [1.0, 0.0] and F[1, 1:3].tolist() == [0.0, 1.0]
-    assert F[0, 4] == 0.5 and F[1, 3] == 0.5            # inactive numeric dims imputed
+    assert F[0, 4] == 0.5 and F[1, 3] == 0.5  # inactive numeric dims imputed
     assert np.allclose(F[0, 3], u_mlp[2]) and np.allclose(F[1, 4], u_svm[3])
     opt = make_optimizer("bayes", space, seed=0, n_initial=4)
     for t in range(10):
@@ -184,7 +203,7 @@ def test_gp_constant_mean_is_the_level_of_the_bulk():
     rng = np.random.default_rng(0)
     X = np.vstack([rng.random((30, 2)), 0.3 + 0.02 * rng.standard_normal((10, 2))])
     y = -3.0 * np.exp(-((X - 0.3) ** 2).sum(1) / 0.005)
-    far = np.array([[6.0, 6.0], [-5.0, 4.0]])                # no data within many length-scales
+    far = np.array([[6.0, 6.0], [-5.0, 4.0]])  # no data within many length-scales
     preds = {}
     for fit_mean in (True, False):
         gp = GP(2, fit_mean=fit_mean)
@@ -192,8 +211,8 @@ def test_gp_constant_mean_is_the_level_of_the_bulk():
         gp.condition(X, y)
         preds[fit_mean] = gp.predict(far)[0] * gp.y_std + gp.y_mean
     assert np.mean(y) < -0.5
-    assert np.allclose(preds[False], np.mean(y))            # the average
-    assert np.all(np.abs(preds[True]) < 0.2)                # near the plateau (0), not -0.6
+    assert np.allclose(preds[False], np.mean(y))  # the average
+    assert np.all(np.abs(preds[True]) < 0.2)  # near the plateau (0), not -0.6
 
 
 def _trained_bayes(acq: str = "ei"):
@@ -214,10 +233,12 @@ def test_acquisition_gradient_matches_finite_differences(acq):
     F = opt.features(np.array([[0.41, 0.63, 0.2], [0.77, 0.12, 0.8]]))
     _, g = opt._acq_grad(acq, F, best)
     for k in range(len(F)):
+
         def f(z, k=k):
-            G = F[k:k + 1].copy()
+            G = F[k : k + 1].copy()
             G[0, :2] = z
             return float(opt._acq_grad(acq, G, best)[0][0])
+
         assert np.allclose(g[k, :2], _fd(f, F[k, :2].copy()), rtol=1e-4, atol=1e-6)
 
 
@@ -233,9 +254,9 @@ def test_local_search_climbs_the_acquisition_to_a_stationary_point():
     a0 = opt._acq_grad("ei", opt.features(starts), best)[0]
     a1, g1 = opt._acq_grad("ei", opt.features(out), best)
     assert np.all(a1 >= a0 - 1e-9)
-    assert a1.max() > s.max() + 1e-3                         # beats the best random candidate
-    assert np.array_equal(opt.features(out)[:, 2:], opt.features(starts)[:, 2:])   # categorical kept
-    k = int(np.argmax(a1))                                   # KKT at the best point, unit-cube bounds
+    assert a1.max() > s.max() + 1e-3  # beats the best random candidate
+    assert np.array_equal(opt.features(out)[:, 2:], opt.features(starts)[:, 2:])  # categorical kept
+    k = int(np.argmax(a1))  # KKT at the best point, unit-cube bounds
     x, g = out[k, :2], g1[k, :2]
     proj = np.where((x <= 1e-9) & (g < 0) | (x >= 1 - 1e-9) & (g > 0), 0.0, g) * opt._gp.ls[:2]
     assert np.abs(proj).max() < 0.05

@@ -1,4 +1,5 @@
 """Study config validation: every bad input is a ConfigError that quotes the key and the value."""
+
 from __future__ import annotations
 
 import textwrap
@@ -44,43 +45,46 @@ def test_quickstart_config_is_valid():
     assert c.max_trials == 24 and c.optimizer == "random" and len(c.space.dims) == 7
 
 
-@pytest.mark.parametrize("data, words", [
-    (base(bogus=1), ["bogus"]),
-    (base(optimizer="simulated_annealing"), ["simulated_annealing", "random", "grid"]),
-    (base(optimizer={"name": "random", "temperature": 3}), ["temperature", "random"]),
-    (base(optimizer={"name": "grid", "degree": 0}), ["degree", "0"]),
-    (base(optimizer={"name": "grid", "degree": {"x": "many"}}), ["degree", "many"]),
-    (base(optimizer=42), ["optimizer", "42"]),
-    (base(space={}), ["space", "{}"]),
-    ({"objective": {"function": "math:sqrt"}}, ["space"]),
-    (base(budget={"max_trials": 0}), ["budget.max_trials", "0"]),
-    (base(budget={"max_trials": -3}), ["budget.max_trials", "-3"]),
-    (base(budget={"max_trials": 2.5}), ["budget.max_trials", "2.5"]),
-    (base(budget={"max_trials": "ten"}), ["budget.max_trials", "ten"]),
-    (base(budget={"max_trials": True}), ["budget.max_trials", "True"]),
-    (base(budget={"max_trails": 5}), ["max_trails"]),
-    (base(budget={"max_wall_time": 0}), ["budget.max_wall_time", "0"]),
-    (base(direction="up"), ["direction", "up"]),
-    (base(fault_tolerance={"gossip": 1}), ["fault_tolerance", "gossip"]),
-    (base(fault_tolerance={"fanout": 0}), ["fault_tolerance.fanout", "0"]),
-    (base(fault_tolerance={"t_fail": -1}), ["fault_tolerance.t_fail", "-1"]),
-    (base(fault_tolerance={"t_fail": 0.5, "gossip_interval": 0.5}), ["t_fail", "0.5"]),
-    (base(fault_tolerance={"max_retries": "two"}), ["fault_tolerance.max_retries", "two"]),
-    (base(fault_tolerance={"trial_time_limit": 0}), ["fault_tolerance.trial_time_limit", "0"]),
-    (base(fault_tolerance={"takeover": "no"}), ["fault_tolerance.takeover", "no"]),
-    (base(fault_tolerance=[1, 2]), ["fault_tolerance", "[1, 2]"]),
-    (base(objective={"builtin": {"dataset": "digits"}, "function": "m:f"}), ["builtin", "function"]),
-    (base(objective={"function": "no_colon_here"}), ["objective.function", "no_colon_here"]),
-    (base(objective=None), ["objective"]),
-    (base(objective={"builtin": {"model": "mlp"}}), ["dataset"]),
-    (base(objective={"builtin": {"model": "mlp", "dataset": "/no/such/data.npz"}}), ["/no/such/data.npz"]),
-    (base(objective={"builtin": {"model": "transformer", "dataset": "digits"}}), ["transformer"]),
-    (base(objective={"builtin": {"dataset": "digits"}}, metric="f1"), ["metric", "f1"]),
-    (base(seed="abc"), ["seed", "abc"]),
-    (base(device="tpu"), ["device", "tpu"]),
-    (base(progress_interval=0), ["progress_interval", "0"]),
-    (base(space={"x": {"type": "float", "low": 3, "high": 1}}), ["space.x", "3", "1"]),
-])
+@pytest.mark.parametrize(
+    "data, words",
+    [
+        (base(bogus=1), ["bogus"]),
+        (base(optimizer="simulated_annealing"), ["simulated_annealing", "random", "grid"]),
+        (base(optimizer={"name": "random", "temperature": 3}), ["temperature", "random"]),
+        (base(optimizer={"name": "grid", "degree": 0}), ["degree", "0"]),
+        (base(optimizer={"name": "grid", "degree": {"x": "many"}}), ["degree", "many"]),
+        (base(optimizer=42), ["optimizer", "42"]),
+        (base(space={}), ["space", "{}"]),
+        ({"objective": {"function": "math:sqrt"}}, ["space"]),
+        (base(budget={"max_trials": 0}), ["budget.max_trials", "0"]),
+        (base(budget={"max_trials": -3}), ["budget.max_trials", "-3"]),
+        (base(budget={"max_trials": 2.5}), ["budget.max_trials", "2.5"]),
+        (base(budget={"max_trials": "ten"}), ["budget.max_trials", "ten"]),
+        (base(budget={"max_trials": True}), ["budget.max_trials", "True"]),
+        (base(budget={"max_trails": 5}), ["max_trails"]),
+        (base(budget={"max_wall_time": 0}), ["budget.max_wall_time", "0"]),
+        (base(direction="up"), ["direction", "up"]),
+        (base(fault_tolerance={"gossip": 1}), ["fault_tolerance", "gossip"]),
+        (base(fault_tolerance={"fanout": 0}), ["fault_tolerance.fanout", "0"]),
+        (base(fault_tolerance={"t_fail": -1}), ["fault_tolerance.t_fail", "-1"]),
+        (base(fault_tolerance={"t_fail": 0.5, "gossip_interval": 0.5}), ["t_fail", "0.5"]),
+        (base(fault_tolerance={"max_retries": "two"}), ["fault_tolerance.max_retries", "two"]),
+        (base(fault_tolerance={"trial_time_limit": 0}), ["fault_tolerance.trial_time_limit", "0"]),
+        (base(fault_tolerance={"takeover": "no"}), ["fault_tolerance.takeover", "no"]),
+        (base(fault_tolerance=[1, 2]), ["fault_tolerance", "[1, 2]"]),
+        (base(objective={"builtin": {"dataset": "digits"}, "function": "m:f"}), ["builtin", "function"]),
+        (base(objective={"function": "no_colon_here"}), ["objective.function", "no_colon_here"]),
+        (base(objective=None), ["objective"]),
+        (base(objective={"builtin": {"model": "mlp"}}), ["dataset"]),
+        (base(objective={"builtin": {"model": "mlp", "dataset": "/no/such/data.npz"}}), ["/no/such/data.npz"]),
+        (base(objective={"builtin": {"model": "transformer", "dataset": "digits"}}), ["transformer"]),
+        (base(objective={"builtin": {"dataset": "digits"}}, metric="f1"), ["metric", "f1"]),
+        (base(seed="abc"), ["seed", "abc"]),
+        (base(device="tpu"), ["device", "tpu"]),
+        (base(progress_interval=0), ["progress_interval", "0"]),
+        (base(space={"x": {"type": "float", "low": 3, "high": 1}}), ["space.x", "3", "1"]),
+    ],
+)
 def test_bad_config_is_rejected_with_key_and_value(data, words):
     raises_quoting(data, *words)
 
@@ -102,12 +106,15 @@ def write(tmp_path, text, name="c.yaml"):
 
 
 def test_malformed_yaml_names_file_and_line(tmp_path):
-    p = write(tmp_path, """\
+    p = write(
+        tmp_path,
+        """\
         name: broken
         space:
           x: {type: float, low: 0, high: 1
         objective: {function: "math:sqrt"}
-        """)
+        """,
+    )
     with pytest.raises(ConfigError) as err:
         from_yaml(p)
     msg = str(err.value)
@@ -126,7 +133,9 @@ def test_missing_config_file(tmp_path):
 
 
 def test_yaml_conditional_space_and_grid_options(tmp_path):
-    p = write(tmp_path, """\
+    p = write(
+        tmp_path,
+        """\
         objective: {function: "math:sqrt"}
         optimizer: {name: grid, degree: {lr: 3}, shuffle: true}
         space:
@@ -137,16 +146,19 @@ def test_yaml_conditional_space_and_grid_options(tmp_path):
             conditional:
               mlp: {width: {type: int, low: 8, high: 10}}
         budget: {max_trials: 7}
-        """)
+        """,
+    )
     c = from_yaml(p)
     assert c.optimizer == "grid" and c.options == {"degree": {"lr": 3}, "shuffle": True}
     assert c.max_trials == 7
     assert c.space.grid_size({"lr": 3}) == 3 * (3 + 1)
-    assert "conditional" in c.source_text          # the YAML text is kept for /study
+    assert "conditional" in c.source_text  # the YAML text is kept for /study
 
 
 def test_yaml_unknown_choice_value_in_conditional(tmp_path):
-    p = write(tmp_path, """\
+    p = write(
+        tmp_path,
+        """\
         objective: {function: "math:sqrt"}
         space:
           model:
@@ -154,24 +166,29 @@ def test_yaml_unknown_choice_value_in_conditional(tmp_path):
             choices: [mlp, linear]
             conditional:
               cnn: {width: {type: int, low: 8, high: 10}}
-        """)
+        """,
+    )
     with pytest.raises(ConfigError) as err:
         from_yaml(p)
     assert "space.model" in str(err.value) and "'cnn'" in str(err.value)
 
 
 def test_unknown_optimizer_is_rejected_from_yaml(tmp_path):
-    p = write(tmp_path, """\
+    p = write(
+        tmp_path,
+        """\
         objective: {function: "math:sqrt"}
         optimizer: hyperopt9000
         space: {x: {type: float, low: 0, high: 1}}
-        """)
+        """,
+    )
     with pytest.raises(ConfigError, match="hyperopt9000"):
         from_yaml(p)
 
 
 def test_rd_optimize_rejects_bad_arguments_before_running():
     import rdhpo_hpc as rd
+
     calls = []
     space = rd.Space(x=rd.Float(0, 1))
     with pytest.raises(ConfigError, match="max_trials"):
@@ -193,9 +210,11 @@ def test_ft_defaults_match_dataclass():
 
 @pytest.mark.parametrize("optimizer", ["asha", "hyperband", "sh", "bohb", "pbt"])
 def test_data_fraction_budget_needs_promote_mode_with_a_rung_scheduler(optimizer):
-    d = {"space": {"lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True}},
-         "objective": {"builtin": {"model": "mlp", "dataset": "digits", "budget_kind": "data_fraction"}},
-         "optimizer": optimizer}
+    d = {
+        "space": {"lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True}},
+        "objective": {"builtin": {"model": "mlp", "dataset": "digits", "budget_kind": "data_fraction"}},
+        "optimizer": optimizer,
+    }
     with pytest.raises(ConfigError, match=f"'data_fraction' cannot be used with optimizer '{optimizer}'"):
         from_dict(d)
     if optimizer != "pbt":
@@ -229,10 +248,11 @@ def test_yaml_nested_thousands_of_levels_is_a_config_error(tmp_path, shape):
 
 
 def test_yaml_nesting_up_to_the_limit_is_read(tmp_path):
-    def nested(levels):            # the top-level mapping is level 1
+    def nested(levels):  # the top-level mapping is level 1
         p = tmp_path / f"nested{levels}.yaml"
         p.write_text("a: " + "{a: " * (levels - 1) + "1" + "}" * (levels - 1) + "\n")
         return str(p)
+
     data, _ = cfgmod.load_yaml(nested(cfgmod.MAX_YAML_DEPTH))
     depth, node = 0, data
     while isinstance(node, dict):
@@ -247,12 +267,18 @@ def test_output_with_a_trailing_separator_is_rejected():
 
 
 def _builtin_cfg(dataset, **over):
-    return from_dict(base(objective={"builtin": {"model": "mlp", "dataset": str(dataset), "epochs": 1}},
-                          space={"lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}}, **over))
+    return from_dict(
+        base(
+            objective={"builtin": {"model": "mlp", "dataset": str(dataset), "epochs": 1}},
+            space={"lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}},
+            **over,
+        )
+    )
 
 
 def test_unreadable_dataset_file_is_rejected_before_the_study(tmp_path):
     import os
+
     junk = tmp_path / "junk.npz"
     junk.write_bytes(os.urandom(4096))
     with pytest.raises(ConfigError) as err:
@@ -267,6 +293,7 @@ def test_unreadable_dataset_file_is_rejected_before_the_study(tmp_path):
 
 def test_dataset_without_the_expected_arrays_is_rejected_before_the_study(tmp_path):
     import numpy as np
+
     p = tmp_path / "wrong.npz"
     np.savez(p, features=np.zeros((10, 3)), labels=np.zeros(10, dtype=int))
     with pytest.raises(ConfigError) as err:
@@ -278,6 +305,7 @@ def test_dataset_without_the_expected_arrays_is_rejected_before_the_study(tmp_pa
 
 def test_valid_dataset_file_passes_validate_for_run(tmp_path):
     import numpy as np
+
     p = tmp_path / "good.npz"
     rng = np.random.default_rng(0)
     np.savez(p, x=rng.normal(size=(20, 4)), y=rng.integers(0, 2, 20))
@@ -291,9 +319,10 @@ def test_validate_for_run_refuses_an_output_that_is_not_a_results_file(tmp_path,
         out.write_text("my notes\n")
     elif kind == "foreign_h5":
         import h5py
+
         with h5py.File(out, "w") as f:
             f["data"] = [1, 2, 3]
-            f.create_group("study")          # even a /study group without rdhpo's schema_version
+            f.create_group("study")  # even a /study group without rdhpo's schema_version
     else:
         out.mkdir()
     before = out.read_bytes() if out.is_file() else None

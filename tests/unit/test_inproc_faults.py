@@ -1,4 +1,5 @@
 """Node + in-process Hub: fault injection (cut, delay, kill, stop), pump heartbeat under load."""
+
 from __future__ import annotations
 
 import threading
@@ -61,17 +62,17 @@ def test_cut_link_is_routed_around_in_both_directions_and_used_again_once_healed
     nodes = start(hub, faults=[{"cut": [0, 3], "at": 0.0, "until": 3.0}])
     try:
         ev0 = drain(nodes[0], 1.2)
-        assert all(n.alive() == [0, 1, 2, 3, 4] for n in nodes)     # gossip relayed by 1, 2, 4
-        assert downs(ev0) == [] and nodes[0].unreachable == set()   # reached through a relay
+        assert all(n.alive() == [0, 1, 2, 3, 4] for n in nodes)  # gossip relayed by 1, 2, 4
+        assert downs(ev0) == [] and nodes[0].unreachable == set()  # reached through a relay
         assert any(isinstance(m, RouteChanged) and m.peer == 3 and m.via in (1, 2, 4) for _, m in ev0)
         assert nodes[0].routes[3] in (1, 2, 4) and nodes[3].routes[0] in (1, 2, 4)
-        nodes[0].send(3, Task(7, 0, {}))                              # coordinator -> worker
+        nodes[0].send(3, Task(7, 0, {}))  # coordinator -> worker
         got = [(s, m) for s, m in drain(nodes[3], 0.5) if isinstance(m, Task)]
         assert got and got[0][0] == 0 and got[0][1].trial_id == 7
-        nodes[3].send(0, Hello("h", {}, 1))                           # worker -> coordinator
+        nodes[3].send(0, Hello("h", {}, 1))  # worker -> coordinator
         ev0 = drain(nodes[0], 0.5)
         assert [s for s, m in ev0 if isinstance(m, Hello)] == [3]
-        ev3 = drain(nodes[3], 2.5)                                    # the cut heals at t = 3 s
+        ev3 = drain(nodes[3], 2.5)  # the cut heals at t = 3 s
         assert any(isinstance(m, RouteChanged) and m.via is None for _, m in ev3)
         assert 0 not in nodes[3].routes and 3 not in nodes[0].routes
         assert downs(ev0 + ev3) == [] and nodes[0].unreachable == set()
@@ -84,8 +85,15 @@ def test_rank_cut_off_from_every_possible_relay_is_unreachable_not_dead():
     coordinator's link and every relay's link to 3 are cut, gossip still carries 3's heartbeat
     through rank 4, which nobody uses as a relay because 4 is cut from the coordinator too."""
     hub = Hub(5)
-    nodes = start(hub, faults=[{"cut": [0, 3], "at": 0.0}, {"cut": [1, 3], "at": 0.0},
-                               {"cut": [2, 3], "at": 0.0}, {"cut": [0, 4], "at": 0.0}])
+    nodes = start(
+        hub,
+        faults=[
+            {"cut": [0, 3], "at": 0.0},
+            {"cut": [1, 3], "at": 0.0},
+            {"cut": [2, 3], "at": 0.0},
+            {"cut": [0, 4], "at": 0.0},
+        ],
+    )
     try:
         ev0 = drain(nodes[0], 2.5)
         assert all(n.alive() == [0, 1, 2, 3, 4] for n in nodes)
@@ -133,7 +141,7 @@ def test_kill_without_ulfm_and_stop_need_the_gossip_timeout():
         ds = {d.rank: d for d in downs(ev)}
         assert set(ds) == {2, 3}
         assert all(d.cause == "gossip-timeout" and d.latency > FAST.t_fail for d in ds.values())
-        hub.resume(3)                       # wakes up: stays fenced
+        hub.resume(3)  # wakes up: stays fenced
         time.sleep(0.3)
         assert not nodes[0].is_alive(3)
     finally:
@@ -148,7 +156,9 @@ def test_fault_plan_kill_and_stop_go_through_on_fault():
         def act(f):
             fired.append((rank, f.kind))
             hub.kill(rank) if f.kind == "kill" else hub.stop(rank)
+
         return act
+
     nodes = start(hub, faults=[{"kill": 1, "at": 0.2}, {"stop": 2, "at": 0.3}], on_fault=on_fault)
     try:
         ds = {d.rank: d.cause for d in downs(drain(nodes[0], 2.5))}
@@ -170,7 +180,7 @@ def test_delay_holds_messages_back():
             if ev is not None and isinstance(ev[1], Hello):
                 got = time.monotonic() - t0
         assert got is not None and 0.35 < got < 1.0
-        assert downs(drain(nodes[0], 0.2)) == []     # 0.4 s delay < t_fail: nobody dies
+        assert downs(drain(nodes[0], 0.2)) == []  # 0.4 s delay < t_fail: nobody dies
     finally:
         close(nodes)
 
@@ -185,6 +195,7 @@ def test_heartbeat_flows_while_the_loop_thread_busy_loops_in_python():
         n = 0
         while not stop.is_set():
             n += 1
+
     burners = [threading.Thread(target=burn, daemon=True) for _ in range(2)]
     for b in burners:
         b.start()
@@ -222,5 +233,5 @@ def test_inproc_shrink_is_a_bounded_barrier():
     for t in ts:
         t.join(5)
     assert all(o["size"] == 3 and o["method"] == "shrink" and "error" not in o for o in out.values())
-    lone = hub.shrink(0, {2}, 0.2)            # ranks 1 and 3 never come: times out, no hang
+    lone = hub.shrink(0, {2}, 0.2)  # ranks 1 and 3 never come: times out, no hang
     assert "error" in lone

@@ -1,4 +1,5 @@
 """Gossip membership state machine with a fake clock (pure; each test well under a second)."""
+
 from __future__ import annotations
 
 import random
@@ -14,8 +15,10 @@ def simulate(n, t_end, interval=0.5, t_fail=3.0, fanout=2, cut=(), dead_at=None,
     """Run n memberships in simulated time; messages arrive at the next tick. Returns (views, verdicts)."""
     rng = random.Random(seed)
     dead_at = dead_at or {}
-    ms = [Membership(r, n, 0.0, interval=interval, fanout=fanout, t_fail=t_fail, rng=random.Random(rng.random()))
-          for r in range(n)]
+    ms = [
+        Membership(r, n, 0.0, interval=interval, fanout=fanout, t_fail=t_fail, rng=random.Random(rng.random()))
+        for r in range(n)
+    ]
     for m in ms:
         m.next_beat = rng.random() * interval
     cut = {frozenset(c) for c in cut}
@@ -25,7 +28,7 @@ def simulate(n, t_end, interval=0.5, t_fail=3.0, fanout=2, cut=(), dead_at=None,
     while t < t_end:
         t = round(t + dt, 9)
         deliver, inflight = inflight, []
-        for src, dst, vec in deliver:
+        for _src, dst, vec in deliver:
             if dst in dead_at and t >= dead_at[dst]:
                 continue
             ms[dst].merge(vec, t)
@@ -66,7 +69,7 @@ def test_cut_link_relayed_by_third_parties_gives_no_verdict():
 
 
 def test_cut_links_all_but_one_path_still_no_verdict():
-    cut = [(0, k) for k in range(2, 6)]     # 0 hears only from 1
+    cut = [(0, k) for k in range(2, 6)]  # 0 hears only from 1
     _, verdicts = simulate(6, 30.0, cut=cut, t_fail=4.0)
     assert verdicts == []
 
@@ -82,12 +85,12 @@ def test_dead_stays_fenced_after_late_heartbeat():
     m = Membership(0, 3, 0.0, interval=0.5, t_fail=2.0)
     m.merge([0, 5, 5], 0.5)
     assert m.check(1.0) == []
-    m.merge([0, 5, 9], 2.9)          # rank 2 grew, rank 1 did not
+    m.merge([0, 5, 9], 2.9)  # rank 2 grew, rank 1 did not
     assert [v.rank for v in m.check(3.0)] == [1]
     assert not m.is_alive(1) and m.is_alive(2)
-    m.merge([0, 100, 10], 3.5)       # rank 1 wakes up (it was only hung)
+    m.merge([0, 100, 10], 3.5)  # rank 1 wakes up (it was only hung)
     assert not m.is_alive(1) and 1 not in m.alive()
-    assert 1 not in m.beat(4.0)      # no gossip to a fenced member
+    assert 1 not in m.beat(4.0)  # no gossip to a fenced member
     assert all(v.rank != 1 for v in m.check(4.0))
     assert m.forgettable(3.0 + 2 * 2.0 + 0.1) == [1]
 
@@ -99,8 +102,8 @@ def test_evidence_gives_immediate_verdict_with_latency():
     assert v.rank == 2 and v.cause == "mpi-failure"
     assert v.latency == pytest.approx(0.25)
     assert not m.is_alive(2)
-    assert m.evidence(2, 1.3) is None          # already dead
-    assert m.evidence(0, 1.3) is None          # never about itself
+    assert m.evidence(2, 1.3) is None  # already dead
+    assert m.evidence(0, 1.3) is None  # never about itself
 
 
 def test_beat_picks_fanout_live_peers_and_bumps_own_counter():
@@ -129,8 +132,15 @@ def test_detection_time_grows_slowly_with_n():
 
 # -- fault plans -----------------------------------------------------------------------------------
 def test_parse_faults_accepts_the_documented_forms():
-    fs = parse_faults([{"cut": [3, 0], "at": 2.0}, {"kill": 2, "at": 3}, {"stop": 1, "at": 3.0},
-                       {"delay": [0, 1], "seconds": 0.5}, {"cut": [1, 2], "at": 1, "until": 4}])
+    fs = parse_faults(
+        [
+            {"cut": [3, 0], "at": 2.0},
+            {"kill": 2, "at": 3},
+            {"stop": 1, "at": 3.0},
+            {"delay": [0, 1], "seconds": 0.5},
+            {"cut": [1, 2], "at": 1, "until": 4},
+        ]
+    )
     assert fs[0] == Fault("cut", (0, 3), 2.0)
     assert fs[1].kind == "kill" and fs[1].ranks == (2,)
     assert fs[3].seconds == 0.5 and fs[3].at == 0.0
@@ -138,17 +148,20 @@ def test_parse_faults_accepts_the_documented_forms():
     assert parse_faults(None) == [] and parse_faults([]) == []
 
 
-@pytest.mark.parametrize("bad, words", [
-    ({"cut": [0]}, "pair of ranks"),
-    ({"cut": [1, 1]}, "two different ranks"),
-    ({"kill": -1}, "rank must be"),
-    ({"kill": 1, "at": -2}, "'at'"),
-    ({"kill": 1, "cut": [0, 1]}, "exactly one"),
-    ({"delay": [0, 1]}, "'seconds'"),
-    ({"stop": 1, "seconds": 2}, "unknown key"),
-    ({"cut": [0, 1], "at": 3, "until": 2}, "'until'"),
-    ("kill 2", "mapping"),
-])
+@pytest.mark.parametrize(
+    "bad, words",
+    [
+        ({"cut": [0]}, "pair of ranks"),
+        ({"cut": [1, 1]}, "two different ranks"),
+        ({"kill": -1}, "rank must be"),
+        ({"kill": 1, "at": -2}, "'at'"),
+        ({"kill": 1, "cut": [0, 1]}, "exactly one"),
+        ({"delay": [0, 1]}, "'seconds'"),
+        ({"stop": 1, "seconds": 2}, "unknown key"),
+        ({"cut": [0, 1], "at": 3, "until": 2}, "'until'"),
+        ("kill 2", "mapping"),
+    ],
+)
 def test_parse_faults_errors_quote_the_entry(bad, words):
     with pytest.raises(ConfigError) as err:
         parse_faults([bad])
@@ -163,8 +176,17 @@ def test_faults_must_be_a_list_and_ranks_exist():
 
 
 def test_fault_plan_queries():
-    plan = FaultPlan(parse_faults([{"cut": [0, 3], "at": 2.0, "until": 5.0}, {"delay": [3, 1], "seconds": 0.3},
-                                   {"kill": 3, "at": 4.0}, {"stop": 2, "at": 1.0}]), 3)
+    plan = FaultPlan(
+        parse_faults(
+            [
+                {"cut": [0, 3], "at": 2.0, "until": 5.0},
+                {"delay": [3, 1], "seconds": 0.3},
+                {"kill": 3, "at": 4.0},
+                {"stop": 2, "at": 1.0},
+            ]
+        ),
+        3,
+    )
     assert plan.cut(1.0) == set() and plan.cut(2.5) == {0} and plan.cut(5.0) == set()
     assert plan.delay(1, 0.0) == 0.3 and plan.delay(0, 0.0) == 0.0
     assert plan.due_self(3.9) == [] and [f.kind for f in plan.due_self(4.0)] == ["kill"]

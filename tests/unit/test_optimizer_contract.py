@@ -2,6 +2,7 @@
 
 Parametrised over the registry, so optimizers added later are covered automatically.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,21 +18,31 @@ NAMES = sorted(REGISTRY)
 
 
 def mixed_space() -> Space:
-    return Space(lr=Float(1e-4, 1e-1, log=True), width=Int(8, 64, step=8), act=Categorical(["relu", "tanh"]),
-                 drop=Float(0.0, 0.5, step=0.1))
+    return Space(
+        lr=Float(1e-4, 1e-1, log=True),
+        width=Int(8, 64, step=8),
+        act=Categorical(["relu", "tanh"]),
+        drop=Float(0.0, 0.5, step=0.1),
+    )
 
 
 def conditional_space() -> Space:
-    return Space(lr=Float(1e-3, 1.0, log=True),
-                 model=Choice({"mlp": Space(width=Int(16, 256, log=True), act=Categorical(["relu", "tanh"])),
-                               "svm": Space(C=Float(0.01, 100.0, log=True)),
-                               "linear": None}))
+    return Space(
+        lr=Float(1e-3, 1.0, log=True),
+        model=Choice(
+            {
+                "mlp": Space(width=Int(16, 256, log=True), act=Categorical(["relu", "tanh"])),
+                "svm": Space(C=Float(0.01, 100.0, log=True)),
+                "linear": None,
+            }
+        ),
+    )
 
 
 def objective(cfg: dict) -> float:
     """A deterministic loss using whatever params are present."""
     v = 0.0
-    for k, x in sorted(cfg.items()):
+    for _k, x in sorted(cfg.items()):
         if isinstance(x, (int, float)) and not isinstance(x, bool):
             v += (math.log10(abs(x) + 1e-3) + 1.0) ** 2
         else:
@@ -87,7 +98,7 @@ def test_ask_returns_valid_config(name, space_fn):
     asked = [x for kind, _, x in drive(opt) if kind == "ask" and x is not None]
     assert asked, f"{name} suggested nothing"
     for cfg in asked:
-        space.validate(cfg)   # active params only, values inside their ranges and steps
+        space.validate(cfg)  # active params only, values inside their ranges and steps
 
 
 def test_same_seed_same_sequence(name):
@@ -112,12 +123,12 @@ def test_failed_tell_leaves_no_pending(name):
     assert ids
     for t in ids:
         opt.tell(t, TrialState.FAILED, None)
-    opt.tell(99, TrialState.FAILED, None)          # unknown trial: ignored
+    opt.tell(99, TrialState.FAILED, None)  # unknown trial: ignored
     assert opt.pending == {}
     nxt = opt.ask(10)
     if nxt is not None:
         opt.space.validate(nxt)
-        opt.tell(10, TrialState.COMPLETE, float("nan"))   # NaN counts as a failure
+        opt.tell(10, TrialState.COMPLETE, float("nan"))  # NaN counts as a failure
     assert opt.pending == {}
 
 
@@ -143,10 +154,10 @@ def test_evolution_mutates_tournament_winner_and_ages_population():
     for t in range(40):
         cfg = opt.ask(t)
         opt.tell(t, TrialState.COMPLETE, (cfg["x"] - 0.3) ** 2 + ((cfg["y"] - 70) / 100) ** 2)
-    assert len(opt.population) == 6                       # aging: only the 6 most recent
+    assert len(opt.population) == 6  # aging: only the 6 most recent
     assert [p for p, _ in opt.population] == [h[1] for h in opt.history[-6:]]
     best = min(v for *_, v in opt.history)
-    assert best < 0.01                                    # evolution made progress on a bowl
+    assert best < 0.01  # evolution made progress on a bowl
 
 
 def test_evolution_can_switch_branch_and_respects_step():

@@ -1,7 +1,7 @@
 """Grid and random search: exhaustion, ordering and seeding."""
+
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 import rdhpo_hpc as rd
@@ -10,8 +10,9 @@ from rdhpo_hpc.optimizers import make_optimizer
 from rdhpo_hpc.strategy import make_strategy
 from rdhpo_hpc.trial import TrialState
 
-SPACE = rd.Space(lr=rd.Float(1e-4, 1e-1, log=True), width=rd.Int(16, 256, log=True),
-                 act=rd.Categorical(["relu", "tanh", "gelu"]))
+SPACE = rd.Space(
+    lr=rd.Float(1e-4, 1e-1, log=True), width=rd.Int(16, 256, log=True), act=rd.Categorical(["relu", "tanh", "gelu"])
+)
 
 
 def drain(opt, limit=10_000):
@@ -51,12 +52,11 @@ def test_grid_shuffle_same_seed_same_order_other_seed_other_order():
     plain = drain(make_optimizer("grid", SPACE, seed=7, degree=3))
     assert a == b
     assert a != c and a != plain
-    assert sorted(map(key, a)) == sorted(map(key, plain))     # same points, other order
+    assert sorted(map(key, a)) == sorted(map(key, plain))  # same points, other order
 
 
 def test_grid_over_conditional_space():
-    space = rd.Space(model=rd.Choice({"mlp": rd.Space(width=rd.Int(8, 64)), "linear": None}),
-                     lr=rd.Float(0.01, 0.1))
+    space = rd.Space(model=rd.Choice({"mlp": rd.Space(width=rd.Int(8, 64)), "linear": None}), lr=rd.Float(0.01, 0.1))
     pts = drain(make_optimizer("grid", space, degree=2))
     assert len(pts) == (2 + 1) * 2
     assert all(("width" in p) == (p["model"] == "mlp") for p in pts)
@@ -72,6 +72,7 @@ def test_random_same_seed_same_suggestions_and_other_seed_differs():
     def suggestions(seed):
         o = make_optimizer("random", SPACE, seed=seed)
         return [o.ask(i) for i in range(20)]
+
     s1, s2, s3 = suggestions(3), suggestions(3), suggestions(4)
     assert s1 == s2
     assert s1 != s3
@@ -85,8 +86,10 @@ def test_random_suggestions_do_not_depend_on_tell_values():
     o1, o2 = make_optimizer("random", SPACE, seed=5), make_optimizer("random", SPACE, seed=5)
     seq1, seq2 = [], []
     for i in range(10):
-        seq1.append(o1.ask(i)); o1.tell(i, TrialState.COMPLETE, float(i))
-        seq2.append(o2.ask(i)); o2.tell(i, TrialState.FAILED, None)
+        seq1.append(o1.ask(i))
+        o1.tell(i, TrialState.COMPLETE, float(i))
+        seq2.append(o2.ask(i))
+        o2.tell(i, TrialState.FAILED, None)
     assert seq1 == seq2
 
 
@@ -102,10 +105,13 @@ def test_tell_records_history_and_nan_becomes_failed():
     o.tell(0, TrialState.COMPLETE, 0.5)
     o.tell(1, TrialState.COMPLETE, float("nan"))
     o.tell(2, TrialState.FAILED, None)
-    o.tell(2, TrialState.COMPLETE, 9.0)            # told twice: ignored
-    assert [(t, s) for t, _, s, _ in o.history] == [(0, TrialState.COMPLETE), (1, TrialState.FAILED),
-                                                    (2, TrialState.FAILED)]
-    assert o.observations() == [(o.history[0][1], -0.5)]     # maximize -> loss is -value
+    o.tell(2, TrialState.COMPLETE, 9.0)  # told twice: ignored
+    assert [(t, s) for t, _, s, _ in o.history] == [
+        (0, TrialState.COMPLETE),
+        (1, TrialState.FAILED),
+        (2, TrialState.FAILED),
+    ]
+    assert o.observations() == [(o.history[0][1], -0.5)]  # maximize -> loss is -value
 
 
 def test_unknown_optimizer_and_option():

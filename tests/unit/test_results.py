@@ -1,4 +1,5 @@
 """StudyResult built from a record log: the counted attempt, best trial, counts, utilisation."""
+
 from __future__ import annotations
 
 import math
@@ -7,9 +8,21 @@ from rdhpo_hpc.results import family_table, result_from_records, summary_lines
 
 
 def attempt(tid, att, state, value=None, rank=1, start=0.0, end=1.0, params=None, error=""):
-    return {"k": "attempt", "trial_id": tid, "attempt": att, "state": state, "value": value, "rank": rank,
-            "start_time": start, "end_time": end, "params": params or {"x": tid}, "error": error,
-            "budget": None, "metrics": {}, "info": {}}
+    return {
+        "k": "attempt",
+        "trial_id": tid,
+        "attempt": att,
+        "state": state,
+        "value": value,
+        "rank": rank,
+        "start_time": start,
+        "end_time": end,
+        "params": params or {"x": tid},
+        "error": error,
+        "budget": None,
+        "metrics": {},
+        "info": {},
+    }
 
 
 def records(direction="minimize"):
@@ -20,10 +33,28 @@ def records(direction="minimize"):
         attempt(0, 0, "COMPLETE", 0.5, rank=1, start=10, end=12, params={"model": "mlp", "x": 0}),
         attempt(1, 0, "LOST", None, rank=2, start=10, end=11, params={"model": "svm", "x": 1}),
         attempt(1, 1, "COMPLETE", 0.2, rank=1, start=12, end=13, params={"model": "svm", "x": 1}),
-        attempt(1, 0, "LOST", 9.0, rank=2, start=10, end=14, params={"model": "svm", "x": 1},
-                error="late result ignored: trial already finished"),
-        attempt(2, 0, "FAILED", None, rank=2, start=11, end=11.5, params={"model": "mlp", "x": 2},
-                error="RuntimeError: boom"),
+        attempt(
+            1,
+            0,
+            "LOST",
+            9.0,
+            rank=2,
+            start=10,
+            end=14,
+            params={"model": "svm", "x": 1},
+            error="late result ignored: trial already finished",
+        ),
+        attempt(
+            2,
+            0,
+            "FAILED",
+            None,
+            rank=2,
+            start=11,
+            end=11.5,
+            params={"model": "mlp", "x": 2},
+            error="RuntimeError: boom",
+        ),
         attempt(3, 0, "PRUNED", 0.1, rank=1, start=13, end=14, params={"model": "mlp", "x": 3}),
         attempt(4, 0, "COMPLETE", float("nan"), rank=1, start=14, end=15),
         {"k": "end", "end_status": "complete", "end_time": 20.0},
@@ -34,14 +65,14 @@ def test_each_trial_once_with_its_counted_attempt():
     r = result_from_records(records())
     assert [t.trial_id for t in r.trials] == [0, 1, 2, 3, 4]
     t1 = r.trials[1]
-    assert t1.state == "COMPLETE" and t1.value == 0.2 and t1.attempt == 1   # the late LOST does not win
+    assert t1.state == "COMPLETE" and t1.value == 0.2 and t1.attempt == 1  # the late LOST does not win
     assert r.trials[2].state == "FAILED" and "boom" in r.trials[2].error
     assert len(r.attempts) == 7
 
 
 def test_best_ignores_pruned_and_nonfinite_and_follows_direction():
     r = result_from_records(records())
-    assert r.best_trial.trial_id == 1 and r.best_value == 0.2          # PRUNED 0.1 not counted
+    assert r.best_trial.trial_id == 1 and r.best_value == 0.2  # PRUNED 0.1 not counted
     r = result_from_records(records("maximize"))
     assert r.best_trial.trial_id == 0 and r.best_params == {"model": "mlp", "x": 0}
 
@@ -59,8 +90,7 @@ def test_counts_utilisation_wall_time_finished():
 def test_unfinished_study_and_no_completed_trial():
     recs = [r for r in records() if r["k"] != "end"]
     assert not result_from_records(recs).finished
-    r = result_from_records([{"k": "study", "direction": "minimize"},
-                             attempt(0, 0, "FAILED", None)])
+    r = result_from_records([{"k": "study", "direction": "minimize"}, attempt(0, 0, "FAILED", None)])
     assert r.best_trial is None
     assert any("no trial completed" in line for line in summary_lines(r))
 

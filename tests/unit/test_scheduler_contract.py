@@ -5,6 +5,7 @@ A small pure driver plays the coordinator: it keeps ``workers`` trials running, 
 report at a time in a fixed interleaving, and injects FAILED trials and LOST attempts (a LOST
 attempt is re-run from step 0 with no scheduler call in between, as the coordinator does).
 """
+
 from __future__ import annotations
 
 import math
@@ -25,14 +26,21 @@ from rdhpo_hpc.schedulers.sh import SuccessiveHalving
 from rdhpo_hpc.strategy import _load, make_strategy
 from rdhpo_hpc.trial import TrialState
 
-SPACE = rd.Space(x=rd.Float(0.0, 1.0), n=rd.Int(1, 8), act=rd.Categorical(["relu", "tanh"]),
-                 model=rd.Choice({"a": rd.Space(wa=rd.Float(1e-3, 1.0, log=True)), "b": None}))
-OPTIONS = {"fifo": {"budget": 5}, "sh": {"min_budget": 1, "max_budget": 9, "eta": 3},
-           "hyperband": {"min_budget": 1, "max_budget": 9, "eta": 3},
-           "asha": {"min_budget": 1, "max_budget": 9, "eta": 3},
-           "pbt": {"population": 4, "interval": 2, "max_budget": 12}}
+SPACE = rd.Space(
+    x=rd.Float(0.0, 1.0),
+    n=rd.Int(1, 8),
+    act=rd.Categorical(["relu", "tanh"]),
+    model=rd.Choice({"a": rd.Space(wa=rd.Float(1e-3, 1.0, log=True)), "b": None}),
+)
+OPTIONS = {
+    "fifo": {"budget": 5},
+    "sh": {"min_budget": 1, "max_budget": 9, "eta": 3},
+    "hyperband": {"min_budget": 1, "max_budget": 9, "eta": 3},
+    "asha": {"min_budget": 1, "max_budget": 9, "eta": 3},
+    "pbt": {"population": 4, "interval": 2, "max_budget": 12},
+}
 RUNG = ["sh", "hyperband", "asha"]
-for _n in RUNG:       # the rung schedulers in their second mode: one trial per rung, checkpoint resume
+for _n in RUNG:  # the rung schedulers in their second mode: one trial per rung, checkpoint resume
     OPTIONS[f"{_n}:promote"] = {**OPTIONS[_n], "mode": "promote"}
 NAMES = sorted(REGISTRY) + [f"{n}:promote" for n in RUNG]
 
@@ -51,8 +59,9 @@ def curve(params: dict, step: int) -> float:
     return (params["x"] - 0.3) ** 2 + 0.05 * params["n"] + 1.0 / step
 
 
-def drive(opt: Any, sched: Any, n_trials: int = 24, workers: int = 3, fail: Optional[dict] = None,
-          lose: Optional[dict] = None) -> list[tuple]:
+def drive(
+    opt: Any, sched: Any, n_trials: int = 24, workers: int = 3, fail: Optional[dict] = None, lose: Optional[dict] = None
+) -> list[tuple]:
     """Run a study against the scheduler alone; returns the log of every call and its answer.
 
     fail: trial -> n-th step of its attempt at which the objective raises (FAILED).  lose: trial ->
@@ -60,7 +69,7 @@ def drive(opt: Any, sched: Any, n_trials: int = 24, workers: int = 3, fail: Opti
     fail, lose = dict(fail or {}), dict(lose or {})
     log: list[tuple] = []
     running: dict[int, list] = {}
-    reached: dict[int, int] = {}     # trial -> last step it trained to (its checkpoint's epoch)
+    reached: dict[int, int] = {}  # trial -> last step it trained to (its checkpoint's epoch)
     next_id = 0
 
     def finish(tid: int, state: TrialState, value: Optional[float]) -> None:
@@ -72,8 +81,13 @@ def drive(opt: Any, sched: Any, n_trials: int = 24, workers: int = 3, fail: Opti
     while True:
         while len(running) < workers and next_id < n_trials and not sched.exhausted(opt):
             sug = sched.next_trial(opt, next_id)
-            log.append(("next", next_id, None if sug is None else
-                        (sug.params, sug.budget, sug.checkpoint_from, dict(sug.info))))
+            log.append(
+                (
+                    "next",
+                    next_id,
+                    None if sug is None else (sug.params, sug.budget, sug.checkpoint_from, dict(sug.info)),
+                )
+            )
             if sug is None:
                 break
             start = reached.get(sug.checkpoint_from, 0) if sug.checkpoint_from is not None else 0
@@ -81,13 +95,13 @@ def drive(opt: Any, sched: Any, n_trials: int = 24, workers: int = 3, fail: Opti
             next_id += 1
         if not running:
             return log
-        tid = min(running, key=lambda t: (running[t][1], t))     # fixed interleaving
+        tid = min(running, key=lambda t: (running[t][1], t))  # fixed interleaving
         sug, step, start = running[tid]
         step += 1
         budget = sug.budget if sug.budget is not None else 5
         if lose.get(tid) == step - start:
             del lose[tid]
-            running[tid][1] = start                          # LOST: the attempt is re-run
+            running[tid][1] = start  # LOST: the attempt is re-run
             log.append(("lost", tid, step))
             continue
         if fail.get(tid) == step - start:
@@ -124,7 +138,7 @@ def test_same_calls_give_same_decisions_and_suggestions(name: str) -> None:
     a = drive(*make(name), fail={4: 2}, lose={5: 1})
     b = drive(*make(name), fail={4: 2}, lose={5: 1})
     assert a == b
-    assert drive(*make(name, seed=1)) != drive(*make(name, seed=0))   # the seed matters
+    assert drive(*make(name, seed=1)) != drive(*make(name, seed=0))  # the seed matters
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -148,8 +162,12 @@ def test_replay_of_logged_calls_rebuilds_the_state(name: str) -> None:
         s1, s2 = sched.next_trial(opt, tid), sched2.next_trial(opt2, tid)
         assert (s1 is None) == (s2 is None)
         if s1 is not None:
-            assert (s1.params, s1.budget, s1.checkpoint_from, s1.info) == \
-                (s2.params, s2.budget, s2.checkpoint_from, s2.info)
+            assert (s1.params, s1.budget, s1.checkpoint_from, s1.info) == (
+                s2.params,
+                s2.budget,
+                s2.checkpoint_from,
+                s2.info,
+            )
 
 
 def _value_of(log: list, tid: int, step: int) -> float:
@@ -160,15 +178,15 @@ def _value_of(log: list, tid: int, step: int) -> float:
 @pytest.mark.parametrize("name", NAMES)
 def test_failed_and_lost_trials_do_not_break_bookkeeping(name: str) -> None:
     opt, sched = make(name)
-    late = 1 if name.endswith(":promote") else 2      # promote: a new configuration trains 1 step
+    late = 1 if name.endswith(":promote") else 2  # promote: a new configuration trains 1 step
     log = drive(opt, sched, n_trials=30, workers=4, fail={0: 1, 2: late, 7: late}, lose={1: 2, 4: 2, 9: 1})
     results = {e[1]: e[2] for e in log if e[0] == "result"}
     started = {e[1] for e in log if e[0] == "next" and e[2] is not None}
-    assert set(results) == started                      # every started trial ended exactly once
+    assert set(results) == started  # every started trial ended exactly once
     assert sum(1 for e in log if e[0] == "result") == len(started)
     assert results[0] == results[2] == results[7] == "FAILED"
     assert any(s == "COMPLETE" for s in results.values())
-    if hasattr(sched, "tables"):                        # rung schedulers: failed trials left the tables
+    if hasattr(sched, "tables"):  # rung schedulers: failed trials left the tables
         for rungs in sched.tables.values():
             for table in rungs.values():
                 assert not {0, 2, 7} & set(table)
@@ -180,7 +198,7 @@ def test_pruned_trials_stop_exactly_at_a_rung(name: str) -> None:
     log = drive(opt, sched, n_trials=40, workers=4)
     stops = [e for e in log if e[0] == "report" and not e[3]]
     assert stops, "nothing was pruned"
-    if name == "asha":                  # ASHA judges only on arrival at a rung (steps 1 and 3)
+    if name == "asha":  # ASHA judges only on arrival at a rung (steps 1 and 3)
         assert {e[2] for e in stops} <= {1, 3}
     completes = [e for e in log if e[0] == "result" and e[2] == "COMPLETE"]
     assert completes and all(s <= 9 for _, _, s, _ in stops)
@@ -194,7 +212,7 @@ def test_lost_attempt_rerun_is_not_judged_again_at_passed_rungs(name: str) -> No
     before = sched.state()
     # the worker died; the re-run reports from step 1 again with different values
     assert sched.on_report(0, 1, 5.0) and sched.on_report(0, 2, 4.0)
-    assert sched.state() == before                   # first values kept, nothing re-judged
+    assert sched.state() == before  # first values kept, nothing re-judged
     assert sug.budget == 9
 
 
@@ -219,43 +237,43 @@ def test_asha_maximize_direction_and_nan_is_worst() -> None:
     for tid in range(3):
         sched.next_trial(opt, tid)
     assert sched.on_report(0, 1, 0.5)
-    assert sched.on_report(1, 1, 0.9)        # higher is better when maximising
+    assert sched.on_report(1, 1, 0.9)  # higher is better when maximising
     assert not sched.on_report(2, 1, math.nan)
 
 
 def test_sh_waits_for_nobody_but_stops_when_q_better_values_are_known() -> None:
     opt = RandomSearch(SPACE, seed=0)
-    sh = SuccessiveHalving(min_budget=1, max_budget=9, eta=3, bracket_size=9)   # q at rung 0 = 3
+    sh = SuccessiveHalving(min_budget=1, max_budget=9, eta=3, bracket_size=9)  # q at rung 0 = 3
     for tid in range(9):
         sh.next_trial(opt, tid)
-    assert sh.on_report(0, 1, 5.0)           # unknown yet: continues optimistically
+    assert sh.on_report(0, 1, 5.0)  # unknown yet: continues optimistically
     for tid, v in ((1, 1.0), (2, 2.0), (3, 3.0)):
         assert sh.on_report(tid, 1, v)
-    assert not sh.on_report(0, 2, 4.0)       # now 3 better values are known: stopped at its next report
-    assert not sh.on_report(4, 1, 9.0)       # 3 better known on arrival: stopped at the rung
-    assert 0 not in sh.trials[1].settled     # 5 members may still beat it
-    for tid in (5, 6, 7, 8):                 # they fail before rung 0: now trial 1 is certain
+    assert not sh.on_report(0, 2, 4.0)  # now 3 better values are known: stopped at its next report
+    assert not sh.on_report(4, 1, 9.0)  # 3 better known on arrival: stopped at the rung
+    assert 0 not in sh.trials[1].settled  # 5 members may still beat it
+    for tid in (5, 6, 7, 8):  # they fail before rung 0: now trial 1 is certain
         sh.on_result(tid, TrialState.FAILED, None)
     assert sh.on_report(1, 2, 0.9) and 0 in sh.trials[1].settled
 
 
 def test_sh_passes_when_certain() -> None:
     opt = RandomSearch(SPACE, seed=0)
-    sh = SuccessiveHalving(min_budget=1, max_budget=9, eta=3, bracket_size=3)   # q = 1 at rung 0
+    sh = SuccessiveHalving(min_budget=1, max_budget=9, eta=3, bracket_size=3)  # q = 1 at rung 0
     for tid in range(3):
         sh.next_trial(opt, tid)
     sh.on_report(0, 1, 1.0)
-    sh.on_report(1, 1, 2.0)                  # stopped: 1 better known
+    sh.on_report(1, 1, 2.0)  # stopped: 1 better known
     assert sh.trials[1].stopped
     sh.on_report(2, 1, 3.0)
     assert sh.trials[2].stopped and 0 not in sh.trials[0].settled
-    assert sh.on_report(0, 2, 1.0) and 0 in sh.trials[0].settled    # no rival left
-    assert sh.on_report(0, 3, 0.8) and 1 in sh.trials[0].settled    # alone at rung 1 as well
+    assert sh.on_report(0, 2, 1.0) and 0 in sh.trials[0].settled  # no rival left
+    assert sh.on_report(0, 3, 0.8) and 1 in sh.trials[0].settled  # alone at rung 1 as well
 
 
 def test_hyperband_brackets_sizes_and_ladders() -> None:
     hb = Hyperband(min_budget=1, max_budget=9, eta=3)
-    assert hb.bracket_types == [(0, 9), (1, 5), (2, 3)]     # Li et al. 2018, R = 9, eta = 3
+    assert hb.bracket_types == [(0, 9), (1, 5), (2, 3)]  # Li et al. 2018, R = 9, eta = 3
     opt = RandomSearch(SPACE, seed=0)
     infos = [hb.next_trial(opt, t).info for t in range(18)]
     assert [i["bracket"] for i in infos[:17]] == [0] * 9 + [1] * 5 + [2] * 3
@@ -265,8 +283,16 @@ def test_hyperband_brackets_sizes_and_ladders() -> None:
     assert SuccessiveHalving(min_budget=1, max_budget=9, eta=3).bracket_types == [(0, 9)]
 
 
-@pytest.mark.parametrize("opts, bad", [({"min_budget": 0}, "0"), ({"max_budget": 0.5}, "0.5"),
-                                       ({"eta": 1}, "1"), ({"eta": "3"}, "'3'"), ({"mode": "pause"}, "'pause'")])
+@pytest.mark.parametrize(
+    "opts, bad",
+    [
+        ({"min_budget": 0}, "0"),
+        ({"max_budget": 0.5}, "0.5"),
+        ({"eta": 1}, "1"),
+        ({"eta": "3"}, "'3'"),
+        ({"mode": "pause"}, "'pause'"),
+    ],
+)
 def test_rung_options_are_checked(opts: dict, bad: str) -> None:
     with pytest.raises(ConfigError, match=bad):
         ASHA(**{"min_budget": 1, "max_budget": 9, "eta": 3, **opts})
@@ -291,19 +317,22 @@ def test_promote_mode_trials_train_one_rung_and_resume_the_previous_trial(name: 
     nexts = {e[1]: e[2] for e in log if e[0] == "next" and e[2] is not None}
     promoted = {t: s for t, s in nexts.items() if s[2] is not None}
     assert promoted, "nothing was promoted"
-    assert not [e for e in log if e[0] == "report" and not e[3]]          # nothing is stopped mid-way
-    for tid, (params, budget, ckpt, info) in nexts.items():
-        assert budget == info["rungs"][info["rung"]]                       # a trial trains one rung
-        if ckpt is not None:                                               # the config's previous trial
+    assert not [e for e in log if e[0] == "report" and not e[3]]  # nothing is stopped mid-way
+    for _tid, (params, budget, ckpt, info) in nexts.items():
+        assert budget == info["rungs"][info["rung"]]  # a trial trains one rung
+        if ckpt is not None:  # the config's previous trial
             prev = nexts[ckpt]
-            assert params == prev[0] and info["config"] == prev[3]["config"] == info["promoted_from"] or \
-                info["promoted_from"] == ckpt
+            assert (
+                params == prev[0]
+                and info["config"] == prev[3]["config"] == info["promoted_from"]
+                or info["promoted_from"] == ckpt
+            )
             assert info["rung"] == prev[3]["rung"] + 1 and info["config"] == prev[3]["config"]
     steps = {}
     for e in log:
         if e[0] == "report":
             steps.setdefault(e[1], []).append(e[2])
-    for tid, (_, budget, ckpt, _) in nexts.items():     # resumed at the checkpoint's epoch
+    for tid, (_, budget, ckpt, _) in nexts.items():  # resumed at the checkpoint's epoch
         start = nexts[ckpt][1] if ckpt is not None else 0
         assert steps[tid] == list(range(start + 1, budget + 1))
     full = {e[1] for e in log if e[0] == "result" and nexts[e[1]][1] == 9}
@@ -313,17 +342,17 @@ def test_promote_mode_trials_train_one_rung_and_resume_the_previous_trial(name: 
 def test_asha_promote_rule_top_floor_m_over_eta_of_the_rung_highest_rung_first() -> None:
     opt, sched = RandomSearch(SPACE, seed=0), ASHA(min_budget=1, max_budget=9, eta=3, mode="promote")
     budgets = []
-    for tid, v in enumerate([5.0, 4.0]):     # m < eta: nothing can be promoted yet
+    for tid, v in enumerate([5.0, 4.0]):  # m < eta: nothing can be promoted yet
         s = sched.next_trial(opt, tid)
         budgets.append(s.budget)
         _end(sched, opt, tid, 1, v)
     s = sched.next_trial(opt, 2)
     assert budgets == [1, 1] and s.budget == 1 and s.checkpoint_from is None
-    _end(sched, opt, 2, 1, 6.0)              # m = 3: the best (trial 1) goes to rung 1 from its checkpoint
+    _end(sched, opt, 2, 1, 6.0)  # m = 3: the best (trial 1) goes to rung 1 from its checkpoint
     s = sched.next_trial(opt, 3)
     assert (s.budget, s.checkpoint_from, s.info["rung"], s.info["config"]) == (3, 1, 1, 1)
     assert s.params == opt.history[1][1]
-    assert sched.next_trial(opt, 4).budget == 1          # trial 1 is running: a new configuration
+    assert sched.next_trial(opt, 4).budget == 1  # trial 1 is running: a new configuration
     _end(sched, opt, 3, 3, 2.0)
     for tid, v in ((4, 7.0), (5, 0.5)):
         if tid == 5:
@@ -333,14 +362,14 @@ def test_asha_promote_rule_top_floor_m_over_eta_of_the_rung_highest_rung_first()
     s = sched.next_trial(opt, 6)
     assert (s.budget, s.checkpoint_from, s.info["config"]) == (3, 5, 5)
     _end(sched, opt, 6, 3, 1.0)
-    for tid in (7, 8, 9, 10):                # rung 0 top floor(m/3) = configs 5 and 1 (both promoted) until m = 9
+    for tid in (7, 8, 9, 10):  # rung 0 top floor(m/3) = configs 5 and 1 (both promoted) until m = 9
         s = sched.next_trial(opt, tid)
         assert (s.budget, s.checkpoint_from) == (1, None)
         _end(sched, opt, tid, 1, 9.0 + tid)
     # rung 1 holds configs 1 (2.0) and 5 (1.0), m = 2 < 3; rung 0 has 9 values: top 3 = 5, 1, 0
     s = sched.next_trial(opt, 11)
     assert (s.budget, s.checkpoint_from, s.info["config"]) == (3, 0, 0)
-    _end(sched, opt, 11, 3, 0.2)             # rung 1: m = 3, best = config 0 -> highest rung first
+    _end(sched, opt, 11, 3, 0.2)  # rung 1: m = 3, best = config 0 -> highest rung first
     s = sched.next_trial(opt, 12)
     assert (s.budget, s.checkpoint_from, s.info["config"], s.info["rung"]) == (9, 11, 0, 2)
 
@@ -351,15 +380,15 @@ def test_sh_promote_mode_is_synchronous_sh_without_waiting() -> None:
     opt = RandomSearch(SPACE, seed=0)
     sh = SuccessiveHalving(min_budget=1, max_budget=9, eta=3, bracket_size=9, mode="promote")
     values = [5.0, 1.0, 7.0, 3.0, 8.0, 2.0, 9.0, 6.0, 4.0]
-    for tid in range(9):                     # nine workers: the whole instance starts at rung 0
+    for tid in range(9):  # nine workers: the whole instance starts at rung 0
         assert sh.next_trial(opt, tid).budget == 1
     for tid, v in enumerate(values[:8]):
         _end(sh, opt, tid, 1, v)
     # 8 of 9 known: 1.0 and 2.0 are certainly in the top 3; 3.0 is not yet (the 9th may beat it)
     got = [sh.next_trial(opt, 9 + i) for i in range(3)]
     assert [(g.checkpoint_from, g.budget) for g in got] == [(1, 3), (5, 3), (None, 1)]
-    assert got[2].info["instance"] == 1      # nobody waits: the next instance starts
-    _end(sh, opt, 8, 1, 4.0)                 # the 9th: now config 3 (3.0) is third
+    assert got[2].info["instance"] == 1  # nobody waits: the next instance starts
+    _end(sh, opt, 8, 1, 4.0)  # the 9th: now config 3 (3.0) is third
     s = sh.next_trial(opt, 12)
     assert (s.checkpoint_from, s.budget, s.info["config"]) == (3, 3, 3)
     assert sorted(r for r, t in sh.configs.items() if t.stopped and t.group == (0, 0)) == [0, 2, 4, 6, 7, 8]
@@ -367,7 +396,7 @@ def test_sh_promote_mode_is_synchronous_sh_without_waiting() -> None:
         _end(sh, opt, tid, 3, v)
     s = sh.next_trial(opt, 13)
     assert (s.checkpoint_from, s.budget, s.info["config"], s.info["rung"]) == (10, 9, 5, 2)
-    assert sh.next_trial(opt, 14).checkpoint_from is None   # nothing else of instance 0 goes on
+    assert sh.next_trial(opt, 14).checkpoint_from is None  # nothing else of instance 0 goes on
     assert not [r for r in sh.waiting if sh.configs[r].group == (0, 0)]
 
 
@@ -380,10 +409,10 @@ def test_promote_mode_failed_config_is_never_promoted_and_bohb_sees_the_first_tr
     assert s.checkpoint_from == 0
     sched.on_report(3, 2, 0.9)
     opt.tell(3, TrialState.FAILED, None)
-    sched.on_result(3, TrialState.FAILED, None)       # diverged after its promotion
+    sched.on_result(3, TrialState.FAILED, None)  # diverged after its promotion
     assert 0 not in sched.tables[(0,)][0] and 0 not in sched.waiting
     assert sched.next_trial(opt, 4).checkpoint_from is None
-    assert set(opt.by_budget[1]) == {0, 1, 2}         # keyed by the configuration's first trial
+    assert set(opt.by_budget[1]) == {0, 1, 2}  # keyed by the configuration's first trial
 
 
 def test_strategies_pair_the_right_parts() -> None:
@@ -408,13 +437,14 @@ def test_pbt_lineage_exploit_and_explore() -> None:
         else:
             parent = infos[ckpt][3]
             assert parent["generation"] == info["generation"] - 1
-            assert parent["member"] == (info["exploited_from"] if info["exploited_from"] is not None
-                                        else info["member"])
+            assert parent["member"] == (
+                info["exploited_from"] if info["exploited_from"] is not None else info["member"]
+            )
             if info["exploited_from"] is None:
-                assert params == infos[ckpt][0]          # own lineage: params unchanged
+                assert params == infos[ckpt][0]  # own lineage: params unchanged
             else:
-                assert params != infos[ckpt][0]          # explored
-                assert params["model"] == infos[ckpt][0]["model"]   # within the active branch
+                assert params != infos[ckpt][0]  # explored
+                assert params["model"] == infos[ckpt][0]["model"]  # within the active branch
                 SPACE.validate(params)
     assert any(i[3]["exploited_from"] is not None for i in infos.values())
     assert max(i[1] for i in infos.values()) <= 12
@@ -426,7 +456,7 @@ def test_pbt_explore_perturbs_by_factors_within_bounds() -> None:
     seen_x = set()
     for _ in range(20):
         p = pbt.explore(SPACE, base)
-        assert p["act"] == "relu" and p["model"] == "b"     # not mutable here
+        assert p["act"] == "relu" and p["model"] == "b"  # not mutable here
         assert p["x"] in (pytest.approx(0.4), pytest.approx(0.6)) and p["n"] in (6, 7, 8)
         seen_x.add(round(p["x"], 6))
     assert seen_x == {0.4, 0.6}
@@ -453,36 +483,38 @@ def test_bohb_uses_the_largest_budget_with_enough_points_and_finds_the_good_regi
         dists.append(math.hypot(p["x"] - 0.2, p["y"] - 0.7))
     rand = [math.hypot(*(np.random.default_rng(s).random(2) - (0.2, 0.7))) for s in range(200)]
     assert np.median(dists) < 0.5 * np.median(rand)
-    for tid in range(5):                 # 2 * n_min = 6 points are needed on a budget (HpBandSter)
+    for tid in range(5):  # 2 * n_min = 6 points are needed on a budget (HpBandSter)
         opt.observe_budget(tid, 9, 0.1 * tid)
     opt.ask(50)
     assert opt.model_budget == 1
     opt.observe_budget(5, 9, 0.5)
     opt.ask(51)
-    assert opt.model_budget == 9         # the largest budget with enough points wins
+    assert opt.model_budget == 9  # the largest budget with enough points wins
 
 
 def test_bohb_good_and_bad_sets_are_disjoint_and_nan_is_bad() -> None:
-    space = rd.Space(x=rd.Float(0.0, 1.0), y=rd.Float(0.0, 1.0))      # n_min = 3
+    space = rd.Space(x=rd.Float(0.0, 1.0), y=rd.Float(0.0, 1.0))  # n_min = 3
     opt = BOHBSampler(space, seed=0)
     for tid in range(8):
         opt.ask(tid)
         opt.observe_budget(tid, 1, math.nan if tid in (0, 5) else float(tid))
     good, bad = opt._split(1.0)
-    assert [o[2] for o in good] == [1.0, 2.0, 3.0]                    # n_min best finite
+    assert [o[2] for o in good] == [1.0, 2.0, 3.0]  # n_min best finite
     assert [o[2] for o in bad] == [4.0, 6.0, 7.0, math.inf, math.inf]  # the rest, NaN as worst
     for tid in range(8, 13):
         opt.ask(tid)
         opt.observe_budget(tid, 3, math.nan)
-    good, bad = opt._split(3.0)                                       # 5 points, all non-finite
+    good, bad = opt._split(3.0)  # 5 points, all non-finite
     assert len(good) == 1 and len(bad) == 4
 
 
 def test_bohb_beats_random_with_few_or_many_candidates() -> None:
     # 4-D quadratic, 40 trials, 6 seeds: random search's median best is about 0.09
     space = rd.Space(**{f"x{i}": rd.Float(0.0, 1.0) for i in range(4)})
+
     def f(p: dict) -> float:
         return sum((p[f"x{i}"] - 0.3) ** 2 for i in range(4))
+
     out = []
     for ns in (24, 256):
         best = []
@@ -510,4 +542,5 @@ def test_bohb_is_deterministic_and_handles_conditional_spaces() -> None:
             if tid == 5:
                 opt.tell(tid, TrialState.FAILED, None)
         return out
+
     assert run() == run()

@@ -1,5 +1,6 @@
 """Results stores: HDF5 view and JSON-lines journal round trips, torn journals, rebuilds, and the
 file layout a user reads with plain h5py."""
+
 from __future__ import annotations
 
 import json
@@ -16,30 +17,97 @@ from rdhpo_hpc.storage.journal import JournalStore, journal_path, read_journal
 
 
 def sample_records(n_trials=3):
-    recs = [{"k": "study", "name": "s", "direction": "minimize", "optimizer": "random", "seed": 0,
-             "space": {"x": {"type": "float", "low": 0.0, "high": 1.0}}, "config": "name: s\n",
-             "start_time": 100.0}]
-    recs.append({"k": "worker", "rank": 1, "host": "h", "pid": 11, "device": "cpu", "device_name": "",
-                 "memory_bytes": None, "time": 100.5})
-    recs.append({"k": "worker", "rank": 2, "host": "h", "pid": 12, "device": "cpu", "device_name": "",
-                 "memory_bytes": None, "time": 100.6})
+    recs = [
+        {
+            "k": "study",
+            "name": "s",
+            "direction": "minimize",
+            "optimizer": "random",
+            "seed": 0,
+            "space": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
+            "config": "name: s\n",
+            "start_time": 100.0,
+        }
+    ]
+    recs.append(
+        {
+            "k": "worker",
+            "rank": 1,
+            "host": "h",
+            "pid": 11,
+            "device": "cpu",
+            "device_name": "",
+            "memory_bytes": None,
+            "time": 100.5,
+        }
+    )
+    recs.append(
+        {
+            "k": "worker",
+            "rank": 2,
+            "host": "h",
+            "pid": 12,
+            "device": "cpu",
+            "device_name": "",
+            "memory_bytes": None,
+            "time": 100.6,
+        }
+    )
     for t in range(n_trials):
         params = {"x": 0.1 * t, "act": "relu", "nested": [1, 2]}
-        recs.append({"k": "dispatch", "trial_id": t, "attempt": 0, "rank": 1 + t % 2, "time": 101.0 + t,
-                     "new": True, "params": params, "budget": None, "checkpoint_from": None, "info": {}})
+        recs.append(
+            {
+                "k": "dispatch",
+                "trial_id": t,
+                "attempt": 0,
+                "rank": 1 + t % 2,
+                "time": 101.0 + t,
+                "new": True,
+                "params": params,
+                "budget": None,
+                "checkpoint_from": None,
+                "info": {},
+            }
+        )
         for step in range(2):
-            recs.append({"k": "report", "trial_id": t, "attempt": 0, "step": step, "value": 1.0 / (step + 1),
-                         "metrics": {"acc": 0.5}, "time": 101.5 + t, "decision": "continue"})
+            recs.append(
+                {
+                    "k": "report",
+                    "trial_id": t,
+                    "attempt": 0,
+                    "step": step,
+                    "value": 1.0 / (step + 1),
+                    "metrics": {"acc": 0.5},
+                    "time": 101.5 + t,
+                    "decision": "continue",
+                }
+            )
         state = "FAILED" if t == 1 else "COMPLETE"
         value = None if t == 1 else 0.25 * t
-        recs.append({"k": "attempt", "trial_id": t, "attempt": 0, "params": params, "budget": None,
-                     "state": state, "value": value, "rank": 1 + t % 2, "host": "h", "device": "cpu",
-                     "start_time": 101.0 + t, "end_time": 101.9 + t,
-                     "error": "ValueError: bad ünïcode" if t == 1 else "", "metrics": {"last_step": 1},
-                     "info": {}, "checkpoint_from": None})
+        recs.append(
+            {
+                "k": "attempt",
+                "trial_id": t,
+                "attempt": 0,
+                "params": params,
+                "budget": None,
+                "state": state,
+                "value": value,
+                "rank": 1 + t % 2,
+                "host": "h",
+                "device": "cpu",
+                "start_time": 101.0 + t,
+                "end_time": 101.9 + t,
+                "error": "ValueError: bad ünïcode" if t == 1 else "",
+                "metrics": {"last_step": 1},
+                "info": {},
+                "checkpoint_from": None,
+            }
+        )
         recs.append({"k": "tell", "trial_id": t, "state": state, "value": value})
-    recs.append({"k": "event", "time": 110.0, "kind": "rank-dead", "rank": 2, "detail": "gossip-timeout",
-                 "latency": 1.5})
+    recs.append(
+        {"k": "event", "time": 110.0, "kind": "rank-dead", "rank": 2, "detail": "gossip-timeout", "latency": 1.5}
+    )
     recs.append({"k": "end", "end_status": "complete", "end_time": 120.0})
     return recs
 
@@ -90,7 +158,7 @@ def test_journal_torn_last_line_is_skipped(tmp_path):
         j.append(r)
     j.close()
     with open(p, "a") as fh:
-        fh.write('{"k":"attempt","trial_id":9,"sta')           # killed mid-write
+        fh.write('{"k":"attempt","trial_id":9,"sta')  # killed mid-write
     back = read_journal(p)
     assert len(back) == len(recs) and back[-1]["k"] == "end"
     # a writer reopening the journal after the crash (--resume) must not glue its first record
@@ -111,7 +179,7 @@ def test_rebuild_from_records_replaces_a_corrupt_file_atomically(tmp_path):
     rebuild_from_records(p, recs)
     assert can_open(p)
     assert [r["k"] for r in read_records(p)] == [r["k"] for r in recs]
-    assert not [f for f in tmp_path.iterdir() if ".tmp-" in f.name]      # no temp file left behind
+    assert not [f for f in tmp_path.iterdir() if ".tmp-" in f.name]  # no temp file left behind
 
 
 def test_file_layout_readable_with_plain_h5py(tmp_path):
@@ -162,7 +230,7 @@ def test_flushed_rows_survive_without_close(tmp_path):
     s = HDF5Store(p, "w")
     for r in sample_records(2):
         s.append(r)
-    s.flush()                     # the coordinator flushes after each loop turn
+    s.flush()  # the coordinator flushes after each loop turn
     with h5py.File(p, "r") as f:  # another reader sees the flushed rows while the writer is open
         assert f["trials"]["trial_id"][:].tolist() == [0, 1]
     s.close()
@@ -206,7 +274,7 @@ def _foreign(tmp_path, kind, name="r.h5"):
     elif kind == "hdf5":
         with h5py.File(p, "w") as f:
             f["data"] = np.arange(5)
-    elif kind == "hdf5_study_group":       # a /study group, but not rdhpo's (no schema_version)
+    elif kind == "hdf5_study_group":  # a /study group, but not rdhpo's (no schema_version)
         with h5py.File(p, "w") as f:
             f.create_group("study").attrs["owner"] = "someone"
     return str(p)
@@ -214,6 +282,7 @@ def _foreign(tmp_path, kind, name="r.h5"):
 
 def _digests(*paths):
     import hashlib
+
     return [hashlib.sha256(open(p, "rb").read()).hexdigest() for p in paths]
 
 
@@ -221,6 +290,7 @@ def _digests(*paths):
 def test_guard_refuses_a_foreign_output_file(tmp_path, kind):
     from rdhpo_hpc.errors import ConfigError
     from rdhpo_hpc.storage.paths import check_output_path
+
     p = _foreign(tmp_path, kind)
     assert not can_open(p)
     with pytest.raises(ConfigError) as err:
@@ -234,11 +304,15 @@ def test_guard_refuses_a_foreign_journal(tmp_path, kind):
     from rdhpo_hpc.errors import ConfigError
     from rdhpo_hpc.storage.journal import is_journal
     from rdhpo_hpc.storage.paths import check_output_path
+
     p = str(tmp_path / "r.h5")
     jp = journal_path(p)
     with open(jp, "wb") as fh:
-        fh.write({"text": b"lab notebook\nline 2\n", "binary": bytes(range(256)) * 8,
-                  "json_without_kind": b'{"a": 1}\n'}[kind])
+        fh.write(
+            {"text": b"lab notebook\nline 2\n", "binary": bytes(range(256)) * 8, "json_without_kind": b'{"a": 1}\n'}[
+                kind
+            ]
+        )
     assert not is_journal(jp)
     with pytest.raises(ConfigError) as err:
         check_output_path(p)
@@ -248,7 +322,8 @@ def test_guard_refuses_a_foreign_journal(tmp_path, kind):
 def test_guard_accepts_rdhpo_files_and_absent_paths(tmp_path):
     from rdhpo_hpc.storage.journal import is_journal
     from rdhpo_hpc.storage.paths import check_output_path
-    check_output_path(str(tmp_path / "new" / "deeper" / "r.h5"))    # parents are created later
+
+    check_output_path(str(tmp_path / "new" / "deeper" / "r.h5"))  # parents are created later
     p = _study_pair(tmp_path)
     assert can_open(p) and is_journal(journal_path(p))
     check_output_path(p)
@@ -267,6 +342,7 @@ def test_guard_accepts_rdhpo_files_and_absent_paths(tmp_path):
 def test_guard_an_empty_journal_does_not_vouch_for_a_foreign_file(tmp_path):
     from rdhpo_hpc.errors import ConfigError
     from rdhpo_hpc.storage.paths import check_output_path
+
     p = _foreign(tmp_path, "text")
     open(journal_path(p), "w").close()
     with pytest.raises(ConfigError, match="is not an rdhpo results file"):
@@ -276,6 +352,7 @@ def test_guard_an_empty_journal_does_not_vouch_for_a_foreign_file(tmp_path):
 def test_guard_refuses_directories_and_a_parent_that_is_a_file(tmp_path):
     from rdhpo_hpc.errors import ConfigError
     from rdhpo_hpc.storage.paths import check_output_path
+
     d = tmp_path / "outdir"
     d.mkdir()
     with pytest.raises(ConfigError, match="is a directory"):
@@ -297,14 +374,20 @@ def test_open_store_never_replaces_a_foreign_file(tmp_path, resume, overwrite, w
     from rdhpo_hpc.config import from_dict
     from rdhpo_hpc.errors import ConfigError
     from rdhpo_hpc.launch import check_output, existing_records, open_store
+
     p = str(tmp_path / "r.h5")
     target = p if where == "output" else journal_path(p)
     with open(target, "w") as fh:
         fh.write("precious notes\n")
     before = _digests(target)
-    cfg = from_dict({"objective": {"function": "math:sqrt"}, "output": p,
-                     "space": {"x": {"type": "float", "low": 0.0, "high": 1.0}}})
-    assert existing_records(p) is None          # no study there, and reading it does not fail
+    cfg = from_dict(
+        {
+            "objective": {"function": "math:sqrt"},
+            "output": p,
+            "space": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
+        }
+    )
+    assert existing_records(p) is None  # no study there, and reading it does not fail
     for call in (lambda: check_output(cfg, resume, overwrite), lambda: open_store(cfg, resume, overwrite)):
         with pytest.raises(ConfigError) as err:
             call()
@@ -317,9 +400,15 @@ def test_open_store_overwrites_an_rdhpo_study_when_asked(tmp_path):
     from rdhpo_hpc.config import from_dict
     from rdhpo_hpc.errors import ConfigError
     from rdhpo_hpc.launch import open_store
+
     p = _study_pair(tmp_path)
-    cfg = from_dict({"objective": {"function": "math:sqrt"}, "output": p,
-                     "space": {"x": {"type": "float", "low": 0.0, "high": 1.0}}})
+    cfg = from_dict(
+        {
+            "objective": {"function": "math:sqrt"},
+            "output": p,
+            "space": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
+        }
+    )
     with pytest.raises(ConfigError, match="already holds a study"):
         open_store(cfg, False, False)
     store, old = open_store(cfg, False, True)
@@ -329,7 +418,8 @@ def test_open_store_overwrites_an_rdhpo_study_when_asked(tmp_path):
 
 def test_guard_accepts_the_empty_hdf5_file_of_a_study_killed_before_its_first_write(tmp_path):
     from rdhpo_hpc.storage.paths import check_output_path
+
     p = str(tmp_path / "r.h5")
     open(journal_path(p), "w").close()
-    HDF5Store(p, "w").file.close()              # created, never written
+    HDF5Store(p, "w").file.close()  # created, never written
     check_output_path(p)

@@ -1,4 +1,5 @@
 """Unit tests of rdhpo_hpc.training: datasets, models, device binding, the built-in objective."""
+
 from __future__ import annotations
 
 import math
@@ -16,8 +17,7 @@ torch = pytest.importorskip("torch")  # skip where torch is absent; import cost 
 
 from rdhpo_hpc.context import TrialContext
 from rdhpo_hpc.errors import ConfigError, TrialPruned
-from rdhpo_hpc.training import (build_model, describe_device, load_dataset, make_builtin_objective,
-                                pick_device)
+from rdhpo_hpc.training import build_model, describe_device, load_dataset, make_builtin_objective, pick_device
 from rdhpo_hpc.training import datasets as ds_mod
 
 from fakes import FakeCtx
@@ -28,6 +28,7 @@ def digits_obj(**kw: Any):
 
 
 # ----------------------------------------------------------------------------- datasets
+
 
 def test_digits_mlp_learns_and_reports_every_epoch() -> None:
     obj = digits_obj(metric="val_accuracy")
@@ -93,6 +94,7 @@ def test_npz_and_h5_user_datasets(tmp_path) -> None:
     assert (len(ds.x_train), len(ds.x_val)) == (40, 10)
 
     import h5py
+
     p_h5 = tmp_path / "d.h5"
     with h5py.File(p_h5, "w") as f:
         f["x"], f["y"] = x.reshape(50, 2, 3), y
@@ -117,6 +119,7 @@ def test_dataset_errors_name_the_problem(tmp_path) -> None:
 
 
 # ----------------------------------------------------------------------------- objective
+
 
 def test_pruned_propagates_from_report() -> None:
     ctx = FakeCtx(budget=5, prune_at=2)
@@ -198,12 +201,14 @@ def test_config_errors_quote_key_and_value() -> None:
 
 # ----------------------------------------------------------------------------- device
 
+
 def test_device_binding() -> None:
     assert pick_device(3, "cpu") == "cpu"
     n = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if n == 0:
         assert pick_device(1) == "cpu"
         from rdhpo_hpc.training import device as dev_mod
+
         dev_mod._warned_no_cuda = False
         with warnings.catch_warnings(record=True) as w:
             warnings.simplefilter("always")
@@ -216,11 +221,17 @@ def test_device_binding() -> None:
     info = describe_device("cpu")
     assert info["device"] == "cpu" and info["name"] and info["memory_bytes"] > 0
     from rdhpo_hpc.training.device import free_memory
+
     free_memory()  # no-op without a GPU
 
 
 def test_package_import_does_not_load_torch() -> None:
     code = "import sys, rdhpo_hpc.training; print('torch' in sys.modules, 'sklearn' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
+    )
     assert out.stdout.split() == ["False", "False"], out.stderr

@@ -8,6 +8,7 @@ STANDIN_WORKERS_HANG=1 in the first run, hang until killed).  In a
 requeued job (SLURM_RESTART_COUNT >= 1) every rank runs $STANDIN_SECONDS_AFTER_RESTART (default 1)
 and exits 0.
 """
+
 import os
 import signal
 import sys
@@ -27,13 +28,13 @@ def log(event: str) -> None:
             f.write(line + "\n")
 
 
-def on_signal(signum, frame):  # noqa: ANN001
+def on_signal(signum, frame):
     log(f"signal-{signal.Signals(signum).name}")
     if RANK == 0:
         log("exit-3")
         os._exit(3)
     if os.environ.get("STANDIN_WORKERS_HANG") == "1" and RESTART == 0:
-        log("hang")           # a worker that never exits: the batch script's watchdog must act
+        log("hang")  # a worker that never exits: the batch script's watchdog must act
         while True:
             time.sleep(1)
     os._exit(0)

@@ -8,6 +8,7 @@
 
 Only standard library; traffic only to the ADDR given (a node's address on the test subnet).
 """
+
 from __future__ import annotations
 
 import select

@@ -18,6 +18,7 @@ How it works, entirely with what such a kernel has (clsact, u32, mirred, tun, AF
 Prints "ready" once both endpoints exist; runs until killed (SIGTERM/SIGKILL).  Traffic that
 arrives at the node is not touched (as with netem on eth0's egress).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -100,7 +101,7 @@ def main(argv: list) -> int:
     print("ready", flush=True)
     loss, delay, jitter = a.loss / 100.0, a.delay_ms / 1000.0, a.jitter_ms / 1000.0
     rng = random.Random()
-    held: list = []                  # (due, seq, frame)
+    held: list = []  # (due, seq, frame)
     seq = 0
     while True:
         timeout = None
@@ -109,7 +110,7 @@ def main(argv: list) -> int:
         ready, _, _ = select.select([tun], [], [], timeout)
         now = time.monotonic()
         if ready:
-            for _ in range(64):           # drain what is there
+            for _ in range(64):  # drain what is there
                 try:
                     frame = os.read(tun, 65536)
                 except BlockingIOError:
@@ -133,7 +134,7 @@ def _send(out: socket.socket, frame: bytes) -> None:
     try:
         out.send(frame)
     except OSError:
-        pass                         # e.g. the link is down: the frame is lost, as on a wire
+        pass  # e.g. the link is down: the frame is lost, as on a wire
 
 
 if __name__ == "__main__":

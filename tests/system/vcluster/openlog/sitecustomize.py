@@ -12,6 +12,7 @@ Uses a PEP 578 audit hook on the "open" event (raised by builtins.open / io.open
 O_APPEND write each, so processes on several nodes can share the log.  Any other
 ``sitecustomize`` later on sys.path is still run.
 """
+
 from __future__ import annotations
 
 import os
@@ -37,11 +38,16 @@ def _install() -> None:
         try:
             path = os.fsdecode(args[0])
             if os.path.realpath(path) in paths:
-                rec = {"host": socket.gethostname(), "pid": os.getpid(),
-                       "rank": os.environ.get("OMPI_COMM_WORLD_RANK"),
-                       "path": path, "mode": str(args[1]) if len(args) > 1 else ""}
+                rec = {
+                    "host": socket.gethostname(),
+                    "pid": os.getpid(),
+                    "rank": os.environ.get("OMPI_COMM_WORLD_RANK"),
+                    "path": path,
+                    "mode": str(args[1]) if len(args) > 1 else "",
+                }
                 if stack:
                     import traceback
+
                     rec["stack"] = traceback.format_stack(limit=stack)[:-1]
                 line = json.dumps(rec) + "\n"
                 fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
