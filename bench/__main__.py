@@ -62,6 +62,8 @@ QUICK_ARGS = {
     "optimizer_latency": ["--quick", "--reps", "2"],
     "quality": ["--quick", "--seeds", "1", "--part", "single"],
     "multifidelity": ["--quick", "--seeds", "1", "--cap", "27"],
+    "chaos": ["--seeds", "2", "--json"],
+    "simulate": ["--workers", "100", "--trials", "1000", "--json"],
 }
 
 
@@ -72,6 +74,8 @@ FULL_ARGS = {
     "reliability": ["--soak-seconds", "120"],
     "quality": ["--seeds", "5"],
     "multifidelity": ["--seeds", "2"],
+    "chaos": ["--seeds", "10", "--json"],  # the 50-schedule runs have their own commands (docs/bench.md)
+    "simulate": ["--workers", "1000", "--trials", "20000", "--json"],
 }
 
 

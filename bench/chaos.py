@@ -375,7 +375,8 @@ def main() -> None:
             o = (run_cluster_schedule if args.cluster else run_schedule)(seed, Path(d))
         rows.append(o)
         if args.json:
-            print(json.dumps({"bench": "chaos", **asdict(o)}), flush=True)
+            row = {"bench": "chaos", "metric": "schedule", "value": o.fault_to_end_s, "unit": "s fault to end"}
+            print(json.dumps({**row, **asdict(o)}), flush=True)
         else:
             print(
                 f"seed {o.seed:3d} {o.kind:24s} {o.moment:9s} n={o.ranks} trials={o.trials} "
@@ -389,6 +390,8 @@ def main() -> None:
         "bench": "chaos",
         "metric": "summary",
         "where": "cluster" if args.cluster else "one node",
+        "value": None,
+        "unit": "% ended",
         "schedules": len(rows),
         "ended": ended,
         "ended_pct": round(100.0 * ended / max(len(rows), 1), 1),
@@ -399,6 +402,7 @@ def main() -> None:
         "fault_to_end_max_s": ends[-1] if ends else None,
         "requeued": sum(len(o.exit_codes) > 1 for o in rows),
     }
+    summary["value"] = summary["ended_pct"]
     print(json.dumps(summary), flush=True)
     if args.cluster and os.environ.get("RDHPO_VCLUSTER_KEEP") != "1":
         _vcluster().teardown_cluster()

@@ -23,6 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import vcluster as vc
 from conftest_cluster import vcluster, vcluster_net, vcluster_session  # noqa: F401
+from test_cluster_basic import _check_trials as check_once
 
 from rdhpo_hpc.exitcodes import ExitCode
 
@@ -74,19 +75,6 @@ def events(out: Path) -> dict:
         if r.get("k") == "event":
             ev[r["kind"]].append(r)
     return ev
-
-
-def check_once(out: Path, n: int):
-    from rdhpo_hpc.results import result_from_records
-    from rdhpo_hpc.storage.hdf5 import read_records
-
-    res = result_from_records(read_records(str(out)), str(out))
-    assert sorted(t.trial_id for t in res.trials) == list(range(n))
-    assert [t.state for t in res.trials] == ["COMPLETE"] * n, [(t.trial_id, t.state, t.error) for t in res.trials]
-    done = collections.Counter(a["trial_id"] for a in res.attempts if a["state"] == "COMPLETE")
-    assert set(done.values()) == {1}, f"a trial counted twice: {done}"
-    assert res.finished, res.end
-    return res
 
 
 def wait_dispatched(out: Path, k: int, job, timeout: float = 60.0) -> None:
