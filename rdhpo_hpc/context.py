@@ -34,7 +34,8 @@ class TrialContext:
     checkpoint_dir: Optional[str] = None
     checkpoint_from: Optional[str] = None
     rank: int = 0
-    _report_hook: Optional[Callable[[int, float, dict], bool]] = field(default=None, repr=False)
+    # set by the worker: sends the report, returns the coordinator's decision (False = stop)
+    send_report: Optional[Callable[[int, float, dict], bool]] = field(default=None, repr=False)
     last_step: Optional[int] = None
     last_value: Optional[float] = None
 
@@ -45,10 +46,5 @@ class TrialContext:
         :class:`TrialPruned` when the scheduler stops the trial here.
         """
         self.last_step, self.last_value = int(step), float(value)
-        if self._report_hook is not None and not self._report_hook(int(step), float(value), metrics):
+        if self.send_report is not None and not self.send_report(int(step), float(value), metrics):
             raise TrialPruned(f"trial {self.trial_id} stopped by the scheduler at step {step}")
-
-    @property
-    def should_stop(self) -> bool:
-        """Poll-style alternative to the exception (never needed when ``report`` is used)."""
-        return False

@@ -141,7 +141,7 @@ class WorkerLoop:
             checkpoint_from=ckpt_from,
             rank=self.node.rank,
         )
-        ctx._report_hook = lambda step, value, metrics: self._report(task, step, value, metrics)
+        ctx.send_report = lambda step, value, metrics: self._report(task, step, value, metrics)
         start = self.clock()
         watchdog = self._watchdog(task, ctx, start)
         state, value, error = "COMPLETE", None, ""

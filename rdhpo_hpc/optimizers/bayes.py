@@ -317,7 +317,7 @@ class BayesOptimizer(Optimizer):
             gp.fit(X[:n_told], y[:n_told], self.rng, restarts=2 if n_told <= 100 else 1)
             self._fit_n = n_told
         # standardise on the told values, condition on told + pending (liars)
-        gp._standardise(y[:n_told], set_stats=True)
+        gp.standardise(y[:n_told], set_stats=True)
         gp.condition(X, y)
 
         def predict(F: np.ndarray) -> tuple[np.ndarray, Optional[np.ndarray]]:

@@ -115,7 +115,7 @@ class GP:
         max_fit_points: int = 250,
     ) -> None:
         """Fit hyper-parameters (warm-started from the last fit); call ``condition`` next."""
-        y = self._standardise(y_raw, set_stats=True)
+        y = self.standardise(y_raw, set_stats=True)
         if len(y) > max_fit_points:  # deterministic subset: best half + most recent half
             order = np.argsort(y, kind="stable")
             keep = set(order[: max_fit_points // 2].tolist())
@@ -159,7 +159,7 @@ class GP:
         self.theta = np.asarray(best_t, dtype=float)
 
     # -- posterior -----------------------------------------------------------------------------
-    def _standardise(self, y_raw: np.ndarray, set_stats: bool = False) -> np.ndarray:
+    def standardise(self, y_raw: np.ndarray, set_stats: bool = False) -> np.ndarray:
         if set_stats:
             self.y_mean = float(np.mean(y_raw)) if len(y_raw) else 0.0
             sd = float(np.std(y_raw)) if len(y_raw) > 1 else 1.0
@@ -171,7 +171,7 @@ class GP:
         p = self.p
         self.ls, self.sf, self.sn = np.exp(self.theta[:p]), math.exp(self.theta[p]), math.exp(self.theta[p + 1])
         self.X = np.asarray(X, dtype=float)
-        self.y = self._standardise(y_raw)
+        self.y = self.standardise(y_raw)
         K = matern52(self.X, self.X, self.ls, self.sf) + (self.sn + _JITTER) * np.eye(len(self.X))
         jitter = _JITTER
         while True:

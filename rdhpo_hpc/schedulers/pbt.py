@@ -207,8 +207,8 @@ def _perturb(p: Any, value: Any, factor: float) -> Any:
         x = int(round(value * factor))
         if x == value:
             x = value + (p.step if factor > 1 else -p.step)
-        return p._quantise(min(max(x, p.low), p.high))
-    return p._quantise(min(max(float(value) * factor, p.low), p.high))
+        return p.quantise(min(max(x, p.low), p.high))
+    return p.quantise(min(max(float(value) * factor, p.low), p.high))
 
 
 def _int(v: Any, key: str, low: int) -> int:

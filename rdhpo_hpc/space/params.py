@@ -73,7 +73,7 @@ class Float(Param):
             if self.log:
                 raise ConfigError(f"{where}: step and log=true cannot be combined (step={self.step!r})")
 
-    def _quantise(self, x: float) -> float:
+    def quantise(self, x: float) -> float:
         if self.step is not None:  # rounded so that 0.1 * 9 prints as 0.9, not 0.8999999999999999
             x = round(self.low + round((x - self.low) / self.step) * self.step, 12)
         return float(min(max(x, self.low), self.high))
@@ -96,12 +96,12 @@ class Float(Param):
             x = math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
         else:
             x = self.low + u * (self.high - self.low)
-        return self._quantise(x)
+        return self.quantise(x)
 
     def grid(self, degree: Optional[int] = None) -> list[Any]:
         if self.step is not None and degree is None:
             n = int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
-            return [self._quantise(self.low + i * self.step) for i in range(n)]
+            return [self.quantise(self.low + i * self.step) for i in range(n)]
         degree = 5 if degree is None else degree
         if degree == 1:
             return [self.decode(0.5)]
@@ -149,7 +149,7 @@ class Int(Param):
         if self.log and self.step != 1:
             raise ConfigError(f"{where}: step and log=true cannot be combined (step={self.step!r})")
 
-    def _quantise(self, x: float) -> int:
+    def quantise(self, x: float) -> int:
         k = round((x - self.low) / self.step)
         v = self.low + k * self.step
         while v > self.high:
@@ -174,7 +174,7 @@ class Int(Param):
             x = math.exp(lo + u * (hi - lo))
         else:
             x = self.low - 0.5 + u * (self.high - self.low + 1)
-        return self._quantise(min(max(x, self.low), self.high))
+        return self.quantise(min(max(x, self.low), self.high))
 
     def grid(self, degree: Optional[int] = None) -> list[Any]:
         values = list(range(self.low, self.high + 1, self.step))
@@ -186,7 +186,7 @@ class Int(Param):
             pts = np.geomspace(self.low, self.high, degree)
         else:
             pts = np.linspace(self.low, self.high, degree)
-        return _unique([self._quantise(float(p)) for p in pts])
+        return _unique([self.quantise(float(p)) for p in pts])
 
     def contains(self, value: Any) -> bool:
         return bool(

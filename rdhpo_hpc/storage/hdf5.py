@@ -288,3 +288,19 @@ def is_empty(path: str) -> bool:
 
 def try_read(path: str) -> Optional[list[dict]]:
     return read_records(path) if can_open(path) else None
+
+
+def is_hdf5_file(path: str) -> bool:
+    """True when ``path`` is an HDF5 file (any content)."""
+    import h5py
+
+    return bool(h5py.is_hdf5(path))
+
+
+def read_arrays(path: str) -> dict[str, Any]:
+    """Every top-level dataset of an HDF5 file as a numpy array (a dataset file's arrays)."""
+    import h5py
+    import numpy as np
+
+    with h5py.File(path, "r") as f:
+        return {k: np.asarray(f[k][()]) for k in f.keys() if isinstance(f[k], h5py.Dataset)}

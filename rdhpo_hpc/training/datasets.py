@@ -201,15 +201,14 @@ def _read_arrays(spec: str, path: str) -> Dict[str, np.ndarray]:
                 )
             with np.load(path, allow_pickle=False) as z:
                 return {k: np.asarray(z[k]) for k in z.files}
-        import h5py
+        from ..storage.hdf5 import is_hdf5_file, read_arrays
 
-        if not h5py.is_hdf5(path):
+        if not is_hdf5_file(path):
             raise ConfigError(
                 f"dataset {spec!r}{where} is not an HDF5 file; expected one "
                 f"holding arrays {EXPECTED_ARRAYS} as top-level datasets"
             )
-        with h5py.File(path, "r") as f:
-            return {k: np.asarray(f[k][()]) for k in f.keys() if isinstance(f[k], h5py.Dataset)}
+        return read_arrays(path)
     except ConfigError:
         raise
     except Exception as e:  # noqa: BLE001 - corrupt / wrong format: reported as bad input

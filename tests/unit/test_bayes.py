@@ -190,7 +190,7 @@ def test_gp_likelihood_gradient_matches_finite_differences(fit_mean):
     X = rng.random((25, 3))
     y = np.sin(5 * X[:, 0]) + X[:, 1] - 2 * np.exp(-20 * ((X - 0.3) ** 2).sum(1))
     gp = GP(3, fit_mean=fit_mean)
-    y = gp._standardise(y, set_stats=True)
+    y = gp.standardise(y, set_stats=True)
     theta = np.array([math.log(0.3), math.log(0.7), math.log(1.5), 0.2, math.log(1e-3)])
     _, g = gp._nll(theta, X, y)
     num = _fd(lambda t: gp._nll(t, X, y)[0], theta)

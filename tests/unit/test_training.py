@@ -135,7 +135,7 @@ def test_works_with_real_trial_context() -> None:
         seen.append(step)
         return step < 2
 
-    ctx = TrialContext(trial_id=1, attempt=0, budget=4, _report_hook=hook)
+    ctx = TrialContext(trial_id=1, attempt=0, budget=4, send_report=hook)
     with pytest.raises(TrialPruned):
         digits_obj()({}, ctx)
     assert seen == [1, 2] and ctx.last_step == 2
