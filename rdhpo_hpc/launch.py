@@ -29,6 +29,7 @@ from .storage.base import MemoryStore, MultiStore, Store
 from .storage.journal import JournalStore, journal_path, maybe_read_journal
 from .strategy import make_strategy
 from .exitcodes import ExitCode
+from .log import logger
 from .storage.journal import heartbeat_path
 from .worker import WorkerLoop
 
@@ -242,7 +243,7 @@ def _worker_thread(cfg: StudyConfig, node: Node, index: int, hub: Hub) -> None:
     try:
         work(cfg, node, index, hard_exit=lambda: hub.kill(node.rank))
     except Exception as exc:  # noqa: BLE001 - a broken worker thread is a dead rank, like under MPI
-        print(f"[rdhpo] worker {node.rank} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        logger.error("[rdhpo] worker %d failed: %s: %s", node.rank, type(exc).__name__, exc)
         hub.kill(node.rank)
 
 
@@ -278,7 +279,7 @@ def run_mpi(
     if error is not None:
         startup_done()
         if rank == 0:
-            print(f"rdhpo: error: {error}", file=sys.stderr, flush=True)
+            logger.error("rdhpo: error: %s", error)
         return Outcome(ExitCode.CONFIG, None, rank, error)
     if rank != 0:
         cfg = shipped if shipped.objective is not None else dataclasses.replace(shipped, objective=local_objective)
@@ -308,7 +309,7 @@ def run_mpi(
     try:
         outcome = work(cfg, node, max(local, 0), hard_exit=lambda: os.kill(os.getpid(), signal.SIGKILL))
     except ConfigError as exc:  # e.g. dataset unreadable on this node: a dead rank, not a hang
-        print(f"rdhpo: rank {rank}: error: {exc}", file=sys.stderr, flush=True)
+        logger.error("rdhpo: rank %d: error: %s", rank, exc)
         node.close(drain_timeout=0.5)
         os.kill(os.getpid(), signal.SIGKILL)
     if outcome.exit_code == ExitCode.COORDINATOR_LOST and node.takeover and node.coordinator == rank:
@@ -319,11 +320,10 @@ def run_mpi(
         # a partition, not a death: the coordinator lives on (its heartbeat file is fresh) and
         # counts this rank as failed. Leave as a failed rank does (SIGKILL): an exit code of 4
         # reaching Open MPI's launcher once the link heals would make it end the whole job.
-        print(
-            f"[rdhpo] rank {rank}: cut off from coordinator rank {node.coordinator}, which is still "
-            f"running the study; this rank leaves",
-            file=sys.stderr,
-            flush=True,
+        logger.warning(
+            "[rdhpo] rank %d: cut off from coordinator rank %d, which is still running the study; this rank leaves",
+            rank,
+            node.coordinator,
         )
         node.close(drain_timeout=0.5)
         os.kill(os.getpid(), signal.SIGKILL)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import os
 import queue
 import random
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from typing import Any, Callable, Optional
 
 from .comm.base import Transport
 from .faults import Fault, FaultPlan
+from .log import logger
 from .membership import Membership, Verdict
 from .messages import Coordinator, Gossip, PeerDown, Relay, RouteChanged
 
@@ -285,9 +285,7 @@ class Node:
             except Exception as exc:  # noqa: BLE001
                 self.pump_errors += 1
                 if self.pump_errors <= 3:
-                    print(
-                        f"[rdhpo] rank {self.rank}: pump error {type(exc).__name__}: {exc}", file=sys.stderr, flush=True
-                    )
+                    logger.error("[rdhpo] rank %d: pump error %s: %s", self.rank, type(exc).__name__, exc)
                 time.sleep(0.01)
 
     def _pump_loop(self) -> None:

@@ -30,7 +30,6 @@ ends within the bounds above, whatever MPI does.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -40,9 +39,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
 from .exitcodes import ExitCode
+from .log import logger
 from .storage.journal import heartbeat_path, journal_path
 
-log = logging.getLogger("rdhpo.supervise")
 POLL_S = 0.2
 END_MARGIN_S = 15.0
 
@@ -170,7 +169,7 @@ class Supervisor:
         cmd: Sequence[str],
         bounds: Bounds,
         env: Optional[dict] = None,
-        say: Callable[[str], None] = lambda m: print(f"[rdhpo] {m}", file=sys.stderr, flush=True),
+        say: Callable[[str], None] = lambda m: logger.warning("[rdhpo] %s", m),
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.cmd, self.bounds, self.env, self.say, self.clock = list(cmd), bounds, env, say, clock
