@@ -16,7 +16,8 @@ ended (the ``end`` record is written)         ``end_grace + 15 s``       kill, t
 stop asked (SIGUSR1 / SIGTERM / SIGINT,       ``stop_grace``             kill, exit 3 (STOPPED)
 forwarded to the launcher as SIGUSR1)
 the launcher exits                            -                          the record's code; none:
-                                                                         2 stays 2, else 6
+                                                                         2 stays 2, 5 before the
+                                                                         first heartbeat, else 6
 ============================================  =========================  ==========================
 
 Killing: SIGKILL to every process of the launcher's tree and session, collected before any of

@@ -267,10 +267,12 @@ def test_sigstop_one_worker(tmp_path):
 def test_cut_link_to_the_coordinator(tmp_path):
     """The link 0-3 is cut 2 s in (fault injection in the node): rank 3's traffic and rank 0's
     go through a third rank; rank 3 keeps working, nothing is declared dead or unreachable."""
-    job = Job(write_config(tmp_path, 30, faults=[{"cut": [0, 3], "at": 2.0}]), 6)
+    # decision_timeout 5 s: a Report sent at the instant of the cut can be lost; the worker then
+    # keeps training after decision_timeout (bounded; seen once in ~8 runs on a loaded machine)
+    job = Job(write_config(tmp_path, 60, faults=[{"cut": [0, 3], "at": 2.0}], decision_timeout=5.0), 6)
     job.finish()
     res = results(job.out)
-    ev = check(res, 30)
+    ev = check(res, 60)
     assert not ev["rank-dead"] and not ev["rank-unreachable"]
     t0 = res.study["start_time"]
     assert [
