@@ -17,10 +17,10 @@ before any work (:func:`check_ranks`).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Literal, Optional, overload
 
+from . import validate
 from .errors import ConfigError
 
 KINDS = ("cut", "delay", "kill", "stop")
@@ -59,17 +59,13 @@ def _time(where: str, key: str, v: Any, allow_none: Literal[False] = False, posi
 @overload
 def _time(where: str, key: str, v: Any, allow_none: bool = False, positive: bool = False) -> Optional[float]: ...
 def _time(where: str, key: str, v: Any, allow_none: bool = False, positive: bool = False) -> Optional[float]:
-    if v is None and allow_none:
-        return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 or (positive and v <= 0):
-        raise ConfigError(f"{where}: '{key}' must be a number of seconds {'> 0' if positive else '>= 0'}, got {v!r}")
-    return float(v)
+    return validate.number(
+        v, f"{where}: '{key}'", 0, lo_open=positive, allow_none=allow_none, kind="a number of seconds"
+    )
 
 
 def _rank(where: str, v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-        raise ConfigError(f"{where}: a rank must be an integer >= 0, got {v!r}")
-    return v
+    return validate.integer(v, f"{where}: a rank", 0)
 
 
 def parse_faults(items: Any) -> list[Fault]:

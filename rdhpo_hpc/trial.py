@@ -7,6 +7,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from . import validate
+
 
 class TrialState(str, enum.Enum):
     """Lifecycle of one attempt (and of the trial it belongs to)."""
@@ -27,7 +29,7 @@ def best_first(budget: Any, loss: float) -> tuple[float, float]:
     """Sort key of finished trials, best first: the largest budget (a value at a low fidelity is
     not comparable: promote mode and PBT end trials at several budgets), then the lower loss.
     Used by ``StudyResult.best_trial`` and the coordinator's progress line."""
-    numeric = isinstance(budget, (int, float)) and not isinstance(budget, bool)
+    numeric = validate.is_real(budget)
     return (-float(budget) if numeric else 0.0, loss)
 
 

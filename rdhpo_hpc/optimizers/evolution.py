@@ -25,6 +25,7 @@ from typing import Any, Optional, cast
 
 import numpy as np
 
+from .. import validate
 from ..errors import ConfigError
 from ..space import Categorical, Choice, Fixed
 from ..trial import TrialState
@@ -39,18 +40,14 @@ class RegularizedEvolution(Optimizer):
         super().__init__(*args, **kwargs)
         o = self.opts
         for key, lo in (("population_size", 2), ("sample_size", 1), ("n_mutations", 1)):
-            v = o[key]
-            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-                raise ConfigError(f"optimizer 'evolution': option {key!r} must be an integer >= {lo}, got {v!r}")
+            validate.integer(o[key], f"optimizer 'evolution': option {key!r}", lo)
         if o["sample_size"] > o["population_size"]:
             raise ConfigError(
                 f"optimizer 'evolution': sample_size ({o['sample_size']!r}) must be <= "
                 f"population_size ({o['population_size']!r})"
             )
         for key, hi in (("mutation_scale", math.inf), ("branch_switch", 1.0)):
-            v = o[key]
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 <= v <= hi):
-                raise ConfigError(f"optimizer 'evolution': option {key!r} must be a number in [0, {hi}], got {v!r}")
+            validate.number(o[key], f"optimizer 'evolution': option {key!r}", 0, hi)
         #: (params, loss) of the most recent finished trials, oldest first
         self.population: collections.deque[tuple[dict[str, Any], float]] = collections.deque(
             maxlen=o["population_size"]

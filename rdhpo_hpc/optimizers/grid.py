@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Optional
 
+from .. import validate
 from ..errors import ConfigError
 from .base import Optimizer
 
@@ -25,7 +26,7 @@ class GridSearch(Optimizer):
         degree = self.opts["degree"]
         bad = degree.values() if isinstance(degree, dict) else [degree]
         for d in bad:
-            if isinstance(d, bool) or not isinstance(d, int) or d < 1:
+            if not validate.is_integer(d) or d < 1:
                 raise ConfigError(
                     f"optimizer 'grid': degree must be an integer >= 1 (or a mapping of names to such), got {degree!r}"
                 )

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import numpy as np
 
+from .. import validate
+
 if TYPE_CHECKING:
     from typing import TypeGuard  # Python 3.10
 
@@ -25,7 +27,7 @@ STATE_COLORS = {
 
 
 def finite(v: Any) -> TypeGuard[float]:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    return validate.is_real(v)
 
 
 def study_label(res: Any) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..errors import ConfigError
+from .. import validate
 from .rungs import RungScheduler
 from .sh import SuccessiveHalving
 
@@ -30,11 +30,14 @@ class Hyperband(SuccessiveHalving):
         b = self.opts["brackets"]
         if b is None:
             b = self.s_max + 1
-        elif isinstance(b, bool) or not isinstance(b, int) or not 1 <= b <= self.s_max + 1:
-            raise ConfigError(
-                f"scheduler {self.name!r}: 'brackets' must be an integer in "
-                f"[1, {self.s_max + 1}] for min_budget={self.opts['min_budget']!r}, "
-                f"max_budget={self.opts['max_budget']!r}, eta={self.opts['eta']!r}; got {b!r}"
+        else:
+            b = validate.integer(
+                b,
+                f"scheduler {self.name!r}: 'brackets'",
+                1,
+                self.s_max + 1,
+                note=f" for min_budget={self.opts['min_budget']!r}, "
+                f"max_budget={self.opts['max_budget']!r}, eta={self.opts['eta']!r}",
             )
         return [
             (s, int(math.ceil((self.s_max + 1) / (self.s_max - s + 1) * self.eta ** (self.s_max - s) - 1e-9)))

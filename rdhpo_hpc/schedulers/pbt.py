@@ -40,6 +40,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from .. import validate
 from ..errors import ConfigError
 from ..space.params import Categorical, Fixed, Float, Int
 from ..space.space import Choice
@@ -212,14 +213,8 @@ def _perturb(p: Any, value: Any, factor: float) -> Any:
 
 
 def _int(v: Any, key: str, low: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < low:
-        raise ConfigError(f"scheduler 'pbt': '{key}' must be an integer >= {low}, got {v!r}")
-    return v
+    return validate.integer(v, f"scheduler 'pbt': '{key}'", low)
 
 
 def _frac(v: Any, key: str, lo: float, hi: float, lo_open: bool = False) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not (lo < v if lo_open else lo <= v) or v > hi:
-        raise ConfigError(
-            f"scheduler 'pbt': '{key}' must be a number in {'(' if lo_open else '['}{lo}, {hi}], got {v!r}"
-        )
-    return float(v)
+    return validate.number(v, f"scheduler 'pbt': '{key}'", lo, hi, lo_open=lo_open)

@@ -53,6 +53,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Optional, cast
 
+from .. import validate
 from ..errors import ConfigError
 from ..trial import Suggestion, TrialState
 from .base import Scheduler
@@ -64,9 +65,7 @@ def check_budgets(name: str, min_budget: Any, max_budget: Any, eta: Any) -> tupl
     """Validate the three shared options; errors quote the bad value."""
 
     def num(key: str, v: Any) -> float:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise ConfigError(f"scheduler {name!r}: '{key}' must be a finite number, got {v!r}")
-        return float(v)
+        return validate.number(v, f"scheduler {name!r}: '{key}'", kind="a finite number")
 
     lo, hi, e = num("min_budget", min_budget), num("max_budget", max_budget), num("eta", eta)
     if lo <= 0:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from typing import Any, Optional
 
-from ..errors import ConfigError
+from .. import validate
 from .rungs import RungScheduler, TrialRungs, max_halvings
 
 
@@ -43,8 +43,8 @@ class SuccessiveHalving(RungScheduler):
         n = self.opts["bracket_size"]
         if n is None:
             n = int(math.ceil(self.eta**self.s_max - 1e-9))
-        elif isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ConfigError(f"scheduler {self.name!r}: 'bracket_size' must be an integer >= 1 or null, got {n!r}")
+        else:
+            n = validate.integer(n, f"scheduler {self.name!r}: 'bracket_size'", 1, note=" or null")
         return [(0, n)]
 
     def _place(self, index: int) -> tuple[tuple[int, ...], int]:

@@ -12,13 +12,12 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from .. import validate
 from ..errors import ConfigError
 
 
 def _check_number(name: str, key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"{name}: '{key}' must be a finite number, got {value!r}")
-    return float(value)
+    return validate.number(value, f"{name}: '{key}'", kind="a finite number")
 
 
 class Param:
@@ -133,13 +132,7 @@ class Int(Param):
         where = self.name or "Int"
         for key in ("low", "high", "step"):
             v = getattr(self, key)
-            if (
-                isinstance(v, bool)
-                or not isinstance(v, (int, np.integer))
-                and not (isinstance(v, float) and v.is_integer())
-            ):
-                raise ConfigError(f"{where}: '{key}' must be an integer, got {v!r}")
-            setattr(self, key, int(v))
+            setattr(self, key, validate.integer(v, f"{where}: '{key}'", whole_floats=True))
         if self.low > self.high:
             raise ConfigError(f"{where}: low must be <= high, got low={self.low!r} > high={self.high!r}")
         if self.log and self.low < 1:

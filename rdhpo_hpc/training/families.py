@@ -63,6 +63,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 import numpy as np
 
 from ..errors import ConfigError, TrialPruned
+from .. import validate
 from .params import get_choice, get_float, get_int
 
 SKLEARN_FAMILIES = ("svm", "random_forest", "gradient_boosting", "logistic_regression")
@@ -99,7 +100,7 @@ def _opt_depth(p: Mapping[str, Any], key: str = "max_depth") -> Optional[int]:
     v = p.get(key)
     if v is None or (isinstance(v, str) and v.lower() in ("none", "null")):
         return None
-    if not isinstance(v, bool) and isinstance(v, (int, float, np.integer, np.floating)) and v == 0:
+    if validate.is_real(v) and v == 0:
         return None
     return get_int(p, key, 1)
 

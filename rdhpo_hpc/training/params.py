@@ -8,21 +8,13 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping, Optional, Sequence
 
+from .. import validate
 from ..errors import ConfigError
 
 
 def get_int(cfg: Mapping[str, Any], key: str, default: int, lo: int = 1, hi: Optional[int] = None) -> int:
     """``cfg[key]`` as an int in ``[lo, hi]`` (floats that are whole numbers, e.g. 64.0, accepted)."""
-    v = cfg.get(key, default)
-    try:
-        f = float(v)
-        ok = not isinstance(v, bool) and math.isfinite(f) and f == int(f)
-    except (TypeError, ValueError):
-        ok = False
-    if not ok or int(f) < lo or (hi is not None and int(f) > hi):
-        rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
-        raise ConfigError(f"{key}: got {v!r}; allowed: an integer {rng}")
-    return int(f)
+    return validate.integer(cfg.get(key, default), key, lo, math.inf if hi is None else hi, whole_floats=True)
 
 
 def get_float(
@@ -35,18 +27,7 @@ def get_float(
     hi_open: bool = False,
 ) -> float:
     """``cfg[key]`` as a finite float in the interval (bounds inclusive unless ``*_open``)."""
-    v = cfg.get(key, default)
-    try:
-        f = float(v)
-        ok = not isinstance(v, bool) and math.isfinite(f)
-    except (TypeError, ValueError):
-        ok = False
-    if ok:
-        ok = (f > lo if lo_open else f >= lo) and (f < hi if hi_open else f <= hi)
-    if not ok:
-        rng = f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
-        raise ConfigError(f"{key}: got {v!r}; allowed: a finite number in {rng}")
-    return f
+    return validate.number(cfg.get(key, default), key, lo, hi, lo_open=lo_open, hi_open=hi_open, kind="a finite number")
 
 
 def get_choice(cfg: Mapping[str, Any], key: str, default: str, allowed: Sequence[str]) -> str:
