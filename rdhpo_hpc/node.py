@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from .comm.base import Transport
+from .comm.delay import DelayLine
 from .faults import Fault, FaultPlan
 from .log import logger
 from .membership import Membership, Verdict
@@ -118,7 +119,7 @@ class Node:
         self.on_fault = on_fault
         self.t0 = clock()
         self._cut: set[int] = set()  # links cut by the fault plan right now
-        self._delayed: list[tuple[float, int, Any]] = []
+        self._delayed: DelayLine[tuple[int, Any]] = DelayLine()
         self.last_heard = [self.t0] * self.size  # last message received directly from each rank
         self.last_any = [self.t0] * self.size  # ... directly or through a relay
         self._last_direct = [self.t0] * self.size  # last message sent directly to each rank
@@ -220,7 +221,7 @@ class Node:
         if self.faults and dest != self.rank:
             d = self.faults.delay(dest, now - self.t0)
             if d > 0:
-                self._delayed.append((now + d, dest, msg))
+                self._delayed.hold(now + d, (dest, msg))
                 return
         self.transport.isend(dest, msg)
         if 0 <= dest < self.size:
@@ -299,13 +300,9 @@ class Node:
             now = self.clock()
             if self.faults:
                 self._apply_faults(now)
-            if self._delayed:
-                due = [d for d in self._delayed if d[0] <= now]
-                if due:
-                    self._delayed = [d for d in self._delayed if d[0] > now]
-                    for _, dest, msg in due:
-                        if not self._blocked(dest) and self.is_alive(dest):
-                            t.isend(dest, msg)
+            for dest, msg in self._delayed.release(now):
+                if not self._blocked(dest) and self.is_alive(dest):
+                    t.isend(dest, msg)
             while True:
                 try:
                     dest, msg = self._outbox.get_nowait()

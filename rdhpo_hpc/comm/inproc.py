@@ -12,6 +12,7 @@ import time
 from typing import Any, Callable, Optional
 
 from .base import Transport
+from .delay import DelayLine
 
 
 class Hub:
@@ -23,7 +24,7 @@ class Hub:
         self.ulfm = ulfm
         self.lock = threading.Lock()
         self.inboxes: list[collections.deque] = [collections.deque() for _ in range(size)]
-        self.delayed: list[tuple[float, int, int, Any]] = []
+        self.delayed: DelayLine[tuple[int, int, Any]] = DelayLine()
         self.cut: set[frozenset] = set()
         self.delay_s: dict[frozenset, float] = {}
         self.killed: set[int] = set()
@@ -90,7 +91,7 @@ class Hub:
                 return
             delay = self.delay_s.get(frozenset((src, dest)), 0.0)
             if delay > 0:
-                self.delayed.append((self.clock() + delay, src, dest, msg))
+                self.delayed.hold(self.clock() + delay, (src, dest, msg))
             else:
                 self.inboxes[dest].append((src, msg))
             self.stats["sent"] += 1
@@ -98,12 +99,9 @@ class Hub:
     def _release_delayed(self) -> None:
         now = self.clock()
         with self.lock:
-            due = [d for d in self.delayed if d[0] <= now]
-            if due:
-                self.delayed = [d for d in self.delayed if d[0] > now]
-                for _, src, dest, msg in due:
-                    if dest not in self.killed:
-                        self.inboxes[dest].append((src, msg))
+            for src, dest, msg in self.delayed.release(now):
+                if dest not in self.killed:
+                    self.inboxes[dest].append((src, msg))
 
 
 class InProcTransport(Transport):
