@@ -30,7 +30,6 @@ ends within the bounds above, whatever MPI does.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -41,7 +40,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from .exitcodes import ExitCode
 from .log import logger
-from .storage.journal import heartbeat_path, journal_path
+from .storage.journal import heartbeat_path, journal_path, read_from
 
 POLL_S = 0.2
 END_MARGIN_S = 15.0
@@ -73,7 +72,6 @@ class JournalTail:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._buf = b""
         st = _stat(path)
         self._ino = st.st_ino if st else None
         self._offset = st.st_size if st else 0
@@ -83,20 +81,13 @@ class JournalTail:
         if st is None:
             return []
         if st.st_ino != self._ino or st.st_size < self._offset:
-            self._ino, self._offset, self._buf = st.st_ino, 0, b""
+            self._ino, self._offset = st.st_ino, 0
         if st.st_size == self._offset:
             return []
-        with open(self.path, "rb") as fh:
-            fh.seek(self._offset)
-            data = fh.read()
-        self._offset += len(data)
-        *lines, self._buf = (self._buf + data).split(b"\n")
-        out = []
-        for line in lines:
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                continue
+        try:
+            out, self._offset = read_from(self.path, self._offset)
+        except OSError:  # replaced between the stat and the open: read it next time
+            return []
         return out
 
 

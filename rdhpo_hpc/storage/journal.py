@@ -99,18 +99,52 @@ def _drop_torn_tail(path: str) -> None:
             fh.truncate(data.rfind(b"\n") + 1)
 
 
+def parse_lines(data: bytes, stop_at_bad: bool = False) -> tuple[list[dict], int]:
+    """The records of the complete (newline-ended) lines of ``data``, and how many bytes they span.
+
+    The one JSON-lines parser of the package: the replay (:func:`read_journal`), ``rdhpo watch``
+    (:func:`read_from`) and the supervisor's tail all read through it.  A line that is no JSON
+    object is skipped, or with ``stop_at_bad`` ends the read there (replay never reads past
+    damage); a torn last line is never parsed (it is the writer's, still being written)."""
+    out: list[dict] = []
+    pos = 0
+    while True:
+        nl = data.find(b"\n", pos)
+        if nl < 0:
+            return out, pos
+        try:
+            rec = json.loads(data[pos:nl])
+        except ValueError:  # UnicodeDecodeError included
+            rec = None
+        if isinstance(rec, dict):
+            out.append(rec)
+        elif stop_at_bad:
+            return out, pos
+        pos = nl + 1
+
+
 def read_journal(path: str) -> list[dict]:
-    """All complete records of a journal; a torn last line is skipped."""
-    out = []
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if not line.endswith("\n"):
+    """All complete records of a journal, up to a torn last line or the first damaged one."""
+    with open(path, "rb") as fh:
+        return parse_lines(fh.read(), stop_at_bad=True)[0]
+
+
+def read_from(path: str, offset: int, chunk: int = 8 << 20) -> tuple[list[dict], int]:
+    """Incremental read-only tail (``rdhpo watch``, the supervisor): the records of the complete
+    lines from byte ``offset`` on, and the offset just after the last complete line.  A torn or
+    half-written last line is left for the next call (so a writer that truncates it on resume is
+    read right); a complete line that is no JSON record is skipped.  Reads about ``chunk`` bytes
+    per call (more only while no line has ended)."""
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        data = fh.read(chunk)
+        while data and b"\n" not in data and len(data) % chunk == 0:  # one line longer than chunk
+            more = fh.read(chunk)
+            if not more:
                 break
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
-    return out
+            data += more
+    out, used = parse_lines(data)
+    return out, offset + used
 
 
 _SNIFF = 1 << 20
