@@ -29,10 +29,14 @@ a real JSON-lines journal, whose cost is then part of the loop's).
 Output: utilisation = busy worker-time / available worker-time (a worker is available from the
 start until it fails or the study ends; busy while it runs an attempt, whether it counts or not;
 ``useful_utilisation`` counts only attempts whose result counted; ``utilisation_until_last_start``
-stops the clock when the last attempt was dispatched, i.e. leaves out the tail where the last
-trials run and the others have nothing left to do), and coordinator CPU per
+stops the clock when the last new trial was dispatched, i.e. leaves out the tail where the last
+trials run and the others have nothing left to do; a re-run of an attempt lost late in the study
+is part of that tail); ``ideal_utilisation`` is what a coordinator
+that costs nothing would reach with the same attempts (:func:`ideal_utilisation`: the tail is the
+workload's) and ``utilisation_vs_ideal`` the share of it this one keeps), and coordinator CPU per
 trial = the process CPU time of the whole simulation / trials (simulated workers included:
-an upper bound; ``loop_cpu_ms_per_trial`` is the loop's own share).  ``--json``: one JSON object.
+an upper bound; ``loop_cpu_ms_per_trial`` is the loop's own share; ``memory_kb_per_trial``: growth
+of the process's resident memory over the run / trials).  ``--json``: one JSON object.
 """
 
 from __future__ import annotations
@@ -115,7 +119,7 @@ class SimStore(Store):
         self.events: collections.Counter = collections.Counter()
         self.counted: set = set()  # (trial, attempt) whose result counted
         self.created: set = set()  # trial ids dispatched or asked
-        self.last_start = 0.0  # when the last attempt was dispatched
+        self.last_start = 0.0  # when the last new trial was dispatched (not a re-run of a lost attempt)
         self.end: Optional[dict] = None
         self._hash = hashlib.sha256() if digest else None
 
@@ -133,7 +137,7 @@ class SimStore(Store):
         elif k in ("dispatch", "ask"):
             if k == "ask" or record["new"]:
                 self.created.add(record["trial_id"])
-            if k == "dispatch":
+            if k == "dispatch" and record["new"]:
                 self.last_start = record["time"]
         elif k == "end":
             self.end = dict(record)
@@ -449,7 +453,7 @@ def simulate(
     """Run one simulated study; returns the measurements (see the module docstring).
     ``journal``: also write the real JSON-lines journal to this path (its cost is the
     coordinator's on a real run); ``loop_class``: another loop to compare against."""
-    cpu0, wall0 = time.process_time(), time.perf_counter()
+    cpu0, wall0, rss0 = time.process_time(), time.perf_counter(), _rss_kb()
     opts = {**DEFAULT_OPTIONS.get(optimizer, {}), **(options or {})}
     ft = {"t_fail": t_fail, "gossip_interval": min(0.5, t_fail / 4), "end_grace": 1.0, "max_retries": 2}
     cfg = build_config(
@@ -480,6 +484,7 @@ def simulate(
     store = counts
     end = sim.now
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    rss = _rss_kb() - rss0
     avail = sum((w.down_at if w.down_at is not None else end) for w in sim.workers[1:])
     busy = sum(w.busy for w in sim.workers[1:])
     useful = sum(e - s for w in sim.workers[1:] for tid, att, s, e in w.spans if (tid, att) in store.counted)
@@ -487,17 +492,22 @@ def simulate(
     avail_cut = sum(min(w.down_at if w.down_at is not None else end, cut) for w in sim.workers[1:])
     busy_cut = sum(max(0.0, min(e, cut) - s) for w in sim.workers[1:] for _, _, s, e in w.spans)
     told = len(store.tells)
+    ideal = ideal_utilisation([e - s for w in sim.workers[1:] for _, _, s, e in w.spans], workers)
+    util = busy / avail if avail > 0 else 0.0
     complete = (store.end or {}).get("end_status") == "complete"
     return {
         "workers": workers,
         "trials": told,
         "max_trials": trials,
         "optimizer": optimizer,
-        "utilisation": round(busy / avail, 4) if avail > 0 else 0.0,
+        "utilisation": round(util, 4),
+        "ideal_utilisation": round(ideal, 4),
+        "utilisation_vs_ideal": round(util / ideal, 4) if ideal > 0 else 0.0,
         "useful_utilisation": round(useful / avail, 4) if avail > 0 else 0.0,
         "utilisation_until_last_start": round(busy_cut / avail_cut, 4) if avail_cut > 0 else 0.0,
         "coordinator_cpu_ms_per_trial": round(1e3 * cpu / max(told, 1), 4),
         "loop_cpu_ms_per_trial": round(1e3 * sim.loop_cpu / max(told, 1), 4),
+        "memory_kb_per_trial": round(rss / max(told, 1), 3),
         "exit_code": int(code),
         "end_status": (store.end or {}).get("end_status"),
         "each_trial_once": set(store.tells.values()) <= {1} and (not complete or set(store.tells) == store.created),
@@ -520,6 +530,28 @@ def simulate(
         "journal": journal is not None,
         **({"digest": store.digest()} if digest else {}),
     }
+
+
+def ideal_utilisation(durations: list[float], workers: int) -> float:
+    """Utilisation of the same attempts (in the order they started) on ``workers`` workers by a
+    coordinator that costs nothing: no latency, no failures, each attempt to the first free worker.
+    What is left below 1 is the workload's own tail (the last attempts run while the others have
+    nothing left to do); ``utilisation / ideal`` is the share that the coordinator keeps."""
+    if not durations or workers < 1:
+        return 0.0
+    free = [0.0] * workers
+    for d in durations:
+        heapq.heapreplace(free, free[0] + d)
+    return sum(durations) / (workers * max(free))
+
+
+def _rss_kb() -> float:
+    """Resident memory of this process now (KiB), from /proc; 0 where there is none."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1024
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def _option(text: str) -> tuple[str, Any]:
@@ -588,9 +620,11 @@ def main(argv: Optional[list[str]] = None) -> int:
             else:
                 print(
                     f"{name:>10} workers {n:>6} trials {r['trials']:>7}: utilisation {r['utilisation']:.3f} "
-                    f"(useful {r['useful_utilisation']:.3f}, until the last start "
+                    f"(ideal {r['ideal_utilisation']:.3f}: {r['utilisation_vs_ideal']:.3f} of it; "
+                    f"useful {r['useful_utilisation']:.3f}, until the last start "
                     f"{r['utilisation_until_last_start']:.3f}), coordinator CPU "
                     f"{r['coordinator_cpu_ms_per_trial']:.3f} ms/trial (loop {r['loop_cpu_ms_per_trial']:.3f}), "
+                    f"memory {r['memory_kb_per_trial']:.2f} KiB/trial, "
                     f"exit {r['exit_code']}, each trial once: {r['each_trial_once']}, "
                     f"{r['sim_seconds']:.0f} s simulated in {r['wall_s']:.1f} s",
                     flush=True,
