@@ -67,10 +67,12 @@ class Result:
 
 @dataclass
 class Gossip:
-    """Any rank -> random peers: heartbeat counter vector (handled inside the node, never by loops)."""
+    """Any rank -> a peer: a membership message (``body``: a heartbeat vector or a SWIM probe, see
+    :mod:`rdhpo_hpc.membership`), or with ``body`` None the node's bare direct ping.  Handled
+    inside the node, never by the loops; every one says which rank coordinates."""
 
     TAG = 6
-    heartbeats: list[int]
+    body: Any = None
     coordinator: int = 0
 
 

@@ -23,6 +23,7 @@ in the pump: cut links (messages dropped both ways), delays (messages held back)
 from __future__ import annotations
 
 import os
+import pickle
 import queue
 import random
 import threading
@@ -34,7 +35,7 @@ from .comm.base import Transport
 from .comm.delay import DelayLine
 from .faults import Fault, FaultPlan
 from .log import logger
-from .membership import Membership, Verdict
+from .membership import Outgoing, Verdict, make
 from .messages import Coordinator, Gossip, PeerDown, Relay, RouteChanged
 
 
@@ -45,6 +46,7 @@ class GossipSettings:
     gossip_interval: float = 0.5
     fanout: int = 2
     t_fail: float = 10.0
+    membership: str = "gossip"  # "swim" | "gossip" (rdhpo_hpc.membership)
     poll_max: float = 0.002  # longest sleep of the pump between polls when idle
     poll_hot: float = 1e-4  # sleep between polls while messages are flowing
     hot_window: float = 0.005  # hot: the loop waits since less than this, after traffic as recent
@@ -92,7 +94,8 @@ class Node:
         self.settings = settings or GossipSettings()
         self.clock = clock
         s = self.settings
-        self.membership = Membership(
+        self.membership = make(
+            s.membership,
             self.rank,
             self.size,
             clock(),
@@ -112,8 +115,8 @@ class Node:
         self._lock = threading.Lock()
         self._running = False
         self._thread: Optional[threading.Thread] = None
-        self.gossip_sent = 0
-        self.gossip_bytes = 0
+        self.gossip_sent = 0  # membership messages and direct pings sent
+        self.gossip_bytes = 0  # ... their pickled size
         self.muted: set[int] = set()  # fault injection: ranks this node neither sends to nor hears
         self.faults = faults or FaultPlan([], self.rank)
         self.on_fault = on_fault
@@ -324,9 +327,10 @@ class Node:
                 if isinstance(msg, Gossip):
                     if msg.coordinator > self.coordinator and self.takeover:
                         self._learn_coordinator(msg.coordinator)
-                    if msg.heartbeats:
+                    if msg.body is not None:
                         with self._lock:
-                            self.membership.merge(msg.heartbeats, self.clock())
+                            replies = self.membership.receive(src, msg.body, self.clock())
+                        self._send_membership(replies, self.clock())
                 elif isinstance(msg, Relay):
                     if msg.dest == self.rank:
                         if 0 <= msg.origin < self.size:
@@ -380,14 +384,9 @@ class Node:
                 v = m.evidence(r, now, "mpi-failure")
                 if v:
                     verdicts.append(v)
-            peers = m.beat(now) if m.due(now) else []
-            vector = list(m.heartbeats)
+            out = m.tick(now)
             verdicts.extend(m.check(now))
-        for p in peers:
-            if not self._blocked(p):
-                self._tx(p, Gossip(vector, self.coordinator), now)
-                self.gossip_sent += 1
-                self.gossip_bytes += 8 * len(vector) + 64
+        self._send_membership(out, now)
         for v in verdicts:
             self._publish(v)
         self._check_takeover(now)
@@ -395,6 +394,17 @@ class Node:
         if self.beat_file is not None and self.coordinator == self.rank and now >= self._next_beat:
             self._next_beat = now + min(self.settings.gossip_interval, 1.0)
             write_beat(self.beat_file, self.rank)
+
+    def _send_membership(self, out: Outgoing, now: float) -> None:
+        for dest, body in out:
+            if not self._blocked(dest):
+                self._send_gossip(dest, Gossip(body, self.coordinator), now)
+
+    def _send_gossip(self, dest: int, msg: Gossip, now: float) -> None:
+        """Send a membership message or ping directly, counting it (``gossip_sent``, ``gossip_bytes``)."""
+        self._tx(dest, msg, now)
+        self.gossip_sent += 1
+        self.gossip_bytes += len(pickle.dumps(msg, pickle.HIGHEST_PROTOCOL))
 
     def _direct(self, now: float) -> None:
         """Keep the links between coordinator and workers observable (module docstring): ping
@@ -412,11 +422,9 @@ class Node:
                 continue
             via = self._route(r, now)
             if now - self._last_direct[r] > t_fail / 4:
-                self._tx(r, Gossip([], c), now)
+                self._send_gossip(r, Gossip(None, c), now)
                 if via is not None:
-                    self._tx(via, Relay(r, self.rank, Gossip([], c)), now)
-                self.gossip_sent += 1
-                self.gossip_bytes += 64
+                    self._tx(via, Relay(r, self.rank, Gossip(None, c)), now)
             # 1.5 x t_fail: a rank that is really dead or hung gets its gossip verdict first
             if c == self.rank and now - self.last_any[r] > 1.5 * t_fail:
                 self.unreachable.add(r)

@@ -1,14 +1,17 @@
-"""Gossip membership state machine with a fake clock (pure; each test well under a second)."""
+"""Membership protocols (vector gossip, SWIM) with a fake clock, and fault plans (pure; at most ~3 s a test)."""
 
 from __future__ import annotations
 
+import pickle
 import random
 
 import pytest
 
+from rdhpo_hpc.config import fault_tolerance
 from rdhpo_hpc.errors import ConfigError
 from rdhpo_hpc.faults import Fault, FaultPlan, check_ranks, parse_faults
-from rdhpo_hpc.membership import Membership
+from rdhpo_hpc.membership import Membership, Swim, make
+from rdhpo_hpc.membership.swim import ALIVE, PING, SUSPECT
 
 
 def simulate(n, t_end, interval=0.5, t_fail=3.0, fanout=2, cut=(), dead_at=None, dt=0.05, seed=0):
@@ -128,6 +131,145 @@ def test_detection_time_grows_slowly_with_n():
         assert {v.rank for _, v, _ in verdicts} == {1}
         times[n] = last
     assert times[64] - times[8] < 2.0, times
+
+
+# -- SWIM (rdhpo_hpc.membership.swim) through the View interface ---------------------------------
+def run_views(kind, n, t_end, loss=0.0, down_at=None, resume_at=None, cut=(), interval=0.5, t_fail=3.0, seed=0):
+    """n views of protocol ``kind`` in simulated time: each tick (dt) delivers the messages of the
+    previous one (each lost with ``loss``), then ticks and checks every running rank.  ``down_at``:
+    rank -> time it stops (crash or hang); ``resume_at``: rank -> time a stopped rank runs again.
+    Returns (views, verdicts as (observer, Verdict, time), bodies sent)."""
+    rng = random.Random(seed)
+    views = [make(kind, r, n, 0.0, interval, 2, t_fail, rng=random.Random(rng.random())) for r in range(n)]
+    down_at, resume_at = down_at or {}, resume_at or {}
+    cut = {frozenset(c) for c in cut}
+
+    def running(r, t):
+        return not (r in down_at and down_at[r] <= t < resume_at.get(r, float("inf")))
+
+    verdicts, sent, inflight, t = [], [], [], 0.0
+    while t < t_end:
+        t = round(t + 0.05, 9)
+        deliver, inflight = inflight, []
+        outs = [(dst, views[dst].receive(src, body, t)) for src, dst, body in deliver if running(dst, t)]
+        outs += [(r, v.tick(t)) for r, v in enumerate(views) if running(r, t)]
+        for src, out in outs:
+            for dst, body in out:
+                sent.append(body)
+                if frozenset((src, dst)) not in cut and rng.random() >= loss:
+                    inflight.append((src, dst, body))
+        for r, v in enumerate(views):
+            if running(r, t):
+                verdicts += [(r, x, t) for x in v.check(t)]
+    return views, verdicts, sent
+
+
+def test_swim_no_false_verdict_with_one_percent_loss():
+    views, verdicts, _ = run_views("swim", 40, 40.0, loss=0.01)
+    assert verdicts == []
+    assert all(v.alive() == list(range(40)) for v in views)
+
+
+def test_swim_crash_detected_by_every_rank_after_t_fail_within_a_few_periods():
+    _, verdicts, _ = run_views("swim", 30, 20.0, down_at={7: 2.0}, t_fail=3.0)
+    when = {}
+    for obs, v, t in verdicts:
+        assert v.rank == 7, f"false verdict {v} at rank {obs}"
+        assert v.cause == "gossip-timeout" and v.latency >= 3.0
+        when[obs] = t
+    assert set(when) == set(range(30)) - {7}
+    # suspected within a few periods of the crash, dead t_fail later, spread in O(log N) periods
+    assert all(2.0 + 3.0 < t < 2.0 + 3.0 + 10 * 0.5 for t in when.values()), when
+
+
+def test_swim_hung_rank_that_wakes_up_stays_dead():
+    views, verdicts, _ = run_views("swim", 12, 20.0, down_at={4: 1.0}, resume_at={4: 9.0}, t_fail=3.0)
+    assert {obs for obs, v, _ in verdicts if v.rank == 4} >= set(range(12)) - {4}
+    assert all(not v.is_alive(4) for r, v in enumerate(views) if r != 4)
+    assert views[4].fenced  # it heard it was declared dead, and never refuted
+    assert all(v.rank == 4 for obs, v, _ in verdicts if obs != 4), verdicts
+
+
+def test_swim_cut_link_is_probed_around_and_isolated_rank_is_dead():
+    _, verdicts, _ = run_views("swim", 6, 25.0, cut=[(0, 3), (1, 4)])
+    assert verdicts == []
+    _, verdicts, _ = run_views("swim", 6, 12.0, cut=[(3, k) for k in range(6) if k != 3])
+    assert {v.rank for obs, v, _ in verdicts if obs != 3} == {3}
+    assert {obs for obs, v, _ in verdicts if obs != 3} == {0, 1, 2, 4, 5}
+
+
+def test_swim_suspicion_is_refuted_by_a_higher_incarnation():
+    a = Swim(0, 3, 0.0, interval=0.5, t_fail=2.0)
+    b = Swim(1, 3, 0.0, interval=0.5, t_fail=2.0)
+    b.receive(2, (PING, 1, -1, ((0, SUSPECT, 0),)), 0.1)  # b hears that 0 is suspected
+    assert b.is_suspected(0)
+    (dest, ack), *_ = a.receive(2, (PING, 5, -1, ((0, SUSPECT, 0),)), 0.1)  # 0 hears it too: refutes
+    assert a.incarnation == 1 and (0, ALIVE, 1) in ack[3]
+    b.receive(0, ack, 0.2)
+    assert not b.is_suspected(0) and b.check(5.0) == [] and b.is_alive(0)
+    b.receive(2, (PING, 2, -1, ((0, SUSPECT, 0),)), 0.3)  # an old suspicion no longer counts
+    assert not b.is_suspected(0)
+
+
+def test_swim_unrefuted_suspicion_becomes_a_final_death():
+    b = Swim(1, 3, 0.0, interval=0.5, t_fail=2.0)
+    b.receive(2, (PING, 1, -1, ((0, SUSPECT, 0),)), 1.0)
+    assert all(b.check(1.0 + 0.25 * k) == [] for k in range(1, 8))  # the pump checks often
+    (v,) = b.check(3.0)
+    assert v.rank == 0 and v.cause == "gossip-timeout" and not b.is_alive(0)
+    b.receive(0, (PING, 9, -1, ((0, ALIVE, 7),)), 3.5)  # a late refutation: too late
+    assert not b.is_alive(0) and 0 not in b.alive() and b.check(9.0) == []
+    assert all(dest != 0 for dest, _ in b.tick(10.0))  # never probed again
+
+
+def test_swim_rank_woken_from_a_pause_restarts_its_timers_instead_of_declaring_deaths():
+    a = Swim(0, 3, 0.0, interval=0.5, t_fail=2.0)
+    a.receive(2, (PING, 1, -1, ((1, SUSPECT, 0),)), 0.5)
+    assert a.is_suspected(1)
+    # stopped from 0.5 to 6.0: the refutation of rank 1 went by unheard; no verdict on waking
+    assert a.check(6.0) == [] and a.is_alive(1)
+    a.receive(2, (PING, 2, -1, ((1, ALIVE, 1),)), 6.1)  # and the refutation still counts
+    assert not a.is_suspected(1)
+
+
+def test_swim_evidence_is_immediate_and_spreads_to_every_rank():
+    views = [Swim(r, 20, 0.0, interval=0.5, t_fail=3.0, rng=random.Random(r)) for r in range(20)]
+    v = views[3].evidence(9, 0.0, "mpi-failure")
+    assert v is not None and v.cause == "mpi-failure" and views[3].evidence(9, 0.1) is None
+    # rank 9 is silent; the others learn of its death from piggybacked updates, before any timeout
+    inflight, seen, causes, t = [], set(), set(), 0.0
+    while t < 3.0 and len(seen) < 18:
+        t = round(t + 0.05, 9)
+        deliver, inflight = inflight, []
+        outs = [(d, views[d].receive(s, b, t)) for s, d, b in deliver if d != 9]
+        outs += [(r, x.tick(t)) for r, x in enumerate(views) if r != 9]
+        inflight = [(s, d, b) for s, out in outs for d, b in out]
+        seen |= {r for r, x in enumerate(views) if r not in (3, 9) and not x.is_alive(9)}
+        causes |= {v.cause for r, x in enumerate(views) if r not in (3, 9) for v in x.check(t)}
+    assert len(seen) == 18 and t < 3.0, (t, seen)
+    assert causes == {"mpi-failure"}  # MPI's word, not a timeout: the coordinator does not treat it as hung
+
+
+def test_swim_message_size_and_rate_do_not_grow_with_n():
+    per = {}
+    for n in (16, 400):
+        _, verdicts, sent = run_views("swim", n, 10.0, loss=0.01, seed=2)
+        assert verdicts == []
+        assert max(len(b[3]) for b in sent) <= 8  # the piggyback list is capped
+        per[n] = (len(sent) / n / 10.0, sum(len(pickle.dumps(b)) for b in sent) / n / 10.0)
+    msgs, byts = per[400][0] / per[16][0], per[400][1] / per[16][1]
+    assert 0.8 < msgs < 1.25 and byts < 1.5, per
+    # the old vector gossip, for contrast: bytes per message grow with N
+    _, _, sent = run_views("gossip", 400, 2.0)
+    assert min(len(pickle.dumps(b)) for b in sent) > 400
+
+
+def test_unknown_membership_is_rejected_by_name():
+    with pytest.raises(ValueError, match="'raft'"):
+        make("raft", 0, 4, 0.0, 0.5, 2, 10.0)
+    with pytest.raises(ConfigError, match="'fault_tolerance.membership'.*'raft'"):
+        fault_tolerance({"membership": "raft"})
+    assert fault_tolerance({"membership": "swim"}).membership == "swim"
 
 
 # -- fault plans -----------------------------------------------------------------------------------

@@ -7,24 +7,18 @@ declared dead; a dead member stays fenced for good (ranks are never re-used in a
 late heartbeat from a rank that was only hung never brings it back.  Outside evidence (ULFM's
 MPI_ERR_PROC_FAILED) declares a member dead at once.
 
-Driven by :class:`rdhpo_hpc.node.Node`'s pump thread: ``due``/``beat`` on its timer, ``merge`` on
-every Gossip message, ``check`` after both; the node turns verdicts into ``PeerDown`` events.
+Each message carries the whole vector: O(N) bytes, ``fanout / interval`` messages per rank and
+second.  :mod:`rdhpo_hpc.membership.swim` keeps the bytes constant.  Driven through the
+:class:`~rdhpo_hpc.membership.base.View` interface (``tick`` = ``beat`` when due, ``receive`` =
+``merge``); ``due``/``beat``/``merge`` stay for the tests that drive the vector directly.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
-from typing import Iterable, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
-
-@dataclass(frozen=True)
-class Verdict:
-    """A new death verdict: ``latency`` = seconds since the member's counter last grew."""
-
-    rank: int
-    cause: str
-    latency: float
+from .base import Outgoing, Verdict
 
 
 class Membership:
@@ -67,7 +61,24 @@ class Membership:
         """Seconds since ``rank``'s counter last grew, as seen here."""
         return now - self.last_growth[rank]
 
-    # -- driven by the pump ----------------------------------------------------------------
+    # -- the View interface (the node's pump) -------------------------------------------------
+    def next_due(self) -> float:
+        return self.next_beat
+
+    def tick(self, now: float) -> Outgoing:
+        """When due: bump our counter and send the vector to ``fanout`` live peers."""
+        if not self.due(now):
+            return []
+        peers = self.beat(now)
+        return [(p, list(self.heartbeats)) for p in peers]
+
+    def receive(self, src: int, body: Any, now: float) -> Outgoing:
+        """A vector from ``src``: merge it; nothing to answer."""
+        if isinstance(body, list) and body:
+            self.merge(body, now)
+        return []
+
+    # -- the vector itself -----------------------------------------------------------------
     def due(self, now: float) -> bool:
         return now >= self.next_beat
 
