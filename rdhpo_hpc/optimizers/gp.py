@@ -13,16 +13,21 @@ Cost bounds (n observations, p features, m candidates):
   most ``max_fit_points`` points (a deterministic subset: the best half and the most recent half);
 * ``condition`` — one Cholesky of the (n + pending) kernel matrix, O(n^3), hyper-parameters fixed;
 * ``predict``  — O(m n (p + n)).
+
+``active_set`` picks the points a GP is conditioned on once a study has more than the cap
+(subset of data: the best, the most recent and a space-filling rest), so every cost above is
+bounded by the cap, not by the number of observations.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Optional, cast
+from typing import Any, Optional, cast
 
 import numpy as np
 from scipy.linalg.lapack import dtrtri
 from scipy.optimize import minimize
+from scipy.spatial import cKDTree
 
 _SQ5 = math.sqrt(5.0)
 _LOG_LS = (math.log(0.01), math.log(20.0))  # length-scale bounds on unit-cube features
@@ -44,9 +49,60 @@ def _sqdist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return cast(np.ndarray, np.maximum(d, 0.0))
 
 
+def matern52_corr(r: np.ndarray) -> np.ndarray:
+    """Matern 5/2 correlation at distances ``r`` in length-scale units."""
+    return cast(np.ndarray, (1.0 + _SQ5 * r + (5.0 / 3.0) * r * r) * np.exp(-_SQ5 * r))
+
+
 def matern52(a: np.ndarray, b: np.ndarray, ls: np.ndarray, sf: float) -> np.ndarray:
     r = np.sqrt(_sqdist(a / ls, b / ls))
     return cast(np.ndarray, sf * (1.0 + _SQ5 * r + (5.0 / 3.0) * r * r) * np.exp(-_SQ5 * r))
+
+
+def active_set(F: np.ndarray, y: np.ndarray, cap: int, spread: Optional[np.ndarray] = None) -> np.ndarray:
+    """Indices (sorted) of at most ``cap`` rows of (F, y) to condition a GP on; all rows when
+    there are no more than ``cap``.  Called by ``bayes`` on every ask past the cap; a pure function
+    of its inputs (deterministic, so replay and a cold cache give the same set).
+
+    Subset of data (Rasmussen & Williams 2006, 8.3.3) chosen for optimisation rather than
+    regression: the ``cap // 2`` lowest losses (where the acquisition is high; at large n they
+    crowd around the optimum and give the model the local resolution of a trust region, as in
+    TuRBO, Eriksson et al. 2019), the ``cap // 4`` most recent rows (so a bad point just evaluated
+    is not forgotten and suggested again), and the rest by greedy farthest-point sampling in
+    feature space (the global shape, so regions known to be bad stay known) — or, when given,
+    the rows ``spread`` (``spread_set`` of a prefix of the rows: the caller's cache) instead.
+    Ties in the loss break by row order (stable sort)."""
+    n = len(y)
+    if n <= cap:
+        return np.arange(n)
+    chosen = np.zeros(n, dtype=bool)
+    chosen[np.argsort(y, kind="stable")[: cap // 2]] = True
+    chosen[np.flatnonzero(~chosen)[::-1][: cap // 4]] = True
+    if spread is not None:
+        chosen[spread[: cap - int(chosen.sum())]] = True
+        return cast(np.ndarray, np.flatnonzero(chosen))
+    d = cKDTree(F[chosen]).query(F)[0]
+    d[chosen] = -1.0
+    for _ in range(cap - int(chosen.sum())):
+        j = int(np.argmax(d))
+        chosen[j] = True
+        diff = F - F[j]
+        d = np.minimum(d, np.sqrt(np.einsum("ij,ij->i", diff, diff)))  # chosen rows stay < 0
+        d[j] = -1.0
+    return cast(np.ndarray, np.flatnonzero(chosen))
+
+
+def spread_set(F: np.ndarray, y: np.ndarray, cap: int) -> np.ndarray:
+    """The rows ``active_set(F, y, cap)`` picks by farthest-point sampling (neither among the
+    best nor the recent), sorted."""
+    idx = active_set(F, y, cap)
+    if len(idx) == len(y):
+        return np.zeros(0, dtype=int)
+    chosen = np.zeros(len(y), dtype=bool)
+    chosen[np.argsort(y, kind="stable")[: cap // 2]] = True
+    chosen[np.flatnonzero(~chosen)[::-1][: cap // 4]] = True
+    out: np.ndarray = idx[~chosen[idx]]
+    return out
 
 
 class GP:
@@ -217,6 +273,19 @@ class GP:
         dvar = -2.0 * np.einsum("mnp,mn->mp", dK, w)
         dsd = dvar / (2.0 * sd[:, None])
         return mu, sd, dmu, dsd
+
+    def frozen(self) -> Any:
+        """``predict`` (mean and std, standardised scale) of the GP as conditioned now, unaffected
+        by later fits and conditionings; called by ``bayes`` once per wave epoch."""
+        X, ls, sf, m, alpha, Linv = self.X, self.ls, self.sf, self.m, self.alpha, self.Linv
+
+        def predict(Xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            Ks = matern52(np.asarray(Xs, dtype=float), X, ls, sf)
+            V = Ks @ Linv.T
+            var = sf - np.einsum("ij,ij->i", V, V)
+            return m + Ks @ alpha, np.sqrt(np.maximum(var, 1e-12))
+
+        return predict
 
     def to_std(self, y_raw: float) -> float:
         return (float(y_raw) - self.y_mean) / self.y_std

@@ -260,3 +260,125 @@ def test_local_search_climbs_the_acquisition_to_a_stationary_point():
     x, g = out[k, :2], g1[k, :2]
     proj = np.where((x <= 1e-9) & (g < 0) | (x >= 1 - 1e-9) & (g > 0), 0.0, g) * opt._gp.ls[:2]
     assert np.abs(proj).max() < 0.05
+
+
+# -- many observations and many pending trials (issue 16, item 2) -----------------------------
+def _told(opt, n: int, seed: int = 0) -> None:
+    """n random observations of the bowl, told the way the coordinator's replay does."""
+    rng = np.random.default_rng(seed)
+    for t in range(n):
+        cfg = opt.space.sample(rng)
+        opt.pending[t] = cfg
+        opt.tell(t, TrialState.COMPLETE, bowl(cfg))
+
+
+def test_active_set_keeps_the_best_the_recent_and_spreads_the_rest():
+    from rdhpo_hpc.optimizers.gp import active_set
+
+    rng = np.random.default_rng(0)
+    F, y = rng.random((500, 3)), rng.random(500)
+    assert active_set(F[:40], y[:40], 64).tolist() == list(range(40))  # under the cap: everything
+    idx = active_set(F, y, 64)
+    assert len(idx) == 64 == len(set(idx.tolist())) and np.all(np.diff(idx) > 0)
+    assert set(np.argsort(y)[:32].tolist()) <= set(idx.tolist())  # the 32 best
+    rest = [i for i in range(500) if i not in set(np.argsort(y)[:32].tolist())]
+    assert set(rest[-16:]) <= set(idx.tolist())  # the 16 most recent of the others
+    # the first space-filling pick is the row farthest from the best and recent ones
+    base = sorted(set(np.argsort(y)[:32].tolist()) | set(rest[-16:]))
+    d = np.min(((F[:, None, :] - F[base][None, :, :]) ** 2).sum(-1), axis=1)
+    assert int(np.argmax(d)) in set(idx.tolist())
+    assert np.array_equal(active_set(F, y, 64), idx)  # deterministic
+
+
+def test_gp_sees_at_most_max_points_told_trials_plus_the_liars():
+    opt = make_optimizer("bayes", bowl_space(), seed=0, max_points=32)
+    _told(opt, 120)
+    opt.ask(500)
+    assert opt._gp.X.shape[0] == 32  # 120 told, none pending: the cap
+    opt.ask(501)
+    assert opt._gp.X.shape[0] == 33  # 32 told + 1 pending (the previous ask) as a liar
+    best = opt.features(opt.space.encode(min(opt.history, key=lambda h: h[3])[1])[None, :])
+    assert np.min(np.abs(opt._gp.X - best).max(axis=1)) < 1e-12  # the best observation is in
+
+
+def test_wave_of_asks_past_max_liars_spreads_out_on_one_model():
+    opt = make_optimizer("bayes", bowl_space(), seed=1, max_points=32, max_liars=4)
+    _told(opt, 80)
+    asked = [opt.ask(1000 + i) for i in range(60)]
+    keys = {tuple(sorted(c.items())) for c in asked}
+    assert len(keys) == 60  # all different
+    assert not keys & {tuple(sorted(h[1].items())) for h in opt.history}  # none repeats a told trial
+    for c in asked:
+        opt.space.validate(c)
+    w = opt._wave
+    assert w is not None and w["n"] == 80 and len(w["ids"]) == 59  # the last ask penalised all 59 pending
+    opt.ask(2000)
+    assert opt._wave is w  # no tell, no refit: the same model, built once
+    # a told trial joins the penalised set until the next epoch (wave_epoch(81) == 81: rebuilt)
+    opt.tell(1000, TrialState.COMPLETE, 0.5)
+    opt.ask(2001)
+    assert opt._wave is not w and opt._wave["n"] == 81
+
+
+def test_wave_epochs_change_about_every_one_and_a_half_percent():
+    from rdhpo_hpc.optimizers.bayes import BayesOptimizer
+
+    e = BayesOptimizer.wave_epoch
+    assert [e(n) for n in (10, 64, 100, 127, 128)] == [10, 64, 100, 127, 128]  # step 1 up to 127
+    assert e(10_000) == 9984 and e(10_111) == 9984 and e(10_112) == 10_112  # step 128 at 10,000
+    ns = np.arange(1, 20_000)
+    got = np.array([e(int(n)) for n in ns])
+    assert np.all(got <= ns) and np.all(np.diff(got) >= 0) and np.all(ns - got <= ns / 64 + 1)
+
+
+def test_caps_keep_suggestions_deterministic_and_cache_free():
+    """The caches (active set, wave model, encodings) only save time: an optimizer whose caches
+    are dropped mid-study suggests what one that kept them suggests, in both regimes."""
+
+    def drive(drop: bool) -> list:
+        opt = make_optimizer("bayes", bowl_space(), seed=2, max_points=24, max_liars=3)
+        _told(opt, 40)
+        out = []
+        for i in range(12):
+            if drop and i % 4 == 3:
+                opt._active, opt._wave, opt._penc = (-1, opt._active[1]), None, {}
+            out.append(opt.ask(100 + i))
+            if i % 5 == 4:
+                opt.tell(100 + i - 2, TrialState.COMPLETE, bowl(out[-3]))
+        return out
+
+    a, b = drive(False), drive(True)
+    assert a == b and len({tuple(sorted(c.items())) for c in a}) == 12
+
+
+def test_wave_asks_are_spread_out_by_the_pending_trials():
+    """Without the nearest-liar update a wave would return the pool's top EI points, bunched
+    around the incumbent; with it, each pending trial pushes the next asks away."""
+    opt = make_optimizer("bayes", bowl_space(), seed=3, max_liars=0)  # every ask with a pending trial
+    _told(opt, 60)
+    F = opt.features(np.array([opt.space.encode(opt.ask(1000 + i)) for i in range(30)]))
+    w = opt._wave
+    top = np.argsort(-opt._scores("ei", w["mu"], w["sd"], w["best"]), kind="stable")[:30]
+    F0 = opt.features(w["C"][top])
+
+    def nn(X: np.ndarray) -> float:  # median distance to the nearest other point
+        d = np.sqrt(((X[:, None, :] - X[None, :, :]) ** 2).sum(-1))
+        np.fill_diagonal(d, np.inf)
+        return float(np.median(d.min(1)))
+
+    assert nn(F) > 2 * nn(F0)
+
+
+def test_active_set_with_the_spread_of_an_epoch_keeps_the_cap_the_best_and_the_recent():
+    from rdhpo_hpc.optimizers.gp import active_set, spread_set
+
+    rng = np.random.default_rng(1)
+    F, y = rng.random((600, 4)), rng.random(600)
+    spread = spread_set(F[:512], y[:512], 64)  # what bayes caches per epoch
+    assert len(spread) == 16 and np.all(spread < 512)
+    idx = set(active_set(F, y, 64, spread=spread).tolist())
+    assert len(idx) <= 64 and set(np.argsort(y)[:32].tolist()) <= idx and 599 in idx
+    opt = make_optimizer("bayes", bowl_space(), seed=0, max_points=32)
+    _told(opt, 303)
+    opt.ask(1000)
+    assert opt._spread[0] == opt.wave_epoch(303) == 300 and opt._gp.X.shape[0] <= 32
