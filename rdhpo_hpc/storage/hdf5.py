@@ -304,3 +304,59 @@ def read_arrays(path: str) -> dict[str, Any]:
 
     with h5py.File(path, "r") as f:
         return {k: np.asarray(f[k][()]) for k in f.keys() if isinstance(f[k], h5py.Dataset)}
+
+
+def catch_up(path: str, records: list[dict]) -> str:
+    """Make the HDF5 view at ``path`` hold ``records`` (a journal's, ``end`` left out) at the least
+    cost — on ``--resume`` and takeover, before the first dispatch: "kept" when it already holds
+    them all, "appended" when its rows are those of a prefix of ``records`` (a writer killed
+    after its last flush; the rows of the rest are appended in order), else "rebuilt"
+    (:func:`rebuild_from_records`: a torn, foreign or unreadable file).  The ``end`` attributes
+    of the previous run are removed, as a rebuild from ``records`` would."""
+    start = _rows_end(path, records) if can_open(path) else None
+    if start is None:
+        rebuild_from_records(path, records)
+        return "rebuilt"
+    with _h5().File(path, "a") as f:
+        for key in ("end_status", "end_time", "exit_code"):
+            if key in f["study"].attrs:
+                del f["study"].attrs[key]
+    if start == len(records):
+        return "kept"
+    store = HDF5Store(path, "a")
+    for r in records[start:]:
+        store.append(r)
+    store.close()
+    return "appended"
+
+
+def _rows_end(path: str, records: list[dict]) -> Optional[int]:
+    """The index in ``records`` up to which the file holds every row and beyond which none, or
+    None when its rows are no prefix of them (a table with columns of unequal length included)."""
+    counts: dict[str, int] = {}
+    last: dict[str, int] = {}
+    with _h5().File(path, "r") as f:
+        for kind, (group, cols) in TABLES.items():
+            g = f.get(group)
+            lengths = {g[c].shape[0] for c in cols if c in g} if g is not None else {0}
+            if len(lengths) != 1 or (g is not None and any(c not in g for c in cols)):
+                return None
+            counts[kind] = lengths.pop()
+            if counts[kind] and "trial_id" in cols:
+                last[kind] = int(g["trial_id"][counts[kind] - 1])
+    seen = dict.fromkeys(TABLES, 0)
+    lo, hi = 0, len(records)  # the prefix ends after every row held and before every row missing
+    for i, r in enumerate(records):
+        k = r.get("k")
+        if k not in seen:
+            continue
+        n = seen[k] = seen[k] + 1
+        if n == counts[k]:
+            lo = max(lo, i + 1)
+            if k in last and r.get("trial_id") != last[k]:
+                return None
+        elif n == counts[k] + 1:
+            hi = min(hi, i)
+    if any(seen[k] < counts[k] for k in TABLES) or lo > hi:
+        return None
+    return lo
