@@ -16,7 +16,8 @@ trial) and the same seeds (default set; ``--methods`` adds ``bayes`` and ``optun
 * rdhpo ``asha`` (the scheduler's default ``mode: stop``) and ``asha-promote``, ``hyperband-promote``,
   ``bohb-promote`` (``mode: promote``: one trial per rung, promoted trials resume from the previous
   rung's checkpoint), in-process with ``--workers`` (default 1) worker threads; ``--methods`` also
-  takes ``hyperband`` and ``bohb`` in stop mode,
+  takes ``hyperband`` and ``bohb`` in stop mode and ``mobster`` / ``mobster-promote`` (ASHA with a
+  GP over config and budget),
 * Optuna TPE + ``HyperbandPruner(min_budget, max_budget, eta)``, sequential, the same built-in
   objective driven through a small ctx adapter (``trial.report`` / ``trial.should_prune``);
   ``optuna-tpe`` is Optuna TPE at the full budget.
@@ -131,6 +132,8 @@ METHODS = [
     "asha-promote",
     "hyperband-promote",
     "bohb-promote",
+    "mobster",
+    "mobster-promote",
     "optuna-tpe",
     "optuna-tpe-hb",
 ]

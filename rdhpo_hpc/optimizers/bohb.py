@@ -4,13 +4,16 @@ Used by the ``bohb`` strategy inside the Hyperband scheduler, which passes every
 :meth:`BOHBSampler.observe_budget` as it is recorded.  ``ask``:
 
 1. with probability ``random_fraction`` (default 0.1), or while no budget has
-   ``2 * min_points_in_model`` observations (HpBandSter's rule: the good and the bad density each
-   get ``min_points_in_model`` points), a random config (the prior);
+   ``2 * min_points_in_model`` observations (HpBandSter's threshold; default dims + 1), a random
+   config (the prior);
 2. else, on the *largest* budget with enough observations: sort them by loss (non-finite last);
-   the best ``n_good = max(n_min, floor(top_n_percent/100 * n))`` form the "good" set and the
-   next ``n_bad = max(n_min, floor((100-top_n_percent)/100 * n))`` the "bad" set — disjoint, as in
-   the paper and HpBandSter (``n_min`` = ``min_points_in_model``, default dims + 1; the good set
-   keeps at least one point for the bad one and holds finite losses only); fit a product-kernel
+   the best ``n_good = max(2, ceil(top_n_percent/100 * n))`` form the "good" set and all the others
+   the "bad" set — disjoint, as in the paper (the good set keeps at least one point for the bad
+   one and holds finite losses only).  Not HpBandSter's ``max(min_points_in_model, ...)`` good
+   set: that one holds *half* of the points whenever the model has just moved up to a budget with
+   ``2 * min_points_in_model`` values, which in a Hyperband study is most of the time, and a
+   density ratio between two halves of the data is close to flat (docs/schedulers.md, "BOHB").
+   Fit a product-kernel
    density to each — Gaussian on the [0, 1] encoding of numeric dims (normal-reference bandwidth
    ``1.06 sd n**-0.2``, floored at Optuna's multivariate-TPE bandwidth ``0.2 n**(-1/(d+4))`` and
    at ``min_bandwidth``), Aitchison–Aitken on categorical dims — and mix each with the prior
@@ -36,14 +39,17 @@ from typing import Any, Optional, cast
 
 import numpy as np
 
-from ..errors import ConfigError
+from .. import validate
 from ..space.params import Categorical, Fixed
-from ..trial import TrialState
-from .base import Optimizer
+from .rungdata import BudgetObservations
 
 
-class BOHBSampler(Optimizer):
+_MIN_GOOD = 2  # the good set's smallest size: TPE's l(x) needs no more, its prior mixture keeps it sane
+
+
+class BOHBSampler(BudgetObservations):
     name = "bohb"
+    snapshot_every, ask_state = 10, ("model_budget",)  # asks: a density fit over the observations
     options: dict[str, Any] = {
         "top_n_percent": 15,
         "num_samples": 24,
@@ -70,32 +76,8 @@ class BOHBSampler(Optimizer):
         if n_min is None:
             n_min = len(self.dims) + 1
         self.n_min = int(_check(n_min, "min_points_in_model", 1, 1e6, integer=True))
-        #: budget -> {trial_id: (vector, active mask, loss)}
-        self.by_budget: dict[float, dict[int, tuple[np.ndarray, np.ndarray, float]]] = {}
-        self.params_of: dict[int, dict[str, Any]] = {}
         self.model_budget: Optional[float] = None  # budget the last model-based ask used
-
-    # -- observations --------------------------------------------------------------------------
-    def ask(self, trial_id: int) -> Optional[dict[str, Any]]:
-        params = super().ask(trial_id)
-        if params is not None:
-            self.params_of[trial_id] = params
-        return params
-
-    def observe_budget(self, trial_id: int, budget: float, value: Optional[float]) -> None:
-        """A rung value of ``trial_id`` at ``budget`` (user's direction; non-finite = worst)."""
-        params = self.params_of.get(trial_id) or self.pending.get(trial_id)
-        if params is None:
-            return
-        loss = self.loss(value) if value is not None and math.isfinite(value) else math.inf
-        x, active = self._encode(params)
-        self.by_budget.setdefault(float(budget), {})[trial_id] = (x, active, loss)
-
-    def tell(self, trial_id: int, state: TrialState, value: Optional[float]) -> None:
-        super().tell(trial_id, state, value)
-        if TrialState(state) == TrialState.FAILED:  # a failed run says nothing about its config
-            for obs in self.by_budget.values():
-                obs.pop(trial_id, None)
+        self._enc: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # trial -> (vector, active mask)
 
     # -- the model -----------------------------------------------------------------------------
     def _suggest(self, trial_id: int) -> Optional[dict[str, Any]]:
@@ -116,17 +98,18 @@ class BOHBSampler(Optimizer):
 
     def _split(self, budget: float) -> tuple[list[Any], list[Any]]:
         """(good, bad) observations at ``budget``: disjoint, the good ones finite, bad non-empty."""
-        obs = sorted(self.by_budget[budget].values(), key=lambda o: o[2])  # non-finite last
+        obs = sorted(
+            (self._encoded(t, p) + (loss,) for t, (p, loss) in sorted(self.by_budget[budget].items())),
+            key=lambda o: o[2],  # non-finite last; ties: older trial first
+        )
         n = len(obs)
-        pct = self.opts["top_n_percent"]
         n_finite = sum(1 for o in obs if math.isfinite(o[2]))
-        n_good = min(max(self.n_min, int(pct * n // 100)), max(1, n_finite), n - 1)
-        n_bad = max(self.n_min, int((100 - pct) * n // 100))
-        return obs[:n_good], obs[n_good : n_good + n_bad]  # disjoint, as in the paper
+        n_good = min(max(_MIN_GOOD, math.ceil(self.opts["top_n_percent"] * n / 100 - 1e-9)), max(1, n_finite), n - 1)
+        return obs[:n_good], obs[n_good:]  # disjoint, as in the paper; the bad set is all the rest
 
     def _model_budget(self) -> Optional[float]:
-        """The largest budget whose good and bad sets both get ``n_min`` points (HpBandSter's rule:
-        both kernel densities need more points than dimensions)."""
+        """The largest budget with ``2 * n_min`` observations (HpBandSter's threshold; ``n_min`` =
+        dims + 1 by default): the bad density then holds well over ``n_min`` points."""
         enough = [b for b, obs in self.by_budget.items() if len(obs) >= 2 * self.n_min]
         return max(enough) if enough else None
 
@@ -190,6 +173,11 @@ class BOHBSampler(Optimizer):
         return out
 
     # -- encoding ------------------------------------------------------------------------------
+    def _encoded(self, trial_id: int, params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        if trial_id not in self._enc:
+            self._enc[trial_id] = self._encode(params)
+        return self._enc[trial_id]
+
     def _encode(self, params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         active_keys = {d.key for d in self.space.active_dims(params)}
         x = np.array([d.param.encode(params[d.name]) if d.key in active_keys else 0.5 for d in self.dims])
@@ -213,10 +201,5 @@ def _truncnorm(rng: np.random.Generator, mu: float, sd: float) -> float:
 
 
 def _check(v: Any, key: str, lo: float, hi: float, integer: bool = False) -> float:
-    ok = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v) and lo <= v <= hi
-    if ok and integer:
-        ok = float(v).is_integer()
-    if not ok:
-        kind = "an integer" if integer else "a number"
-        raise ConfigError(f"optimizer 'bohb': '{key}' must be {kind} in [{lo:g}, {hi:g}], got {v!r}")
-    return float(v)
+    what = f"optimizer 'bohb': '{key}'"
+    return float(validate.integer(v, what, lo, hi, whole_floats=True)) if integer else validate.number(v, what, lo, hi)
