@@ -10,9 +10,16 @@ noise-free value of the trial that looked best).  Contenders: random, bayes, evo
 defaults) vs Optuna TPE and GPSampler (defaults).  One BLAS / torch thread each.  Prints JSON
 lines and a Markdown table with the ratio of each contender's regret to the peers' (same run).
 
+Caps part (``--part caps``, not in ``all``): ``bayes`` with its caps against ``bayes (exact)``
+(``max_points``/``max_liars`` off: one GP over every observation and every pending trial) where
+the exact GP still runs: sequential Hartmann-6 and Branin with a low cap (``max_points`` 48, so
+that most asks of a 150/90-trial study use the active set), and Hartmann-6 with 64 trials always
+pending (tell the oldest, ask a new one: every ask past ``max_liars`` = 32 pending is a wave ask:
+the epoch's model, updated for the nearest pending trial), 256 trials.  Same seeds, same start.
+
 Multi-fidelity part (``--part mf``; both parts by default): the noisy Hartmann-6 with its fidelity
 drift, seen in ``MF_STEPS = 9`` steps (a report at step s sees fidelity s / 9; one step is one unit
-of compute, a full evaluation 9 units).  rdhpo ``asha``, ``hyperband``, ``bohb`` (min_budget 1,
+of compute, a full evaluation 9 units).  rdhpo ``asha``, ``hyperband``, ``bohb``, ``mobster`` (min_budget 1,
 max_budget 9, eta 3; in-process, 1 worker, stop-at-rung), ``asha-promote``, ``bohb-promote`` (their
 ``mode: promote``; a promoted trial resumes at the step its previous rung reached) and Optuna TPE +
 HyperbandPruner(1, 9, 3) (sequential) each get 60 x 9 = 540 units, counted over every report by the same meter as
@@ -45,7 +52,7 @@ MF_FN, MF_STEPS, MF_MIN, MF_ETA = "hartmann6_mf_noisy", 9, 1, 3
 MF_UNITS = TRIALS[MF_FN] * MF_STEPS  # 60 full-fidelity evaluations
 MF_POINTS = (MF_UNITS // 3, MF_UNITS)
 MF_REFS = ("random", "bayes", "optuna-tpe")  # full fidelity, from the first part
-MF_CONTENDERS = ("asha", "hyperband", "bohb", "asha-promote", "bohb-promote", "optuna-tpe-hb")
+MF_CONTENDERS = ("asha", "hyperband", "bohb", "mobster", "asha-promote", "bohb-promote", "optuna-tpe-hb")
 PROMOTE = "-promote"  # the rung scheduler in mode "promote": one trial per rung, resumed at its step
 
 
@@ -248,7 +255,7 @@ def main() -> None:
     ap.add_argument("--only", default="", help="comma-separated contenders")
     ap.add_argument(
         "--part",
-        choices=["all", "single", "mf"],
+        choices=["all", "single", "mf", "caps"],
         default="all",
         help="single-fidelity table, multi-fidelity table, or both",
     )
@@ -272,10 +279,63 @@ def main() -> None:
     if args.only:
         runners = {k: v for k, v in runners.items() if k in args.only.split(",")}
     ref_traces: dict[str, dict[int, list]] = {}
+    if args.part == "caps":
+        caps_part(seeds)
+        return
     if args.part != "mf":
         single_part(args, runners, seeds, ref_traces)
     if args.part != "single":
         mf_part(seeds, ref_traces)
+
+
+CAPS_EXACT = {"max_points": 10**9, "max_liars": 10**9}
+CAPS_CASES = (  # (function, trials, trials pending at once, contender -> options)
+    ("hartmann6", 150, 1, {"bayes (exact)": CAPS_EXACT, "bayes, max_points 48": {"max_points": 48}}),
+    ("branin", 90, 1, {"bayes (exact)": CAPS_EXACT, "bayes, max_points 48": {"max_points": 48}}),
+    ("hartmann6", 256, 64, {"bayes (exact)": CAPS_EXACT, "bayes (wave asks)": {}}),
+)
+
+
+def run_pending(space, fn, n: int, q: int, seed: int, opts: dict) -> list[float]:
+    """``n`` trials of ``bayes`` with ``q`` pending at once (tell the oldest, then ask); values."""
+    opt = make_optimizer("bayes", space, seed=seed, **opts)
+    pending, out, tid = [], [], 0
+    while len(out) < n:
+        while tid < n and len(pending) < q:
+            pending.append((tid, opt.ask(tid)))
+            tid += 1
+        t, c = pending.pop(0)
+        v = fn(c)
+        opt.tell(t, TrialState.COMPLETE, v)
+        out.append(v)
+    return out
+
+
+def caps_part(seeds: int) -> None:
+    """The capped ``bayes`` against the exact GP (median regret and seconds per study)."""
+    print(f"\nbayes with caps vs the exact GP, median simple regret over {seeds} seeds (seconds per study)\n")
+    print("| function (trials, pending) | contender | median regret | per seed | s/study |")
+    print("|---|---|---|---|---|")
+    for fname, n, q, variants in CAPS_CASES:
+        space, fn, fmin = FUNCTIONS[fname]
+        for label, opts in variants.items():
+            vals, t = [], time.perf_counter()
+            for seed in range(seeds):
+                vals.append(min(run_pending(space, fn, n, q, seed, opts)) - fmin)
+            secs = (time.perf_counter() - t) / seeds
+            med = statistics.median(vals)
+            emit(
+                "quality",
+                f"{fname}/caps/{label}",
+                med,
+                "regret",
+                trials=n,
+                pending=q,
+                seeds=seeds,
+                per_seed=[round(v, 5) for v in vals],
+                s_per_study=round(secs, 1),
+            )
+            print(f"| {fname} ({n}, {q}) | {label} | {med:.3g} | {' '.join(f'{v:.2g}' for v in vals)} | {secs:.0f} |")
 
 
 def single_part(args, runners: dict, seeds: int, ref_traces: dict) -> None:

@@ -7,7 +7,7 @@ result = rd.optimize(objective, space, optimizer="random", max_trials=50)
 
 from .api import load_results, optimize
 from .context import TrialContext
-from .errors import ConfigError, TrialPruned
+from .errors import ConfigError, TrialFailed, TrialPruned
 from .results import StudyResult
 from .space import Categorical, Choice, Fixed, Float, Int, Space
 
@@ -23,6 +23,7 @@ __all__ = [
     "Space",
     "StudyResult",
     "TrialContext",
+    "TrialFailed",
     "TrialPruned",
     "load_results",
     "optimize",

@@ -1,9 +1,11 @@
-"""Command line: ``rdhpo run CONFIG``, ``rdhpo show RESULTS.h5``, ``rdhpo plot RESULTS.h5``."""
+"""Command line: ``rdhpo run CONFIG``, ``rdhpo show RESULTS.h5 [--trials]``, ``rdhpo export RESULTS.h5
+--csv OUT``, ``rdhpo plot RESULTS.h5``, ``rdhpo --version``."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from typing import TYPE_CHECKING, Optional, Sequence
 
@@ -14,8 +16,14 @@ if TYPE_CHECKING:
     from .config import StudyConfig
 
 
+STATES = ("COMPLETE", "PRUNED", "FAILED", "LOST")
+
+
 def _parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     p = argparse.ArgumentParser(prog="rdhpo", description="Reliable distributed hyper-parameter optimization.")
+    p.add_argument("--version", action="version", version=f"rdhpo {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a study from a YAML config (under mpirun: rank 0 coordinates)")
     run.add_argument("config", help="study YAML file")
@@ -47,10 +55,31 @@ def _parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="summarise a results file")
     show.add_argument("results")
     show.add_argument("--by", default=None, help="also group by this categorical (e.g. model)")
+    show.add_argument(
+        "--trials", action="store_true", help="list the trials (state, value, rank, duration, params, error)"
+    )
+    show.add_argument(
+        "--state", type=str.upper, choices=STATES, help="list only the trials in this state (implies --trials)"
+    )
+    export = sub.add_parser("export", help="write a results file's trials as a table (CSV or Parquet; needs pandas)")
+    export.add_argument("results")
+    to = export.add_mutually_exclusive_group(required=True)
+    to.add_argument("--csv", metavar="OUT", help="write CSV to OUT")
+    to.add_argument("--parquet", metavar="OUT", help="write Parquet to OUT (needs pyarrow)")
+    export.add_argument("--attempts", action="store_true", help="one row per attempt (LOST ones too), not per trial")
+    export.add_argument("--overwrite", action="store_true", help="replace OUT when it exists")
     plot = sub.add_parser("plot", help="render the analysis plots of a results file")
     plot.add_argument("results", nargs="+")
     plot.add_argument("--out", default="plots", help="output directory (default: plots)")
     plot.add_argument("--format", default="png", choices=["png", "pdf", "svg"])
+    watch = sub.add_parser("watch", help="live view of a running (or finished, or crashed) study, from its journal")
+    watch.add_argument("results", help="results file (or its .journal)")
+    watch.add_argument("--once", action="store_true", help="print one snapshot and exit")
+    watch.add_argument(
+        "--follow", action="store_true", help="stay open after the study ended (default: exit with the last screen)"
+    )
+    watch.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes (default 1)")
+    watch.add_argument("--plain", action="store_true", help="plain lines even in a terminal")
     return p
 
 
@@ -62,18 +91,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return _supervise(args)
     if args.command == "show":
         return _show(args)
+    if args.command == "export":
+        return _export(args)
+    if args.command == "watch":
+        from .watch.app import command
+
+        return command(args)
     return _plot(args)
 
 
 def _run(args: argparse.Namespace) -> int:
     from .comm.mpi import launched_under_mpi
-    from .launch import bind_signals, existing_records, exit_process, install_stop_signals, run_inprocess, run_mpi
+    from .launch import bind_signals, exit_process, has_records, install_stop_signals, run_inprocess, run_mpi
 
     def make_cfg() -> "StudyConfig":
         return run_config(args)
 
     def resume_flag(cfg_output: str) -> bool:
-        return args.resume or (args.resume_if_exists and existing_records(cfg_output) is not None)
+        return args.resume or (args.resume_if_exists and has_records(cfg_output))
 
     install_stop_signals()
     if launched_under_mpi():
@@ -94,6 +129,7 @@ def _run(args: argparse.Namespace) -> int:
             raise
         if outcome.result is not None:
             _print_summary(outcome.result)
+            _print_resume_hint(args, outcome.exit_code, transport.size)
         exit_process(outcome.exit_code, clean_finalize=outcome.finalize and outcome.exit_code == 0)
         return outcome.exit_code
     try:
@@ -114,7 +150,24 @@ def _run(args: argparse.Namespace) -> int:
         return ExitCode.CONFIG
     if outcome.result is not None:
         _print_summary(outcome.result)
+        _print_resume_hint(args, outcome.exit_code, None)
     return outcome.exit_code
+
+
+def _print_resume_hint(args: argparse.Namespace, code: int, ranks: Optional[int]) -> None:
+    """After a stop that ``--resume`` continues (exit 3, 5, 6): the exact command that does it."""
+    from .exitcodes import RESUMABLE
+
+    if code not in RESUMABLE:
+        return
+    rest = [args.config] + (["--output", args.output] if args.output else []) + ["--resume"]
+    if args.max_trials is not None:
+        rest += ["--max-trials", str(args.max_trials)]
+    cmd = " ".join(
+        shlex.quote(w) for w in (["rdhpo", "launch", "-n", str(ranks)] if ranks else ["rdhpo", "run"]) + rest
+    )
+    note = "; under SLURM the job script requeues it and resumes by itself" if os.environ.get("SLURM_JOB_ID") else ""
+    print(f"[rdhpo] to continue this study: {cmd}{note}", flush=True)
 
 
 def run_config(args: argparse.Namespace) -> "StudyConfig":
@@ -196,7 +249,7 @@ def _print_summary(res) -> None:
 
 def _show(args: argparse.Namespace) -> int:
     from .api import load_results
-    from .results import family_table, summary_lines
+    from .results import best_lines, error_lines, family_table, summary_lines, trial_lines
 
     try:
         res = load_results(args.results)
@@ -204,11 +257,13 @@ def _show(args: argparse.Namespace) -> int:
         print(f"rdhpo: error: {exc}", file=sys.stderr)
         return ExitCode.CONFIG
     print(
-        f"{args.results}: study {res.study.get('name', '?')!r}, optimizer {res.study.get('optimizer')}, "
-        f"{'finished' if res.finished else 'not finished (running, stopped or crashed)'}"
+        f"{args.results}: study {res.study.get('name', '?')!r}, optimizer {res.study.get('optimizer')}, {_status(res)}"
     )
-    for line in summary_lines(res):
+    for line in summary_lines(res) + best_lines(res) + error_lines(res):
         print("  " + line)
+    if args.trials or args.state:
+        for line in trial_lines(res, args.state):
+            print("  " + line)
     key = args.by or ("model" if any("model" in t.params for t in res.trials) else None)
     if key:
         print(f"  per {key}:")
@@ -218,6 +273,30 @@ def _show(args: argparse.Namespace) -> int:
                 f"    {fam!s:>19}: {row['trials']:4d} trials, compute {row['compute_s']:8.1f}s, best {best}"
                 f"  {row['best_params'] or ''}"
             )
+    return 0
+
+
+def _status(res) -> str:
+    if res.finished:
+        return "finished"
+    if res.end is not None:
+        code = res.end.get("exit_code")
+        return f"stopped ({res.end.get('end_status')}{'' if code is None else f', exit code {code}'})"
+    return "not finished (running or crashed)"
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .api import load_results
+    from .frame import export
+
+    out, fmt = (args.csv, "csv") if args.csv else (args.parquet, "parquet")
+    try:
+        res = load_results(args.results)
+        n = export(res, out, fmt, attempts=args.attempts, overwrite=args.overwrite)
+    except (ConfigError, FileNotFoundError, ValueError, OSError) as exc:
+        print(f"rdhpo: error: {exc}", file=sys.stderr)
+        return ExitCode.CONFIG
+    print(f"{out}: {n} {'attempts' if args.attempts else 'trials'}")
     return 0
 
 

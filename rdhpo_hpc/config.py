@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import math
 import os
 import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Mapping, Optional
 
+from . import validate
+from .callbacks import callback_list, callback_name
+from .retention import checkpoint_settings
 from .errors import ConfigError
+from .membership import KINDS as MEMBERSHIPS
 from .space import Space
 
 TOP_KEYS = {
@@ -30,6 +33,8 @@ TOP_KEYS = {
     "progress_interval",
     "checkpoints",
     "device",
+    "callbacks",
+    "initial_points",
 }
 FT_DEFAULTS = {
     "gossip_interval": 0.5,
@@ -41,7 +46,9 @@ FT_DEFAULTS = {
     "decision_timeout": 60.0,
     "end_grace": 10.0,
     "startup_timeout": 300.0,
+    "membership": "gossip",
 }
+BUDGET_KEYS = ("max_trials", "max_wall_time", "max_failures")
 BUILTIN_METRICS = {"val_loss": "minimize", "val_accuracy": "maximize", "val_error": "minimize"}
 MAX_YAML_DEPTH = 100  # nested mappings / lists; a real config needs ~10 (PyYAML recurses per level)
 
@@ -59,6 +66,7 @@ class FaultTolerance:
     decision_timeout: float = 60.0  # a worker waits this long for an answer to a report
     end_grace: float = 10.0  # at the end, how long to wait for ranks to acknowledge Stop
     startup_timeout: float = 300.0  # launch -> coordinator running; else the supervisor ends the job
+    membership: str = "gossip"  # failure detector: "swim" (constant load per rank) | "gossip" (heartbeat vectors)
 
 
 @dataclass
@@ -73,11 +81,15 @@ class StudyConfig:
     options: dict = field(default_factory=dict)
     max_trials: int = 20
     max_wall_time: Optional[float] = None
+    max_failures: Optional[int] = None  # stop after this many FAILED trials; None: when the first 5 all fail
     output: Optional[str] = None
     ft: FaultTolerance = field(default_factory=FaultTolerance)
     faults: list = field(default_factory=list)
     progress_interval: float = 5.0
     checkpoints: Optional[str] = None  # directory for trial checkpoints (default: next to output)
+    checkpoint_keep: Any = "all"  # "all" | "best" | N: which finished trials keep checkpoints
+    callbacks: list = field(default_factory=list)  # callback(trial, study) on rank 0: paths / callables
+    initial_points: list = field(default_factory=list)  # configurations evaluated first
     device: str = "auto"
     source_text: str = ""  # the YAML text, stored in /study
 
@@ -91,7 +103,11 @@ class StudyConfig:
             "optimizer": self.optimizer,
             "options": self.options,
             "max_trials": self.max_trials,
+            "initial_points": self.initial_points,
+            "callbacks": [callback_name(c) for c in self.callbacks],
+            "checkpoint_keep": self.checkpoint_keep,
             "max_wall_time": self.max_wall_time,
+            "max_failures": self.max_failures,
             "space": self.space.to_dict(),
             "config": self.source_text,
             "fault_tolerance": asdict(self.ft),
@@ -99,19 +115,6 @@ class StudyConfig:
             if not callable(self.objective)
             else getattr(self.objective, "__qualname__", repr(self.objective)),
         }
-
-
-def _num(key: str, v: Any, low: float, integer: bool = False, allow_none: bool = False, strict: bool = False) -> Any:
-    if v is None and allow_none:
-        return None
-    ok = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
-    if ok and integer:
-        ok = float(v).is_integer()
-    if not ok or (v <= low if strict else v < low):
-        kind = "an integer" if integer else "a number"
-        cmp = ">" if strict else ">="
-        raise ConfigError(f"'{key}' must be {kind} {cmp} {low}{' or null' if allow_none else ''}, got {v!r}")
-    return int(v) if integer else float(v)
 
 
 def load_yaml(path: str) -> tuple[dict, str]:
@@ -198,14 +201,13 @@ def from_dict(data: Mapping[str, Any], source_text: str = "", base_dir: str = ".
         raise ConfigError(f"'optimizer' must be a name or a mapping with 'name' and options, got {opt!r}")
     budget = data.get("budget") or {}
     if not isinstance(budget, Mapping):
-        raise ConfigError(f"'budget' must be a mapping with max_trials / max_wall_time, got {budget!r}")
-    bad = set(budget) - {"max_trials", "max_wall_time"}
+        raise ConfigError(f"'budget' must be a mapping with max_trials / max_wall_time / max_failures, got {budget!r}")
+    bad = set(budget) - set(BUDGET_KEYS)
     if bad:
-        raise ConfigError(f"unknown key(s) {sorted(bad)} in 'budget'; allowed: ['max_trials', 'max_wall_time']")
+        raise ConfigError(f"unknown key(s) {sorted(bad)} in 'budget'; allowed: {list(BUDGET_KEYS)}")
     ft = fault_tolerance(data.get("fault_tolerance") or {})
     seed = data.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ConfigError(f"'seed' must be an integer, got {seed!r}")
+    validate.integer(seed, "'seed'")
     output = data.get("output")
     if output is not None:
         if not isinstance(output, str) or not output:
@@ -222,6 +224,7 @@ def from_dict(data: Mapping[str, Any], source_text: str = "", base_dir: str = ".
     device = data.get("device", "auto")
     if device not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"'device' must be 'auto', 'cpu' or 'cuda', got {device!r}")
+    checkpoints, checkpoint_keep = checkpoint_settings(data.get("checkpoints"))  # a directory, or {dir, keep}
     cfg = StudyConfig(
         space=space,
         objective=objective,
@@ -231,18 +234,29 @@ def from_dict(data: Mapping[str, Any], source_text: str = "", base_dir: str = ".
         metric=metric,
         optimizer=opt_name,
         options=dict(options),
-        max_trials=_num("budget.max_trials", budget.get("max_trials", 20), 1, integer=True),
-        max_wall_time=_num("budget.max_wall_time", budget.get("max_wall_time"), 0, allow_none=True, strict=True),
+        max_trials=validate.integer(budget.get("max_trials", 20), "'budget.max_trials'", 1, whole_floats=True),
+        max_wall_time=validate.number(
+            budget.get("max_wall_time"), "'budget.max_wall_time'", 0, lo_open=True, allow_none=True
+        ),
+        max_failures=max_failures(budget.get("max_failures"), "'budget.max_failures'"),
         output=output,
         ft=ft,
         faults=faults,
-        progress_interval=_num("progress_interval", data.get("progress_interval", 5.0), 0, strict=True),
-        checkpoints=data.get("checkpoints"),
+        progress_interval=validate.number(data.get("progress_interval", 5.0), "'progress_interval'", 0, lo_open=True),
+        checkpoints=checkpoints,
+        checkpoint_keep=checkpoint_keep,
+        callbacks=callback_list(data.get("callbacks")),
+        initial_points=data.get("initial_points") or [],
         device=device,
         source_text=source_text,
     )
     check_strategy(cfg)
     return cfg
+
+
+def max_failures(v: Any, what: str) -> Optional[int]:
+    """The failure limit (YAML ``budget.max_failures``, ``rd.optimize(max_failures=...)``)."""
+    return validate.integer(v, what, 1, allow_none=True, whole_floats=True)
 
 
 def fault_tolerance(d: Mapping[str, Any]) -> FaultTolerance:
@@ -253,17 +267,18 @@ def fault_tolerance(d: Mapping[str, Any]) -> FaultTolerance:
         raise ConfigError(f"unknown key(s) {sorted(bad)} in 'fault_tolerance'; allowed: {sorted(FT_DEFAULTS)}")
     v = {**FT_DEFAULTS, **d}
     ft = FaultTolerance(
-        gossip_interval=_num("fault_tolerance.gossip_interval", v["gossip_interval"], 0, strict=True),
-        fanout=_num("fault_tolerance.fanout", v["fanout"], 1, integer=True),
-        t_fail=_num("fault_tolerance.t_fail", v["t_fail"], 0, strict=True),
-        max_retries=_num("fault_tolerance.max_retries", v["max_retries"], 0, integer=True),
-        trial_time_limit=_num(
-            "fault_tolerance.trial_time_limit", v["trial_time_limit"], 0, allow_none=True, strict=True
+        gossip_interval=validate.number(v["gossip_interval"], "'fault_tolerance.gossip_interval'", 0, lo_open=True),
+        fanout=validate.integer(v["fanout"], "'fault_tolerance.fanout'", 1, whole_floats=True),
+        t_fail=validate.number(v["t_fail"], "'fault_tolerance.t_fail'", 0, lo_open=True),
+        max_retries=validate.integer(v["max_retries"], "'fault_tolerance.max_retries'", 0, whole_floats=True),
+        trial_time_limit=validate.number(
+            v["trial_time_limit"], "'fault_tolerance.trial_time_limit'", 0, lo_open=True, allow_none=True
         ),
-        takeover=_bool("fault_tolerance.takeover", v["takeover"]),
-        decision_timeout=_num("fault_tolerance.decision_timeout", v["decision_timeout"], 0, strict=True),
-        end_grace=_num("fault_tolerance.end_grace", v["end_grace"], 0),
-        startup_timeout=_num("fault_tolerance.startup_timeout", v["startup_timeout"], 0, strict=True),
+        takeover=validate.flag(v["takeover"], "'fault_tolerance.takeover'"),
+        decision_timeout=validate.number(v["decision_timeout"], "'fault_tolerance.decision_timeout'", 0, lo_open=True),
+        end_grace=validate.number(v["end_grace"], "'fault_tolerance.end_grace'", 0),
+        startup_timeout=validate.number(v["startup_timeout"], "'fault_tolerance.startup_timeout'", 0, lo_open=True),
+        membership=_membership(v["membership"]),
     )
     if ft.t_fail <= 2 * ft.gossip_interval:
         raise ConfigError(
@@ -272,10 +287,10 @@ def fault_tolerance(d: Mapping[str, Any]) -> FaultTolerance:
     return ft
 
 
-def _bool(key: str, v: Any) -> bool:
-    if not isinstance(v, bool):
-        raise ConfigError(f"'{key}' must be true or false, got {v!r}")
-    return v
+def _membership(v: Any) -> str:
+    if v not in MEMBERSHIPS:
+        raise ConfigError(f"'fault_tolerance.membership' must be one of {', '.join(map(repr, MEMBERSHIPS))}, got {v!r}")
+    return str(v)
 
 
 def _objective(obj: Any) -> Any:
@@ -299,9 +314,10 @@ def _objective(obj: Any) -> Any:
 
 
 def check_strategy(cfg: StudyConfig) -> None:
-    """Build the optimizer once so unknown names / options fail before any work."""
-    from .strategy import STRATEGIES, make_strategy
+    """Build the optimizer once so unknown names / options / initial points fail before any work."""
+    from .strategy import STRATEGIES, check_initial_points, make_strategy
 
+    cfg.initial_points = check_initial_points(cfg.space, cfg.initial_points)
     make_strategy(cfg.optimizer, cfg.space, cfg.direction, cfg.seed, **cfg.options)
     builtin = cfg.objective.get("builtin") if isinstance(cfg.objective, Mapping) else None
     kind = (builtin or {}).get("budget_kind", "epochs")
@@ -317,20 +333,21 @@ def check_strategy(cfg: StudyConfig) -> None:
             f"optimizer (random, grid, bayes, evolution)"
         )
     top = cfg.options.get("max_budget", 27)
-    if isinstance(top, (int, float)) and not isinstance(top, bool) and top > 1:
+    if validate.is_real(top) and top > 1:
         raise ConfigError(
             f"optimizer {cfg.optimizer!r}: 'max_budget' is a fraction of the training data "
             f"with budget_kind 'data_fraction' and must be <= 1, got {top!r}"
         )
 
 
-def import_function(spec: str) -> Callable:
-    """``package.module:function`` or ``path/to/file.py:function``."""
-    mod_name, _, fn_name = spec.rpartition(":")
+def load_function(mod_name: str, fn_name: str, spec: str, where: str) -> Callable:
+    """The function ``fn_name`` of module ``mod_name`` (a dotted name, or a ``.py`` file);
+    ConfigError, prefixed with ``where``, names what could not be imported or found.  Used for
+    ``objective.function`` and ``callbacks``."""
     try:
         if mod_name.endswith(".py"):
             if not os.path.isfile(mod_name):
-                raise ConfigError(f"objective.function: file {mod_name!r} does not exist")
+                raise ConfigError(f"{where}: file {mod_name!r} does not exist")
             s = importlib.util.spec_from_file_location(os.path.basename(mod_name)[:-3], mod_name)
             assert s is not None and s.loader is not None  # always, for a .py file
             module = importlib.util.module_from_spec(s)
@@ -342,12 +359,20 @@ def import_function(spec: str) -> Callable:
     except ConfigError:
         raise
     except Exception as exc:  # noqa: BLE001 - any import failure is the user's input
-        raise ConfigError(
-            f"objective.function: cannot import {mod_name!r} from {spec!r}: {type(exc).__name__}: {exc}"
-        ) from None
+        raise ConfigError(f"{where}: cannot import {mod_name!r} from {spec!r}: {type(exc).__name__}: {exc}") from None
     fn = getattr(module, fn_name, None)
     if not callable(fn):
-        raise ConfigError(f"objective.function: {spec!r} names no function {fn_name!r} in {mod_name!r}")
+        raise ConfigError(f"{where}: {spec!r} names no function {fn_name!r} in {mod_name!r}")
+    return fn
+
+
+def import_function(spec: str) -> Callable:
+    """``package.module:function`` or ``path/to/file.py:function``."""
+    mod_name, _, fn_name = spec.rpartition(":")
+    fn = load_function(mod_name, fn_name, spec, "objective.function")
+    from .context import check_objective
+
+    check_objective(fn, f"objective.function {spec!r}")
     return fn
 
 

@@ -1,14 +1,17 @@
 """The ``ctx`` object every objective receives: ``objective(config, ctx) -> float``.
 
 Created by the worker for each attempt; the objective calls ``ctx.report`` after every epoch.
+:func:`check_objective` checks a user's objective takes ``(config, ctx)`` (``rd.optimize`` and the
+config's ``objective.function``, on rank 0 before any work).
 """
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
-from .errors import TrialPruned
+from .errors import ConfigError, TrialPruned
 
 
 @dataclass
@@ -48,3 +51,27 @@ class TrialContext:
         self.last_step, self.last_value = int(step), float(value)
         if self.send_report is not None and not self.send_report(int(step), float(value), metrics):
             raise TrialPruned(f"trial {self.trial_id} stopped by the scheduler at step {step}")
+
+
+def check_objective(fn: Any, what: str = "objective") -> None:
+    """ConfigError unless ``fn`` can be called as ``fn(config, ctx)``; callables without a readable
+    signature (some C functions) pass."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return
+    try:
+        sig.bind({}, None)
+    except TypeError:
+        name = getattr(fn, "__name__", type(fn).__name__)
+        shown = f"{name}{sig}"
+        hint = (
+            " (an Optuna-style objective(trial)? Here the objective gets the trial's parameter values as a dict"
+            " and a context: def objective(config, ctx): ...; ctx.report(step, value) reports, ctx.budget is"
+            " the budget)"
+            if len(sig.parameters) == 1
+            else ""
+        )
+        raise ConfigError(
+            f"{what} must take two arguments, objective(config, ctx), but {shown} cannot be called that way{hint}"
+        ) from None

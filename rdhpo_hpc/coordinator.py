@@ -20,9 +20,9 @@ from .config import StudyConfig
 from .coordination import records as rec
 from .coordination import shutdown
 from .coordination.handlers import Handlers
-from .coordination.policy import Pipeline, Prefetch
+from .coordination.policy import FailurePolicy, Pipeline, Prefetch
 from .coordination.port import NodePort
-from .coordination.replay import replay
+from .coordination.replay import Replay, replay
 from .coordination.study import Study
 from .coordination.table import TrialEntry, TrialTable
 from .exitcodes import ExitCode
@@ -57,11 +57,13 @@ class CoordinatorLoop:
         self.pipeline = Pipeline(ahead)
         self.prefetch = Prefetch(ahead and self.study.prefetch, node.size - 1 if ahead else 0)
         self.on = Handlers(cfg, node, self.table, self.study, self.pipeline, self.record, clock, out)
+        self.failures = FailurePolicy(cfg.max_failures, cfg.max_trials)
         self.start_time = start_time if start_time is not None else clock()
         self._deadline = None if cfg.max_wall_time is None else self.start_time + cfg.max_wall_time
         self._last_progress = 0.0
         self.stop_reason: Optional[str] = None  # set by a signal or a limit
         self.finalize_ok = False  # set at the end: MPI_Finalize is safe for all
+        self.replayed: Optional[Replay] = None  # what replay did (resume, takeover)
 
     trials = property(lambda self: self.table.trials)
     requeue = property(lambda self: self.table.requeue)
@@ -72,7 +74,7 @@ class CoordinatorLoop:
         """Rebuild the state from a record log.  ``adopt`` (takeover): attempts running on other
         live ranks wait ``adopt_window`` seconds (default ``t_fail``) for their worker's claim."""
         keep = (lambda r: r != self.node.rank and self.node.is_alive(r)) if adopt else None
-        replay(records, self.table, self.study, self.on.workers, keep)
+        self.replayed = replay(records, self.table, self.study, self.on.workers, keep)
         self.table.orphan_deadline = self.clock() + (self.cfg.ft.t_fail if adopt_window is None else adopt_window)
 
     # -- the loop ------------------------------------------------------------------------------
@@ -85,6 +87,7 @@ class CoordinatorLoop:
         return self.close()
 
     def start(self) -> None:
+        self.failures.start(self.study.counts)
         self.event(
             "coordinator-start",
             self.node.rank,
@@ -106,6 +109,7 @@ class CoordinatorLoop:
             got = self.node.recv(timeout=0) if n < self.BATCH else None
         if self._deadline is not None and self.clock() >= self._deadline:
             self.request_stop("max_wall_time")
+        self._check_failures()
         if self.stop_reason is not None and self.table.running:
             self._interrupt()
         self._dispatch()
@@ -127,6 +131,16 @@ class CoordinatorLoop:
         """Called from a signal handler (SIGTERM / SIGUSR1) or a limit: close cleanly, soon."""
         if self.stop_reason is None:
             self.stop_reason = reason
+
+    def _check_failures(self) -> None:
+        """The failure policy: too many FAILED trials stop the study (exit code FAILED)."""
+        if self.stop_reason is not None or self.table.done >= self.cfg.max_trials:
+            return  # stopping anyway, or every trial ran: the study ends as it is
+        why = self.failures.verdict(self.study.counts)
+        if why is not None:
+            self.event("failure-stop", -1, why)
+            print(f"[rdhpo] stopping the study: {why}", file=self.out, flush=True)
+            self.request_stop("max_failures")
 
     def _can_create(self) -> bool:
         return self.stop_reason is None and self.table.next_id < self.cfg.max_trials and not self.study.exhausted()
@@ -185,13 +199,23 @@ class CoordinatorLoop:
             return
         e = self.table.add(self.table.next_id, sug)
         self.record(rec.ask(e.trial_id, self.clock(), sug))
+        self._snapshot(e.trial_id)
         self.table.ready.append(e.trial_id)
 
     def _send_task(self, rank: int, e: TrialEntry, new: bool) -> None:
         now, s = self.clock(), e.suggestion
         att = self.table.start(rank, e.trial_id, now)
         self.record(rec.dispatch(e.trial_id, att, rank, now, new, s))
+        if new:
+            self._snapshot(e.trial_id)
         self.node.send(rank, Task(e.trial_id, att, s.params, s.budget, s.checkpoint_from))
+
+    def _snapshot(self, trial_id: int) -> None:
+        """Right after the record that created ``trial_id``: the optimizer's state when a
+        snapshot is due (a resume then need not ask again for the trials before it)."""
+        fields = self.study.snapshot()
+        if fields is not None:
+            self.record(rec.snapshot(trial_id, fields))
 
     # -- progress and the end ------------------------------------------------------------------
     def progress_line(self) -> str:
@@ -224,10 +248,12 @@ class CoordinatorLoop:
         code = shutdown.exit_code(plan.status, c["FAILED"], c["COMPLETE"] + c["PRUNED"])
         self.record(rec.end(plan.status, self.clock(), code))
         self.store.flush()
-        if code == ExitCode.FAILED and plan.status == "complete":
-            print(
-                f"[rdhpo] every trial FAILED: see the errors with `rdhpo show {self.cfg.output or ''}`",
-                file=self.out,
-                flush=True,
+        if code == ExitCode.FAILED and plan.status in ("complete", "max_failures"):
+            where = (
+                f"`rdhpo show {self.cfg.output}`"
+                if self.cfg.output
+                else "the returned result (`result.errors()`, `result.to_dataframe()`)"
             )
+            what = "every trial FAILED" if plan.status == "complete" else "study stopped on failures"
+            print(f"[rdhpo] {what}: see the errors with {where}", file=self.out, flush=True)
         return code

@@ -17,3 +17,9 @@ class TrialPruned(Exception):
     Objectives normally let it propagate: the worker catches it and records the attempt as PRUNED
     with the last reported value.  An objective that wants to clean up may catch it and re-raise.
     """
+
+
+class TrialFailed(RuntimeError):
+    """Raised by ``rd.optimize(..., fail_fast=True)`` on rank 0 under MPI (the objective's own
+    exception happened on another rank) or when the first FAILED trial raised no exception (it
+    returned None, a dict, NaN, or hit the time limit); the message holds the trial's error."""

@@ -7,7 +7,9 @@ thread and one worker in a second thread over the in-process transport — the s
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
 import math
 import os
 import signal
@@ -15,9 +17,10 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, TextIO
+from typing import Any, Callable, Iterator, Optional, TextIO
 
 from .comm.base import Transport
+from . import hooks
 from .comm.inproc import Hub
 from .config import StudyConfig, make_objective
 from .coordination import records as rec
@@ -27,8 +30,8 @@ from .faults import Fault, FaultPlan, check_ranks, parse_faults
 from .node import GossipSettings, Node
 from .results import StudyResult, result_from_records
 from .storage.base import MemoryStore, MultiStore, Store
-from .storage.journal import JournalStore, journal_path, maybe_read_journal
-from .strategy import make_strategy
+from .storage.journal import JournalStore, is_journal, journal_path, maybe_read_journal
+from .strategy import make_strategy, warn_initial_design
 from .exitcodes import ExitCode
 from .log import logger
 from .storage.journal import heartbeat_path
@@ -45,7 +48,10 @@ class Outcome:
 
 
 def settings_of(cfg: StudyConfig) -> GossipSettings:
-    return GossipSettings(gossip_interval=cfg.ft.gossip_interval, fanout=cfg.ft.fanout, t_fail=cfg.ft.t_fail)
+    ft = cfg.ft
+    return GossipSettings(
+        gossip_interval=ft.gossip_interval, fanout=ft.fanout, t_fail=ft.t_fail, membership=ft.membership
+    )
 
 
 # -- the results store --------------------------------------------------------------------------
@@ -59,11 +65,21 @@ def existing_records(path: str) -> Optional[list[dict]]:
     return recs
 
 
+def has_records(path: str) -> bool:
+    """``existing_records(path) is not None`` without reading the records (a 100,000-trial
+    journal takes seconds to parse)."""
+    if is_journal(journal_path(path)):
+        return True
+    from .storage.hdf5 import can_open
+
+    return can_open(path)
+
+
 def open_store(cfg: StudyConfig, resume: bool, overwrite: bool) -> tuple[Store, list[dict]]:
     """Journal + HDF5 view for a study with an output path; returns (store, records to replay)."""
     if cfg.output is None:
         return MemoryStore(), []
-    from .storage.hdf5 import HDF5Store, rebuild_from_records
+    from .storage.hdf5 import HDF5Store, catch_up
     from .storage.paths import check_output_path
 
     path = cfg.output
@@ -82,11 +98,9 @@ def open_store(cfg: StudyConfig, resume: bool, overwrite: bool) -> tuple[Store, 
                 f"({study.get('optimizer')!r}); use another output path"
             )
         old = [r for r in old if r.get("k") != "end"]
-        rebuild_from_records(path, old)  # the HDF5 view made whole again from the log
-        if not os.path.exists(journal_path(path)):
-            JournalStore(journal_path(path)).close()
-        journal = JournalStore(journal_path(path))
-        if maybe_read_journal(path) == []:
+        catch_up(path, old)  # the HDF5 view made whole again from the log (rows missing appended)
+        journal = JournalStore(journal_path(path))  # created when missing; a torn last line dropped
+        if os.path.getsize(journal.path) == 0:  # the records came from the HDF5 file
             for r in old:
                 journal.append(r)
         return MultiStore(journal, HDF5Store(path, "a")), old
@@ -109,39 +123,95 @@ def coordinate(
 ) -> Outcome:
     """Run the coordinator role.  ``takeover_from``: this rank replaces that dead coordinator
     (ULFM): the journal is replayed and attempts still running on live workers are adopted."""
-    if takeover_from is not None:
-        resume, overwrite = True, False
-    store, old = open_store(cfg, resume, overwrite)
-    optimizer, scheduler = make_strategy(cfg.optimizer, cfg.space, cfg.direction, cfg.seed, **cfg.options)
-    loop = CoordinatorLoop(cfg, node, store, optimizer, scheduler, out=out)
-    if takeover_from is not None:
-        _fence_old_coordinator(old, takeover_from, node)
-        loop.replay(old, adopt=True)
-        loop.event(
-            "takeover",
-            node.rank,
-            f"rank {node.rank} replaces coordinator rank {takeover_from}: "
-            f"replayed {len(old)} records, {len(loop.orphans)} running attempts "
-            f"to adopt, {len(loop.requeue)} trials re-queued",
-        )
-        print(f"[rdhpo] rank {node.rank} took over as coordinator (rank {takeover_from} is dead)", file=out, flush=True)
-    elif old:
-        loop.replay(old)
-        loop.event("resume", node.rank, f"replayed {len(old)} records; {len(loop.requeue)} trials re-queued")
-        print(
-            f"[rdhpo] resuming {cfg.output}: {loop.table.done} trials done, {len(loop.requeue)} to re-run",
-            file=out,
-            flush=True,
-        )
-    else:
-        store.append(rec.study(cfg.describe(), loop.start_time, versions))
+    loop, store, old = start_coordinator(cfg, node, resume, overwrite, out, versions, takeover_from)
+    close_hooks = hooks.attach(loop, cfg, old)  # callbacks, checkpoint retention: trials from now on
     on_loop(loop)
     try:
         code = loop.run()
     finally:
+        close_hooks()
         store.close()
     records = store.records() if cfg.output is None else existing_records(cfg.output) or []
     return Outcome(code, result_from_records(records, cfg.output), node.rank, finalize=loop.finalize_ok)
+
+
+def start_coordinator(
+    cfg: StudyConfig,
+    node: Any,
+    resume: bool = False,
+    overwrite: bool = False,
+    out: TextIO = sys.stdout,
+    versions: Optional[dict] = None,
+    takeover_from: Optional[int] = None,
+) -> tuple[CoordinatorLoop, Store, list[dict]]:
+    """Everything before the coordinator's first dispatch: the store opened (the journal read and
+    the HDF5 view caught up on resume / takeover), the loop built and the journal replayed.
+    Returns (loop, store, records replayed).  ``bench/resume.py`` times it."""
+    if takeover_from is not None:
+        resume, overwrite = True, False
+    with _gc_paused():  # ~1M records: the cyclic GC would re-scan them again and again
+        store, old = open_store(cfg, resume, overwrite)
+        optimizer, scheduler = make_strategy(
+            cfg.optimizer, cfg.space, cfg.direction, cfg.seed, initial_points=cfg.initial_points, **cfg.options
+        )
+        if takeover_from is None:  # with the study's final settings (command-line overrides included)
+            warn_initial_design(cfg.optimizer, optimizer, cfg.max_trials)
+        loop = CoordinatorLoop(cfg, node, store, optimizer, scheduler, out=out)
+        if takeover_from is not None:
+            _fence_old_coordinator(old, takeover_from, node)
+            loop.replay(old, adopt=True)
+            loop.event(
+                "takeover",
+                node.rank,
+                f"rank {node.rank} replaces coordinator rank {takeover_from}: "
+                f"replayed {len(old)} records{_replay_note(loop)}, {len(loop.orphans)} running attempts "
+                f"to adopt, {len(loop.requeue)} trials re-queued",
+            )
+            print(
+                f"[rdhpo] rank {node.rank} took over as coordinator (rank {takeover_from} is dead)",
+                file=out,
+                flush=True,
+            )
+        elif old:
+            loop.replay(old)
+            loop.event(
+                "resume",
+                node.rank,
+                f"replayed {len(old)} records{_replay_note(loop)}; {len(loop.requeue)} trials re-queued",
+            )
+            print(
+                f"[rdhpo] resuming {cfg.output}: {loop.table.done} trials done, {len(loop.requeue)} to re-run",
+                file=out,
+                flush=True,
+            )
+        else:
+            store.append(rec.study(cfg.describe(), loop.start_time, versions))
+        if len(old) >= _FREEZE_AT:  # what survives (table, history) is never scanned again
+            gc.freeze()
+    return loop, store, old
+
+
+_FREEZE_AT = 10_000  # records: below, the collector's first passes after the replay are short
+
+
+def _replay_note(loop: CoordinatorLoop) -> str:
+    r = loop.replayed
+    if r is None or r.snapshot_trial is None:
+        return " (every suggestion asked again)"
+    return f" (optimizer state from the snapshot of trial {r.snapshot_trial}, {r.asked} asks run again)"
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while the journal is read and replayed (it would scan the
+    growing heap of records again and again: 2-5x the time at 100,000 trials)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def _fence_old_coordinator(records: list[dict], old: int, node: Node) -> None:
@@ -167,7 +237,7 @@ def work(cfg: StudyConfig, node: Node, local_index: int = 0, hard_exit: Callable
     prefer = cfg.device if cfg.device != "auto" else "auto"
     device = pick_device(local_index, prefer) if _uses_torch(cfg) else "cpu"
     info = describe_device(device) if _uses_torch(cfg) else {"device": "cpu"}
-    ckpt = cfg.checkpoints or (os.path.splitext(cfg.output)[0] + "_checkpoints" if cfg.output else None)
+    ckpt = hooks.checkpoint_root(cfg)
     loop = WorkerLoop(
         node,
         objective,
@@ -276,6 +346,8 @@ def run_mpi(
     shipped = None
     if cfg is not None and error is None:
         shipped = dataclasses.replace(cfg, objective=None) if callable(cfg.objective) else cfg
+        if any(callable(c) for c in cfg.callbacks):  # the API's: rank 0's own; paths travel
+            shipped = dataclasses.replace(shipped, callbacks=[c for c in cfg.callbacks if isinstance(c, str)])
     shipped, error, coordinator_host = transport.broadcast_startup((shipped, error, transport.host()))
     if error is not None:
         startup_done()
@@ -375,7 +447,7 @@ def check_output(cfg: StudyConfig, resume: bool, overwrite: bool) -> None:
 
     if cfg.output:
         check_output_path(cfg.output)
-    if cfg.output and not resume and not overwrite and existing_records(cfg.output) is not None:
+    if cfg.output and not resume and not overwrite and has_records(cfg.output):
         raise ConfigError(
             f"output {cfg.output!r} already holds a study; pass --resume to continue it or --overwrite to start afresh"
         )

@@ -1,7 +1,9 @@
 """A study's outcome as the user sees it, built from the record log (pure; no I/O).
 
 ``rd.optimize`` returns it on rank 0; ``rd.load_results(path)`` rebuilds it from a results file
-(or from its journal when the study is still running or crashed).
+(or from its journal when the study is still running or crashed).  ``to_dataframe()`` is in
+``frame.py`` (the only pandas user); ``rdhpo show`` prints :func:`summary_lines`,
+:func:`error_lines` and :func:`trial_lines`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Optional, cast
 
+from .failures import group_errors
 from .trial import TrialRecord, best_first
 
 
@@ -25,6 +28,21 @@ class StudyResult:
     study: dict = field(default_factory=dict)
     end: Optional[dict] = None
     path: Optional[str] = None
+    counted: dict[int, dict] = field(default_factory=dict, repr=False, compare=False)  # trial id -> its attempt
+
+    def to_dataframe(self, attempts: bool = False) -> Any:
+        """A pandas DataFrame, one row per trial (``attempts=True``: per ended attempt, LOST ones
+        included, with a ``counted`` column): trial_id, attempt, state, value, budget, rank, host,
+        device, start, end (UTC timestamps), duration (s), error, then one ``params_NAME`` column
+        per parameter (missing where inactive).  Needs pandas: ``pip install 'rdhpo_hpc[data]'``."""
+        from .frame import to_dataframe
+
+        return to_dataframe(self, attempts)
+
+    def errors(self) -> list[tuple[str, str, list[int]]]:
+        """FAILED trials grouped by error: ``(first line of the error, where it was raised,
+        trial ids)``, the most frequent error first."""
+        return group_errors((t.trial_id, t.error) for t in self.trials if t.state == "FAILED")
 
     @property
     def completed(self) -> list[TrialRecord]:
@@ -119,6 +137,7 @@ def result_from_records(records: list[dict], path: Optional[str] = None) -> Stud
         study=study,
         end=end,
         path=path,
+        counted={t: final[t] for t in sorted(final)},
     )
 
 
@@ -159,6 +178,57 @@ def summary_lines(res: StudyResult) -> list[str]:
     if res.wall_time is not None:
         lines.append(f"wall time: {res.wall_time:.1f}s")
     return lines
+
+
+def best_lines(res: StudyResult, n: int = 5) -> list[str]:
+    """The ``n`` best COMPLETE trials (largest budget first, then value; as ``best_trial``)."""
+    sign = 1.0 if res.direction == "minimize" else -1.0
+    done = [t for t in res.completed if t.value is not None and math.isfinite(t.value)]
+    done.sort(key=lambda t: best_first(t.budget, sign * cast(float, t.value)))
+    if len(done) < 2:
+        return []
+    lines = [f"best {min(n, len(done))} trials:"]
+    for t in done[:n]:
+        budget = "" if t.budget is None else f" budget {t.budget:g}"
+        lines.append(f"  trial {t.trial_id:>4}: {t.value:.6g}{budget}  {_params(t.params)}")
+    return lines
+
+
+def error_lines(res: StudyResult, ids: int = 8) -> list[str]:
+    """The errors of FAILED trials, grouped by error, with (up to ``ids``) trial ids per error."""
+    groups = res.errors()
+    if not groups:
+        return []
+    lines = [f"errors ({sum(len(g[2]) for g in groups)} FAILED trials, {len(groups)} distinct):"]
+    for head, at, tids in groups:
+        shown = ", ".join(map(str, tids[:ids])) + (f", ... ({len(tids) - ids} more)" if len(tids) > ids else "")
+        lines.append(f"  {len(tids)} x {head}")
+        if at:
+            lines.append(f"      at {at}")
+        lines.append(f"      trials {shown}")
+    return lines
+
+
+def trial_lines(res: StudyResult, state: Optional[str] = None, width: int = 60) -> list[str]:
+    """One line per trial (``state``: only those in that state): id, state, value, rank, duration,
+    params, and the first line of the error."""
+    from .failures import headline
+
+    rows = [t for t in res.trials if state is None or t.state == state]
+    lines = [f"{'trial':>5}  {'state':<8} {'value':>11} {'rank':>4} {'duration':>9}  params / error"]
+    for t in rows:
+        value = "-" if t.value is None else f"{t.value:.6g}"
+        dur = "-" if math.isnan(t.duration) else f"{t.duration:.2f}s"
+        line = f"{t.trial_id:>5}  {t.state:<8} {value:>11} {t.rank:>4} {dur:>9}  {_params(t.params)}"
+        if t.error:
+            err = headline(t.error)
+            line += "  | " + (err if len(err) <= width else err[: width - 3] + "...")
+        lines.append(line)
+    return lines
+
+
+def _params(params: dict) -> str:
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
 
 
 def family_table(res: StudyResult, key: str = "model") -> dict[Any, dict]:

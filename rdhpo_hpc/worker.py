@@ -147,11 +147,13 @@ class WorkerLoop:
         state, value, error = "COMPLETE", None, ""
         try:
             value = self.objective(dict(task.params), ctx)
-            value = float(value) if value is not None else math.nan
+            value = objective_value(value)
             if not math.isfinite(value):
                 state, error = "FAILED", f"objective returned {value!r}"
         except TrialPruned:
             state, value = "PRUNED", ctx.last_value
+        except BadReturn as exc:
+            state, value, error = "FAILED", None, str(exc)
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - the objective's errors become FAILED trials
             state, value = "FAILED", None
             error = f"{type(exc).__name__}: {exc}\n" + "".join(traceback.format_exc(limit=-4))[-2000:]
@@ -199,6 +201,28 @@ class WorkerLoop:
         if not self.time_limit:
             return None
         return _Watchdog(self, task, start).start()
+
+
+class BadReturn(TypeError):
+    """The objective returned something that is not one number."""
+
+
+def objective_value(v: Any) -> float:
+    """The objective's return value as a float; :class:`BadReturn` naming what came back when it
+    is not one number (None, a dict of metrics, a string, a list, a tensor of several values)."""
+    if v is None:
+        raise BadReturn("objective returned None; it must return one number (the metric), e.g. `return val_loss`")
+    if isinstance(v, (str, bytes, dict, list, tuple, set)) or isinstance(v, bool):
+        kind = type(v).__name__
+        shown = repr(v) if len(repr(v)) <= 80 else repr(v)[:77] + "..."
+        hint = " (pick one metric: `return metrics['val_loss']`)" if isinstance(v, dict) else ""
+        raise BadReturn(f"objective returned a {kind}, {shown}; it must return one number{hint}")
+    try:
+        return float(v)  # int, float, NumPy scalars, one-element tensors
+    except (TypeError, ValueError) as exc:
+        raise BadReturn(
+            f"objective returned a {type(v).__name__} that is not one number ({exc}); return a float"
+        ) from None
 
 
 class _Watchdog:

@@ -1,5 +1,7 @@
-# The body of slurm/rdhpo.sbatch and slurm/rdhpo-multinode.sbatch, sourced by both with the
-# script's arguments (CONFIG [rdhpo run args]). Not a job script itself.
+# The body of slurm/rdhpo.sbatch, slurm/rdhpo-multinode.sbatch and slurm/rdhpo-python.sbatch,
+# sourced with the script's arguments: CONFIG [rdhpo run args], or, when the job script sets
+# RDHPO_KIND=python, SCRIPT.py [script args] (a Python-API script, run under the same launcher).
+# Not a job script itself.
 # shellcheck shell=bash
 # RDHPO_EARLY_STOP: a signal that came while the job script was still finding this file.
 
@@ -46,14 +48,22 @@ if [ -f "$RDHPO_VENV/bin/activate" ]; then
 fi
 
 # ---- checks ----
+KIND=${RDHPO_KIND:-config}
+if [ "$KIND" = python ]; then
+    WHAT="Python script"
+    USAGE="sbatch slurm/rdhpo-python.sbatch SCRIPT.py [script args]"
+else
+    WHAT="config file"
+    USAGE="sbatch slurm/rdhpo.sbatch CONFIG.yaml [rdhpo run args]"
+fi
 if [ $# -lt 1 ] || [ -z "$1" ]; then
-    echo "rdhpo.sbatch: error: missing the study config; usage: sbatch slurm/rdhpo.sbatch CONFIG.yaml [rdhpo run args]" >&2
+    echo "rdhpo.sbatch: error: missing the study ${WHAT% file}; usage: $USAGE" >&2
     exit 2
 fi
 CONFIG=$1
 shift
 if [ ! -f "$CONFIG" ]; then
-    echo "rdhpo.sbatch: error: config file '$CONFIG' does not exist (working directory $PWD)" >&2
+    echo "rdhpo.sbatch: error: $WHAT '$CONFIG' does not exist (working directory $PWD)" >&2
     exit 2
 fi
 
@@ -123,13 +133,20 @@ if [ -z "$PYTHON" ] || ! "$PYTHON" -c "import rdhpo_hpc" 2>/dev/null; then
     echo "rdhpo.sbatch: error: no python with rdhpo_hpc found (RDHPO_VENV=$RDHPO_VENV does not exist?)" >&2
     exit 2
 fi
-# shellcheck disable=SC2206
-ENTRY=(${RDHPO_PYTHON_ENTRY:-$PYTHON -m rdhpo_hpc})
-RESUME=(--resume-if-exists)    # a requeued (or resubmitted) job continues its results file
-for a in "$@"; do
-    case "$a" in --resume|--overwrite) RESUME=() ;; esac
-done
-CMD=("${LAUNCH[@]}" "${ENTRY[@]}" run "$CONFIG" "${RESUME[@]}" "$@")
+if [ "$KIND" = python ]; then
+    # rd.optimize under RDHPO_REQUEUEABLE=1 continues an existing results file (unless the script
+    # passes resume= or overwrite=) and exits with the study's code when it stopped resumably
+    export RDHPO_REQUEUEABLE=1
+    CMD=("${LAUNCH[@]}" "$PYTHON" "$CONFIG" "$@")
+else
+    # shellcheck disable=SC2206
+    ENTRY=(${RDHPO_PYTHON_ENTRY:-$PYTHON -m rdhpo_hpc})
+    RESUME=(--resume-if-exists)    # a requeued (or resubmitted) job continues its results file
+    for a in "$@"; do
+        case "$a" in --resume|--overwrite) RESUME=() ;; esac
+    done
+    CMD=("${LAUNCH[@]}" "${ENTRY[@]}" run "$CONFIG" "${RESUME[@]}" "$@")
+fi
 
 echo "[rdhpo.sbatch] job ${SLURM_JOB_ID:-?} restart ${SLURM_RESTART_COUNT:-0} on ${SLURM_JOB_NODELIST:-$(hostname)}, $NTASKS tasks, launcher $LAUNCHER"
 echo "[rdhpo.sbatch] launch: $(printf '%q ' "${CMD[@]}")"

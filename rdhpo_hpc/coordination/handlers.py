@@ -6,7 +6,8 @@ into trial-table updates (``table.py``), records (journalled first) and replies 
 * ``Report`` — an intermediate value: the scheduler decides continue/stop, only for the
   attempt that is current (a fenced one is answered "stop" and never reaches the scheduler).
 * ``Result`` — an attempt ended: counted if it is the first valid result, else kept as a LOST
-  row; the worker starts its next queued attempt or becomes idle.
+  row; the worker starts its next queued attempt or becomes idle.  The first FAILED trial of
+  each distinct error is logged (``rdhpo`` logger) with its params and where it was raised.
 * ``PeerDown`` — a rank was declared dead or is unreachable: everything it held is LOST, its
   trials re-queued (FAILED at the retry cap).
 * ``Coordinator`` — the role moved to another rank: this one was deposed, it writes nothing more.
@@ -20,6 +21,8 @@ import math
 from typing import Any, Callable, Optional, TextIO
 
 from ..config import StudyConfig
+from ..failures import FirstFailures
+from ..log import logger
 from ..messages import Coordinator as CoordinatorMoved
 from ..messages import Decision, Hello, PeerDown, Report, Result, RouteChanged
 from ..trial import TrialState
@@ -47,6 +50,7 @@ class Handlers:
         self.workers: dict[int, WorkerInfo] = {}
         self.silent: set[int] = set()  # ranks declared dead by gossip (maybe hung)
         self.deposed = False  # another rank took over (we were hung)
+        self.first_failures = FirstFailures()
         self._on: dict[type, Callable[[int, Any], None]] = {
             Result: self.on_result,
             Report: self.on_report,
@@ -154,6 +158,8 @@ class Handlers:
             self.record.event("late-result-accepted", src, f"trial {msg.trial_id} attempt {msg.attempt}")
         self.record(row)
         if why is None:
+            if state == TrialState.FAILED:
+                self.tell_failure(e, row["error"])
             self.finish(e, state, value)
 
     def on_peer_down(self, src: int, msg: PeerDown) -> None:
@@ -189,22 +195,19 @@ class Handlers:
             )
             if verdict == "failed":
                 self.record.event("retries-exhausted", rank, f"trial {tid} lost {e.attempts} times")
+                error = f"lost on {e.attempts} workers (max_retries={retries})"
                 self.record(
-                    rec.ended(
-                        tid,
-                        att,
-                        e.suggestion,
-                        rank,
-                        TrialState.FAILED,
-                        None,
-                        f"lost on {e.attempts} workers (max_retries={retries})",
-                        start,
-                        self.clock(),
-                    )
+                    rec.ended(tid, att, e.suggestion, rank, TrialState.FAILED, None, error, start, self.clock())
                 )
+                self.tell_failure(e, error)
                 self.finish(e, TrialState.FAILED, None)
             elif verdict == "requeued":
                 self.record.event("requeue", rank, f"trial {tid} attempt {e.attempts}")
+
+    def tell_failure(self, e: TrialEntry, error: str) -> None:
+        """A trial FAILED: the first one of each distinct error is logged, once."""
+        if self.first_failures.first(error):
+            logger.warning(FirstFailures.message(e.trial_id, e.suggestion.params, error, self.cfg.output))
 
     def finish(self, e: TrialEntry, state: TrialState, value: Optional[float]) -> None:
         duplicates = self.table.finish(e)

@@ -9,12 +9,15 @@
   asked ahead while every worker is busy — up to one suggestion per worker — so a wave of
   finishing workers is served without waiting one ask each.  Only with two or more workers:
   with one, the ask/tell order is fixed and a resumed study repeats an uninterrupted one exactly.
+* **Failures** (:class:`FailurePolicy`): when to give up on a study whose trials fail —
+  ``max_failures`` FAILED trials in the study, or by default (no ``max_failures``) the first
+  ``FAIL_FAST`` trials of this run all FAILED: a broken objective ends the study in seconds.
 """
 
 from __future__ import annotations
 
 import collections
-from typing import Callable, Optional
+from typing import Callable, Mapping, Optional
 
 
 class Pipeline:
@@ -47,3 +50,32 @@ class Prefetch:
     def dry(self, ready: int) -> None:
         """The optimizer had nothing more for now: stop asking ahead beyond what is ready."""
         self.depth = ready
+
+
+class FailurePolicy:
+    FAIL_FAST = 5  # default: stop when the first min(FAIL_FAST, max_trials) trials all FAILED
+
+    def __init__(self, max_failures: Optional[int], max_trials: int) -> None:
+        self.max_failures = max_failures
+        self.fast = min(self.FAIL_FAST, max_trials)
+        self._base: Optional[tuple[int, int]] = None  # (FAILED, succeeded) when this run began
+
+    def start(self, counts: Mapping[str, int]) -> None:
+        """Called by the coordinator loop once, after any replay (resume, takeover): the default
+        rule looks at this run's trials only, so a fixed objective can resume a stopped study."""
+        self._base = (counts.get("FAILED", 0), counts.get("COMPLETE", 0) + counts.get("PRUNED", 0))
+
+    def verdict(self, counts: Mapping[str, int]) -> Optional[str]:
+        """Called after each turn with the trial counts: why the study must stop now, or None."""
+        failed, ok = counts.get("FAILED", 0), counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)
+        if self.max_failures is not None:
+            if failed >= self.max_failures:
+                return f"FAILED trials reached max_failures={self.max_failures}"
+            return None
+        base_failed, base_ok = self._base or (0, 0)
+        if ok == base_ok and failed - base_failed >= self.fast:
+            return (
+                f"the first {failed - base_failed} trials all FAILED (set max_failures to allow more failures"
+                f" before the study stops)"
+            )
+        return None

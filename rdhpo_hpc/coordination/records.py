@@ -25,6 +25,7 @@ class RecordKind(str, enum.Enum):
     EVENT = "event"  # failures, detections, shrinks, takeovers, signals
     WORKER = "worker"  # a rank's host, pid and device
     END = "end"  # the study finished or stopped (with its exit code)
+    SNAPSHOT = "snapshot"  # the optimizer's state after the new trial just before it (fast replay)
 
 
 class AskRecord(TypedDict):
@@ -115,6 +116,18 @@ class EndRecord(TypedDict):
     end_status: str
     end_time: float
     exit_code: int
+
+
+class SnapshotRecord(TypedDict):
+    """Written right after the ``ask`` / new ``dispatch`` record of ``trial_id``: what the
+    optimizer's ``_suggest`` changed until then (``Optimizer.snapshot_state``), so that a replay
+    need not ask again for the trials before it.  Not in the HDF5 view; old code ignores it."""
+
+    k: str
+    trial_id: int
+    asks: int  # the optimizer's ask count then
+    strategy: str  # digest of the optimizer's name, seed and options (``Study.fingerprint``)
+    optimizer: dict[str, Any]
 
 
 _ASK, _DISPATCH, _REPORT = RecordKind.ASK.value, RecordKind.DISPATCH.value, RecordKind.REPORT.value
@@ -236,14 +249,32 @@ def end(status: str, time: float, exit_code: int) -> EndRecord:
     return {"k": _END, "end_status": status, "end_time": time, "exit_code": int(exit_code)}
 
 
+def snapshot(trial_id: int, fields: dict[str, Any]) -> SnapshotRecord:
+    """``fields``: what :meth:`~.study.Study.snapshot` returned after trial ``trial_id`` was created."""
+    return {
+        "k": RecordKind.SNAPSHOT.value,
+        "trial_id": trial_id,
+        "asks": fields["asks"],
+        "strategy": fields["strategy"],
+        "optimizer": fields["optimizer"],
+    }
+
+
 class Recorder:
-    """Appends records to the store; ``event`` stamps them with the loop's clock."""
+    """Appends records to the store; ``event`` stamps them with the loop's clock.
+
+    ``listeners`` (the hook of per-trial callbacks and checkpoint retention, attached by
+    ``launch.coordinate`` after any replay) are called with every record once it is in the
+    store, in the coordinator's thread; a ``tell`` record means a trial just ended."""
 
     def __init__(self, store: Any, clock: Callable[[], float]) -> None:
         self.store, self.clock = store, clock
+        self.listeners: list[Callable[[Any], None]] = []
 
     def __call__(self, record: Any) -> None:
         self.store.append(record)
+        for listen in self.listeners:
+            listen(record)
 
     def event(self, kind: str, rank: int = -1, detail: str = "", latency: Optional[float] = None) -> None:
-        self.store.append(event(self.clock(), kind, rank, detail, latency))
+        self(event(self.clock(), kind, rank, detail, latency))

@@ -12,6 +12,7 @@ from .base import Optimizer
 #: name -> "module:Class"; modules are imported lazily (skopt only loads for 'bayes')
 REGISTRY: dict[str, str] = {
     "bohb": "rdhpo_hpc.optimizers.bohb:BOHBSampler",  # model-based sampler inside Hyperband
+    "mobster": "rdhpo_hpc.optimizers.mobster:MobsterSampler",  # GP over (config, budget) inside ASHA
     "random": "rdhpo_hpc.optimizers.random:RandomSearch",
     "grid": "rdhpo_hpc.optimizers.grid:GridSearch",
     "bayes": "rdhpo_hpc.optimizers.bayes:BayesOptimizer",  # GP / tree Bayesian optimization

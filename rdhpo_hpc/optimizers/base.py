@@ -8,17 +8,24 @@ Called only by the coordinator's event loop (rank 0, or the rank that took over)
   was lost on more workers than the retry cap allows).  LOST attempts that are re-queued are
   not told: the trial is still pending.
 
-State is rebuilt on ``--resume`` by replaying the logged ask/tell calls in order with the same
-seed, so an optimizer must be deterministic given (seed, call sequence); no pickling.
+State is rebuilt on ``--resume`` (and takeover) by replaying the logged ask/tell calls in order
+with the same seed, so an optimizer must be deterministic given (seed, call sequence); no pickling.
+Replay does not re-run the asks before the journal's newest ``snapshot`` record: there ``ask``
+answers the logged params without calling ``_suggest`` (:meth:`Optimizer.logged_answer`), then
+:meth:`Optimizer.set_state` restores what ``_suggest`` changed — the RNG and the attributes named
+in ``ask_state``.  Contract (``tests/unit/test_snapshot.py``): everything else is a function of
+the asks' results and the tells, and ``tell`` uses no state that only ``_suggest`` keeps up to date.
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional
+import contextlib
+from typing import Any, Iterator, Optional
 
 import numpy as np
 
 from ..errors import ConfigError
+from ..snapshot import pack, unpack
 from ..space import Space
 from ..trial import TrialState
 
@@ -33,6 +40,12 @@ class Optimizer:
     prefetch = False
     #: option name -> default; options not listed here are rejected with a clear message
     options: dict[str, Any] = {}
+    #: asks between two ``snapshot`` records of the journal: a resume re-runs at most this many
+    #: asks (optimizers with slow asks snapshot after every one).  None: no snapshots, a resume
+    #: asks again for every trial.  Set it once ``ask_state`` is complete (test_snapshot.py checks)
+    snapshot_every: Optional[int] = None
+    #: attributes that ``_suggest`` changes besides ``rng``: saved by value in a snapshot
+    ask_state: tuple[str, ...] = ()
 
     def __init__(self, space: Space, direction: str = "minimize", seed: int = 0, **options: Any) -> None:
         if direction not in ("minimize", "maximize"):
@@ -52,14 +65,24 @@ class Optimizer:
         self.pending: dict[int, dict[str, Any]] = {}
         #: finished trials in tell order: (trial_id, params, state, value)
         self.history: list[tuple[int, dict[str, Any], TrialState, Optional[float]]] = []
+        self.asks = 0  # calls of ask so far
+        self._logged: Optional[tuple[int, dict[str, Any]]] = None  # replay: the next ask's answer
 
     # -- hooks called by the coordinator ------------------------------------------------------
     def ask(self, trial_id: int) -> Optional[dict[str, Any]]:
         """A new config for ``trial_id``, or None when nothing can be suggested now."""
-        params = self._suggest(trial_id)
+        logged, self._logged = self._logged, None
+        params = logged[1] if logged is not None and logged[0] == trial_id else self._suggest(trial_id)
+        self.asks += 1
         if params is not None:
             self.pending[trial_id] = params
         return params
+
+    def enqueued(self, trial_id: int, params: dict[str, Any]) -> None:
+        """Called by :class:`~rdhpo_hpc.strategy.Enqueued` instead of ``ask`` when a user-given
+        configuration runs as ``trial_id``: kept pending like an asked one, so ``tell`` makes it
+        an observation.  Optimizers that keep more per asked trial extend this."""
+        self.pending[trial_id] = dict(params)
 
     def tell(self, trial_id: int, state: TrialState, value: Optional[float]) -> None:
         """The trial ended; ``value`` is in the user's direction (None when FAILED)."""
@@ -79,6 +102,42 @@ class Optimizer:
 
     def wants_pending(self) -> bool:
         return True
+
+    # -- replay and snapshots (coordination/replay.py, coordination/study.py) ---------------------
+    @contextlib.contextmanager
+    def logged_answer(self, trial_id: int, params: dict[str, Any]) -> Iterator[None]:
+        """Replay before a snapshot: inside, ``ask(trial_id)`` returns ``params`` (as logged)
+        without calling ``_suggest``; everything else ``ask`` does happens as usual."""
+        self._logged = (trial_id, params)
+        try:
+            yield
+        finally:
+            self._logged = None
+
+    def state(self) -> dict[str, Any]:
+        """What ``_suggest`` changed, by name: ``rng`` and the ``ask_state`` attributes."""
+        return {"rng": self.rng, **{name: getattr(self, name) for name in self.ask_state}}
+
+    def set_state(self, values: dict[str, Any]) -> None:
+        """Called by the replay at a snapshot: restore what :meth:`state` returned then."""
+        for name, v in values.items():
+            setattr(self, name, v)
+
+    def snapshot_state(self) -> dict[str, Any]:
+        """:meth:`state` as plain JSON (the ``snapshot`` record's ``optimizer`` field)."""
+        return {name: pack(v) for name, v in self.state().items()}
+
+    def decode_state(self, packed: Any) -> dict[str, Any]:
+        """The values of a :meth:`snapshot_state`, for :meth:`set_state`; ``ValueError`` when it
+        is malformed or was written by an optimizer with other state (nothing is changed)."""
+        names = set(self.state())
+        if not isinstance(packed, dict) or set(packed) != names:
+            got = sorted(packed) if isinstance(packed, dict) else type(packed).__name__
+            raise ValueError(f"snapshot of optimizer {self.name!r}: expected fields {sorted(names)}, got {got}")
+        values = {name: unpack(v) for name, v in packed.items()}
+        if not isinstance(values["rng"], np.random.Generator):
+            raise ValueError(f"snapshot of optimizer {self.name!r}: 'rng' is no random generator")
+        return values
 
     # -- for subclasses ------------------------------------------------------------------------
     def _suggest(self, trial_id: int) -> Optional[dict[str, Any]]:

@@ -29,9 +29,20 @@ one per start (the best candidate so far, the best-scoring pool candidates at le
 the best observation), in length-scale units, each run to convergence (projected gradient
 < 0.01) or 200 iterations; they move the numeric dims only (categoricals and branch fixed).
 
+*Many observations* (``max_points``, default 256).  Past the cap the GP is conditioned on an
+active set of the told trials (``gp.active_set``: the best half, the most recent quarter, the
+rest space-filling; subset of data, with the local resolution of a trust region around the
+best), so an ask costs the same at 10,000 observations as at 256.
+
 *Asynchronous workers.*  Pending trials are added to the surrogate as fake observations at the
 ``liar`` value (mean / min / max of the observed losses: constant liar, Ginsbourger et al. 2010),
 so concurrent asks spread out; a suggestion equal to an observed or pending config is skipped.
+With more than ``max_liars`` (default 32) pending trials — a coordinator filling hundreds of
+idle workers — an ask is a *wave ask*: the GP of the last *epoch* (``wave_epoch``: the told
+trials rounded down to about 1.5%) and its log-EI over a fixed pool of candidates are computed
+once, and each ask picks the best pool candidate after a local penalty log(1 - k(r)^2) for the
+kernel correlation k to the nearest pending trial or trial told since the epoch (Gonzalez et
+al. 2016): one distance row per new trial, a few milliseconds per ask with 1,000 pending.
 FAILED trials (value None) are added at the worst observed loss, so a crashing region is not
 suggested again and again; they leave no pending entry.
 
@@ -39,14 +50,18 @@ suggested again and again; they leave no pending entry.
 hyper-parameters are refitted only every ``refit_every`` told trials (auto: every trial up to 50,
 then every n/25), with at most 2 L-BFGS-B starts (1 past 100 trials, warm-started) x 30
 iterations on at most 250 points; other
-asks only re-condition the GP (one Cholesky of n + pending points) and score about
-``n_candidates + 650`` candidates, plus at most about 10 x 400 single-point gradient evaluations in
-the local searches (typically 10 x 10-15):
-O((n + pending)^3 + (n_candidates + 650 + 4000) * n * (n + features)).
+asks only re-condition the GP (one Cholesky of m + pending points, m = min(n, ``max_points``),
+pending <= ``max_liars``) and score about ``n_candidates + 650`` candidates, plus at most about
+10 x 400 single-point gradient evaluations in the local searches (typically 10 x 10-15):
+O((m + pending)^3 + (n_candidates + 650 + 4000) * m * (m + features)) plus O(n) to find the
+active set after a tell.  A wave ask: O(pool x features) per trial new since the last ask, and
+one model per epoch (O(m^3 + pool * m^2)).
 Measured on 2 cores: see docs/optimizers.md.
 
 *Determinism.*  All randomness comes from the optimizer's seeded generator, consumed in ask
-order, so the same seed and the same ask/tell sequence give the same suggestions.
+order (the wave pool from a generator seeded by (seed, epoch)), so the same seed and the same
+ask/tell sequence give the same suggestions.  The caches (encodings, active set, wave model)
+are functions of the history and the GP's hyper-parameters: dropping them changes nothing.
 """
 
 from __future__ import annotations
@@ -55,13 +70,13 @@ import math
 from typing import Any, Optional, cast
 
 import numpy as np
-from scipy.special import erfcx
-from scipy.stats import norm
+from scipy.special import erfcx, log_ndtr, ndtr
 
+from .. import validate
 from ..errors import ConfigError
 from ..space import Categorical, Fixed, Float, Int, Space
 from .base import Optimizer
-from .gp import GP
+from .gp import GP, active_set, matern52_corr, spread_set
 
 _CHOICES = {
     "acq": ("ei", "lcb", "hedge"),
@@ -73,9 +88,11 @@ _CHOICES = {
 
 
 _SQ2, _SQ_HALF_PI = math.sqrt(2.0), math.sqrt(math.pi / 2.0)
+_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 _N_LOCAL = 10  # local searches of the acquisition per ask (GP surrogate)
 _N_LOCAL_PENDING = 3  # ... while other suggestions are pending (parallel workers: asks come in
 # waves and must stay cheap; the liars spread them out anyway)
+_WAVE_RANDOM = 2  # random candidates of the wave pool, in units of n_candidates
 _START_SEP = 0.05  # their starts are at least this far apart (L-inf, unit cube)
 _LOCAL_ITERS = 200  # L-BFGS-B iterations per local search, at most (and 2x that many evaluations)
 _PGTOL = 1e-2  # ... until the projected gradient (length-scale units) is below this
@@ -184,18 +201,24 @@ class Features:
         return F
 
 
+def _logpdf(z: np.ndarray) -> np.ndarray:
+    """log of the standard normal density (scipy.special, not scipy.stats: the local searches
+    call these on single points, where scipy.stats' per-call overhead dominated)."""
+    return cast(np.ndarray, -0.5 * z * z - _LOG_SQRT_2PI)
+
+
 def _log_h(z: np.ndarray) -> np.ndarray:
     """log(z * Phi(z) + phi(z)), stable for very negative z (EI = sd * h((best - mu) / sd)).
     Its derivative is Phi(z) / h(z)."""
     out = np.empty_like(z)
     hi = z > -6.0
     zh = z[hi]
-    out[hi] = np.log(np.maximum(zh * norm.cdf(zh) + norm.pdf(zh), 1e-300))
+    out[hi] = np.log(np.maximum(zh * ndtr(zh) + np.exp(_logpdf(zh)), 1e-300))
     mid = ~hi & (z > -1e3)  # h = phi(z) (1 + z Phi(z) / phi(z)), the Mills ratio via erfcx
     zm = z[mid]
-    out[mid] = norm.logpdf(zm) + np.log(1.0 + zm * _SQ_HALF_PI * erfcx(-zm / _SQ2))
+    out[mid] = _logpdf(zm) + np.log(1.0 + zm * _SQ_HALF_PI * erfcx(-zm / _SQ2))
     zl = z[z <= -1e3]  # asymptotic: h(z) ~ phi(z) / z^2 * (1 - 3 / z^2)
-    out[z <= -1e3] = norm.logpdf(zl) - 2.0 * np.log(-zl) + np.log1p(-3.0 / zl**2)
+    out[z <= -1e3] = _logpdf(zl) - 2.0 * np.log(-zl) + np.log1p(-3.0 / zl**2)
     return out
 
 
@@ -215,6 +238,8 @@ class BayesOptimizer(Optimizer):
         "xi": 0.0,
         "n_candidates": 1000,
         "refit_every": None,
+        "max_points": 256,
+        "max_liars": 32,
     }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -223,14 +248,16 @@ class BayesOptimizer(Optimizer):
         for key, allowed in _CHOICES.items():
             if o[key] not in allowed:
                 raise ConfigError(f"optimizer 'bayes': option {key!r} must be one of {list(allowed)}, got {o[key]!r}")
-        for key, lo in (("n_initial", 1), ("n_candidates", 10), ("refit_every", 1)):
-            v = o[key]
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < lo):
-                raise ConfigError(f"optimizer 'bayes': option {key!r} must be an integer >= {lo}, got {v!r}")
+        for key, lo in (
+            ("n_initial", 1),
+            ("n_candidates", 10),
+            ("refit_every", 1),
+            ("max_points", 16),
+            ("max_liars", 0),
+        ):
+            validate.integer(o[key], f"optimizer 'bayes': option {key!r}", lo, allow_none=True)
         for key in ("kappa", "xi"):
-            v = o[key]
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise ConfigError(f"optimizer 'bayes': option {key!r} must be a number >= 0, got {v!r}")
+            validate.number(o[key], f"optimizer 'bayes': option {key!r}", 0)
         self.features = Features(self.space)
         self.n_initial = o["n_initial"] if o["n_initial"] is not None else max(10, 2 * self.features.n_search)
         self._design: Optional[np.ndarray] = None
@@ -239,36 +266,92 @@ class BayesOptimizer(Optimizer):
         self._fit_n = -1
         self._gains = np.zeros(3)
         self._prev_props: Optional[np.ndarray] = None
-        self._enc: dict[int, np.ndarray] = {}  # encodings of told configs (by trial id)
+        # told trials as arrays, appended as history grows (a pure function of the history)
+        self._told_U = np.zeros((0, len(self.space.dims)))
+        self._told_F = np.zeros((0, self.features.cols))
+        self._told_v = np.zeros(0)  # losses, NaN when FAILED
+        self._told_last = -1  # trial id of the last of them
+        self._active: tuple[int, np.ndarray] = (-1, np.zeros(0, dtype=int))  # (n told, active_set)
+        self._spread: tuple[int, np.ndarray] = (-1, np.zeros(0, dtype=int))  # (epoch, spread_set)
+        self._wave: Optional[dict[str, Any]] = None  # _wave_model's cache
+        self._penc: dict[int, np.ndarray] = {}  # encodings of the pending trials, by trial id
         if o["backend"] == "skopt":
             self._skopt_dims()  # import (and fail) early, with a clear message
 
     # -- data ----------------------------------------------------------------------------------
+    def _told(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(U, features, losses) of the told trials, FAILED ones at the worst finite loss (left out
+        while no trial has a finite value).  Only trials told since the last call are encoded."""
+        n0 = len(self._told_v)
+        if n0 > len(self.history) or (n0 and self.history[n0 - 1][0] != self._told_last):
+            n0 = 0  # history replaced (not by tell): start again
+            self._told_U, self._told_F, self._told_v = self._told_U[:0], self._told_F[:0], self._told_v[:0]
+        new = self.history[n0:]
+        if new:
+            Un = np.array([self.space.encode(t[1]) for t in new], dtype=float).reshape(-1, len(self.space.dims))
+            self._told_U = np.vstack([self._told_U, Un])
+            self._told_F = np.vstack([self._told_F, self.features(Un)])
+            vn = np.array([np.nan if t[3] is None else self.loss(t[3]) for t in new], dtype=float)
+            self._told_v = np.concatenate([self._told_v, vn])
+            self._told_last = self.history[-1][0]
+        v = self._told_v.copy()
+        ok = ~np.isnan(v)
+        if not ok.any():
+            return self._told_U[:0], self._told_F[:0], v[:0]
+        v[~ok] = np.max(v[ok])
+        return self._told_U, self._told_F, v
+
+    def _liars(self, pending_U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(U, values) of the pending trials as the surrogate sees them: observations at the
+        ``liar`` value (constant liar); none before a finite loss is known."""
+        finite = self._told_v[~np.isnan(self._told_v)]
+        Ul = pending_U
+        if not len(finite) or not len(Ul):
+            return pending_U[:0], np.zeros(0)
+        lie = {"mean": float(np.mean(finite)), "min": float(np.min(finite)), "max": float(np.max(finite))}
+        return Ul, np.full(len(Ul), lie[self.opts["liar"]])
+
+    def _pending_U(self) -> np.ndarray:
+        """U of the pending trials in ask order (encodings cached by trial id)."""
+        cache = self._penc
+        for tid in [t for t in cache if t not in self.pending]:
+            del cache[tid]
+        rows = []
+        for tid, params in self.pending.items():
+            u = cache.get(tid)
+            if u is None:
+                u = cache[tid] = np.asarray(self.space.encode(params), dtype=float)
+            rows.append(u)
+        return np.array(rows, dtype=float).reshape(-1, len(self.space.dims))
+
+    # -- snapshots (optimizers/base.py): what asks change besides the RNG -------------------------
+    snapshot_every = 1  # asks are slow: a resume re-runs none
+    ask_state = ("_n_asked", "_fit_n", "_gains", "_prev_props")
+
+    def state(self) -> dict[str, Any]:
+        """Base state + the initial design while it is still used + the GP's hyper-parameters
+        (what a refit starts from); the rest is the history or caches of it."""
+        return {
+            **super().state(),
+            "_design": self._design if self._n_asked < self.n_initial else None,
+            "gp_theta": None if self._gp is None else self._gp.theta,
+        }
+
+    def set_state(self, values: dict[str, Any]) -> None:
+        values = dict(values)
+        theta = values.pop("gp_theta")
+        super().set_state(values)
+        if theta is None:
+            self._gp = None
+        else:
+            self._gp = GP(self.features.cols)
+            self._gp.theta = np.asarray(theta, dtype=float)
+
     def _data(self) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
-        """(U of told + pending, losses with liars/penalties, number told, U of pending)."""
-        finite = [self.loss(v) for _, _, _, v in self.history if v is not None]
-        worst = max(finite) if finite else None
-        U, y = [], []
-        for tid, params, _state, value in self.history:
-            if value is not None or worst is not None:  # FAILED: penalised with the worst loss
-                u = self._enc.get(tid)
-                if u is None:
-                    u = self._enc[tid] = self.space.encode(params)
-                U.append(u)
-                y.append(self.loss(value) if value is not None else worst)
-        n_told = len(y)
-        Up = [self.space.encode(p) for p in self.pending.values()]
-        if Up and finite:
-            lie = {"mean": float(np.mean(finite)), "min": min(finite), "max": worst}[self.opts["liar"]]
-            U.extend(Up)
-            y.extend([lie] * len(Up))
-        D = len(self.space.dims)
-        return (
-            np.array(U, dtype=float).reshape(-1, D),
-            np.array(y, dtype=float),
-            n_told,
-            np.array(Up, dtype=float).reshape(-1, D),
-        )
+        """(U of told + liars, losses of told + liar values, number told, U of the liars)."""
+        U_t, _, y_t = self._told()
+        Ul, lies = self._liars(self._pending_U())
+        return np.vstack([U_t, Ul]), np.concatenate([y_t, lies]), len(y_t), Ul
 
     # -- suggest -------------------------------------------------------------------------------
     def _suggest(self, trial_id: int) -> Optional[dict[str, Any]]:
@@ -279,19 +362,141 @@ class BayesOptimizer(Optimizer):
         self._n_asked += 1
         if self._n_asked <= self.n_initial and len(self.history) < self.n_initial:
             return self.space.decode(self._initial_point(self._n_asked - 1))
-        n_finite = sum(1 for h in self.history if h[3] is not None)
-        if n_finite < 2:
+        self._told()
+        if int(np.count_nonzero(~np.isnan(self._told_v))) < 2:
             return self.space.sample(self.rng)
         if self.opts["backend"] == "skopt":
             return self._suggest_skopt()
-        U, y, n_told, _ = self._data()
-        X = self.features(U)
-        if self.opts["surrogate"] == "gp":
-            predict = self._gp_model(X, y, n_told)
-        else:
-            predict = self._tree_model(X, y)
-        u = self._maximise(predict, U[:n_told], y[:n_told], X)
+        if self.opts["surrogate"] != "gp":
+            U, y, n_told, _ = self._data()
+            X = self.features(U)
+            u = self._maximise(self._tree_model(X, y), U[:n_told], y[:n_told], X)
+            return self.space.decode(u)
+        U_t, F_t, y_t = self._told()
+        Up = self._pending_U()
+        Fp = self.features(Up)
+        if len(Up) > self.opts["max_liars"]:
+            return self.space.decode(self._wave_suggest(U_t, F_t, y_t, Fp))
+        idx = self._active_set(F_t, y_t)
+        _, lies = self._liars(Up)
+        X = np.vstack([F_t[idx], Fp[: len(lies)]])
+        predict = self._gp_model(X, np.concatenate([y_t[idx], lies]), len(idx), n_seen=len(y_t))
+        u = self._maximise(predict, U_t[idx], y_t[idx], np.vstack([F_t, Fp]))
         return self.space.decode(u)
+
+    def _active_set(self, F: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """The told rows the GP is conditioned on (``gp.active_set``, at most ``max_points``):
+        the best and the recent of all ``n`` told trials, the space-filling rest those of the
+        first ``wave_epoch(n)`` (recomputed once per epoch: the O(n) farthest-point search is
+        most of the cost of an ask at 10,000 observations)."""
+        n, cap = len(y), self.opts["max_points"]
+        if self._active[0] != n:
+            m = self.wave_epoch(n)
+            if self._spread[0] != m:
+                self._spread = (m, spread_set(F[:m], self._prefix_losses(m), cap))
+            self._active = (n, active_set(F, y, cap, spread=self._spread[1]))
+        return self._active[1]
+
+    def _prefix_losses(self, m: int) -> np.ndarray:
+        """Losses of the first ``m`` told trials, FAILED ones at the worst finite loss among
+        them (so that what is built on a prefix depends on the prefix only)."""
+        v: np.ndarray = self._told_v[:m].copy()
+        ok = ~np.isnan(v)
+        v[~ok] = np.max(v[ok]) if ok.any() else 0.0
+        return v
+
+    # -- many pending trials: a frozen model and local penalties ---------------------------------
+    @staticmethod
+    def wave_epoch(n_told: int) -> int:
+        """The number of told trials the wave model is built on: ``n_told`` rounded down to a
+        multiple of the largest power of two <= n_told / 64 (the model is rebuilt after about
+        1.5% more trials, e.g. every 128 at 10,000)."""
+        step = 1 << max(0, (max(1, n_told // 64)).bit_length() - 1)
+        return (n_told // step) * step
+
+    def _wave_model(self, U_t: np.ndarray, F_t: np.ndarray, y_t: np.ndarray) -> dict[str, Any]:
+        """The GP on the active set of the first ``wave_epoch(n)`` told trials and its posterior
+        over a fixed pool of candidates: ``_WAVE_RANDOM * n_candidates`` random points plus
+        perturbations of the 20 best observations.  The pool is drawn from a generator seeded
+        by (seed, epoch), so the model is a function of the history and the GP's hyper-parameters
+        (the cache only saves time); it is built once per epoch, not per ask."""
+        n_b = self.wave_epoch(len(y_t))
+        w = self._wave
+        if w is not None and w["n"] == n_b and self._gp is not None and w["theta"] == self._gp.theta.tobytes():
+            return w
+        y_b = self._prefix_losses(n_b)
+        idx = active_set(F_t[:n_b], y_b, self.opts["max_points"])
+        self._gp_model(F_t[idx], y_b[idx], len(idx), n_seen=n_b)
+        gp = cast(GP, self._gp)
+        prng = np.random.default_rng([self.seed, n_b])
+        U_a, y_a = U_t[idx], y_b[idx]
+        top = U_a[np.argsort(y_a, kind="stable")[:20]]
+        pool = [prng.random((_WAVE_RANDOM * self.opts["n_candidates"], U_t.shape[1]))]
+        pool += [self._perturb(np.repeat(top, 40, axis=0), sc, prng) for sc in (0.1, 0.03, 0.01)]
+        C = np.vstack(pool)
+        F = self.features(C)
+        mu, sd = gp.predict(F)
+        from scipy.spatial import cKDTree
+
+        fresh = np.asarray(cKDTree(F_t[:n_b]).query(F, p=np.inf)[0]) > 1e-9  # not a told trial
+        finite = self._told_v[:n_b][~np.isnan(self._told_v[:n_b])]  # the liar: finite values only
+        liar = self.opts["liar"]
+        lie = float(np.mean(finite)) if liar == "mean" else float(np.min(finite) if liar == "min" else np.max(finite))
+        self._wave = {
+            "n": n_b,
+            "theta": gp.theta.tobytes(),  # a refit since (by a sequential ask) rebuilds the model
+            "C": C[fresh],
+            "G": F[fresh] / gp.ls,  # pool features in length-scale units
+            "mu": mu[fresh],
+            "sd": cast(np.ndarray, sd)[fresh],
+            "best": gp.to_std(float(np.min(y_a))),
+            "lie": gp.to_std(float(lie)),
+            "predict": gp.frozen(),  # the epoch's posterior, for the trials that join
+            "ls": gp.ls.copy(),
+            # per pool point: squared distance (length-scale units) to the nearest of the trials
+            # that joined (pending or told since the epoch), and that trial's id, mean and sd
+            # (ties: the lower id, so the order of joining does not matter)
+            "d2": np.full(int(fresh.sum()), np.inf),
+            "near": np.full(int(fresh.sum()), -1, dtype=np.int64),
+            "mu_j": np.zeros(int(fresh.sum())),
+            "sd_j": np.ones(int(fresh.sum())),
+            "ids": set(),
+        }
+        return self._wave
+
+    def _wave_suggest(self, U_t: np.ndarray, F_t: np.ndarray, y_t: np.ndarray, Fp: np.ndarray) -> np.ndarray:
+        """An ask while more than ``max_liars`` trials are pending (a coordinator filling many
+        idle workers at once): the pool candidate with the best EI (whatever ``acq`` is) under
+        the wave model updated for the *nearest* trial j that joined since the epoch (pending,
+        or told since): as if j alone had been observed at the liar value, with the kernel's
+        correlation k between candidate and j standing in for the posterior one,
+        mu' = mu + k sd / sd_j (lie - mu_j) and sd' = sd sqrt(1 - k^2) — a constant liar over
+        the nearest pending point only, i.e. a local penalty (Gonzalez et al. 2016) whose
+        radius is the kernel's.  Cost per ask: the distances of the pool to the trials that
+        joined since the last ask, O(pool x features) each, and one EI over the pool."""
+        w = self._wave_model(U_t, F_t, y_t)
+        n_b = w["n"]
+        near = [(t[0], F_t[n_b + i]) for i, t in enumerate(self.history[n_b:])]
+        near += list(zip(self.pending, Fp))
+        new = [(tid, f) for tid, f in near if tid not in w["ids"]]
+        if len(near) - len(new) != len(w["ids"]):  # a trial left the set (not by tell): start again
+            m = len(w["C"])
+            w["ids"], w["d2"], w["near"] = set(), np.full(m, np.inf), np.full(m, -1, dtype=np.int64)
+            new = near
+        if new:
+            mu_n, sd_n = w["predict"](np.array([f for _, f in new]))
+            for (tid, f), mj, sj in zip(new, mu_n, sd_n):
+                diff = w["G"] - f / w["ls"]
+                d2 = np.einsum("ij,ij->i", diff, diff)
+                upd = (d2 < w["d2"]) | ((d2 == w["d2"]) & (tid < w["near"]))
+                w["d2"][upd], w["near"][upd], w["mu_j"][upd], w["sd_j"][upd] = d2[upd], tid, mj, sj
+                w["ids"].add(tid)
+        k = np.where(w["near"] >= 0, matern52_corr(np.sqrt(w["d2"])), 0.0)
+        mu = w["mu"] + k * w["sd"] / np.maximum(w["sd_j"], 1e-9) * (w["lie"] - w["mu_j"])
+        sd = w["sd"] * np.sqrt(np.maximum(1.0 - k * k, 1e-12))
+        s = self._scores("ei", mu, sd, w["best"])
+        s[w["d2"] < 1e-12] = -np.inf  # a trial that joined itself
+        return self._pick(w["C"], s, np.vstack([F_t[n_b:], Fp]))  # the pool has no told[:n_b]
 
     def _initial_point(self, k: int) -> np.ndarray:
         D = len(self.space.dims)
@@ -309,13 +514,16 @@ class BayesOptimizer(Optimizer):
         every = self.opts["refit_every"] or (1 if n_told <= 50 else max(1, n_told // 25))
         return self._fit_n < 0 or n_told - self._fit_n >= every
 
-    def _gp_model(self, X: np.ndarray, y: np.ndarray, n_told: int) -> Any:
+    def _gp_model(self, X: np.ndarray, y: np.ndarray, n_told: int, n_seen: Optional[int] = None) -> Any:
+        """The GP conditioned on (X, y), whose first ``n_told`` rows are told trials (the rest
+        liars); hyper-parameters refitted when due after ``n_seen`` (default ``n_told``) told trials."""
         if self._gp is None:
             self._gp = GP(X.shape[1])
         gp = self._gp
-        if self._refit_due(n_told):
-            gp.fit(X[:n_told], y[:n_told], self.rng, restarts=2 if n_told <= 100 else 1)
-            self._fit_n = n_told
+        n_seen = n_told if n_seen is None else n_seen
+        if self._refit_due(n_seen):
+            gp.fit(X[:n_told], y[:n_told], self.rng, restarts=2 if n_seen <= 100 else 1)
+            self._fit_n = n_seen
         # standardise on the told values, condition on told + pending (liars)
         gp.standardise(y[:n_told], set_stats=True)
         gp.condition(X, y)
@@ -348,7 +556,7 @@ class BayesOptimizer(Optimizer):
             return cast(np.ndarray, -(mu - self.opts["kappa"] * sd))
         z = (best - mu - self.opts["xi"]) / sd
         if acq == "pi":
-            return cast(np.ndarray, norm.logcdf(z))
+            return cast(np.ndarray, log_ndtr(z))
         return cast(np.ndarray, np.log(sd) + _log_h(z))  # log EI: ranks like EI, no underflow far from the best
 
     def _maximise(self, predict: Any, U_told: np.ndarray, y_told: np.ndarray, X_all: np.ndarray) -> np.ndarray:
@@ -394,10 +602,10 @@ class BayesOptimizer(Optimizer):
         z = (best - mu - self.opts["xi"]) / sd
         dz = (-dmu - z[:, None] * dsd) / sd[:, None]
         if acq == "pi":
-            lc = norm.logcdf(z)
-            return lc, np.exp(norm.logpdf(z) - lc)[:, None] * dz
+            lc = log_ndtr(z)
+            return lc, np.exp(_logpdf(z) - lc)[:, None] * dz
         lh = _log_h(z)
-        return np.log(sd) + lh, dsd / sd[:, None] + np.exp(norm.logcdf(z) - lh)[:, None] * dz
+        return np.log(sd) + lh, dsd / sd[:, None] + np.exp(log_ndtr(z) - lh)[:, None] * dz
 
     def _local_starts(
         self, C: np.ndarray, s: np.ndarray, Cb: np.ndarray, sb: np.ndarray, U_told: np.ndarray, y_told: np.ndarray
@@ -463,19 +671,30 @@ class BayesOptimizer(Optimizer):
                 out[k, i] = z[j]
         return out
 
-    def _perturb(self, U: np.ndarray, scale: float) -> np.ndarray:
-        out = U + self.rng.normal(0.0, scale, U.shape)
-        flip = self.rng.random(U.shape) < 0.1  # occasionally re-draw a coordinate (categoricals)
-        out[flip] = self.rng.random(int(flip.sum()))
+    def _perturb(self, U: np.ndarray, scale: float, rng: Optional[np.random.Generator] = None) -> np.ndarray:
+        rng = self.rng if rng is None else rng
+        out = U + rng.normal(0.0, scale, U.shape)
+        flip = rng.random(U.shape) < 0.1  # occasionally re-draw a coordinate (categoricals)
+        out[flip] = rng.random(int(flip.sum()))
         return np.clip(out, 0.0, 1.0)
 
     def _pick(self, C: np.ndarray, s: np.ndarray, X_all: np.ndarray) -> np.ndarray:
-        """Best-scoring candidate whose features differ from every told or pending point."""
+        """Best-scoring candidate whose features differ from every told or pending point (by more
+        than 1e-9, L-inf), looked for among the best 50, then, nearest-neighbour queries being
+        cheap, among all; a random point when every candidate is taken."""
         order = np.argsort(-s, kind="stable")
+        if len(X_all) == 0:
+            return cast(np.ndarray, C[order[0]])
         F = self.features(C[order[:50]])
         for j, f in enumerate(F):
-            if len(X_all) == 0 or np.min(np.abs(X_all - f).max(axis=1)) > 1e-9:
+            if np.min(np.abs(X_all - f).max(axis=1)) > 1e-9:
                 return cast(np.ndarray, C[order[j]])
+        from scipy.spatial import cKDTree
+
+        d = cKDTree(X_all).query(self.features(C[order[50:]]), p=np.inf)[0]
+        free = np.flatnonzero(np.asarray(d) > 1e-9)
+        if len(free):
+            return cast(np.ndarray, C[order[50 + int(free[0])]])
         return cast(np.ndarray, self.rng.random(C.shape[1]))
 
     # -- skopt backend ---------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from .base import Optimizer
 
 class RegularizedEvolution(Optimizer):
     name = "evolution"
+    snapshot_every = 1000  # asks change the RNG only (the population follows the tells)
     options = {"population_size": 20, "sample_size": 5, "n_mutations": 1, "mutation_scale": 0.15, "branch_switch": 0.2}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -20,6 +20,7 @@ class GridSearch(Optimizer):
 
     name = "grid"
     options = {"degree": 5, "shuffle": False}
+    snapshot_every, ask_state = 1000, ("_next",)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

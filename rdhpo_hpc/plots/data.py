@@ -151,6 +151,10 @@ def design_matrix(table: dict) -> np.ndarray:
     return np.column_stack(feats) if feats else np.zeros((len(table["value"]), 0))
 
 
+#: the importance plot is not drawn from fewer COMPLETE trials (a ranking from 6 trials is noise)
+MIN_IMPORTANCE_TRIALS = 10
+
+
 def importance(table: dict, seed: int = 0) -> tuple[dict[str, float], str]:
     """Importance per parameter, normalised to sum 1, and the method used.
 

@@ -175,6 +175,8 @@ def plot_slices(res: Any, stem: str, fmt: Formats = "png") -> list[str]:
             x = 10**x
             ax.set_xscale("log")
         ax.scatter(x, y[ok], c=order[ok], cmap="plasma", s=12, alpha=0.8)
+        if c["kind"] != "cat" and c["log"] and len(x):
+            _log_ticks(ax, float(np.min(x)), float(np.max(x)))
         ax.set_xlabel(f"{name}  ({ok.sum()}/{len(y)} trials)", fontsize=8)
         ax.grid(alpha=0.3)
         if k % ncol == 0:
@@ -186,9 +188,35 @@ def plot_slices(res: Any, stem: str, fmt: Formats = "png") -> list[str]:
     return _save(fig, stem, fmt)
 
 
+def _log_ticks(ax: Any, lo: float, hi: float, most: int = 4) -> None:
+    """At most ``most`` labelled ticks on a log x axis, one significant digit each: matplotlib's
+    own formatter labels minor ticks too when the data span under a few decades, and they overlap."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
+
+    if not (0 < lo <= hi):
+        return
+    ticks = sorted({float(f"{v:.1g}") for v in np.geomspace(lo, hi, most)})
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:.0e}" if v < 1e-2 or v >= 1e4 else f"{v:g}"))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.tick_params(axis="x", labelsize=7)
+
+
 def plot_importance(res: Any, stem: str, fmt: Formats = "png") -> list[str]:
-    """Bar chart of parameter importance (see :func:`data.importance`)."""
+    """Bar chart of parameter importance (see :func:`data.importance`); refused (nothing drawn,
+    a message on the ``rdhpo`` logger) with fewer than ``data.MIN_IMPORTANCE_TRIALS`` COMPLETE trials."""
     tab = D.param_table(res)
+    n = len(tab["value"])
+    if tab["names"] and n < D.MIN_IMPORTANCE_TRIALS:
+        from ..log import logger
+
+        logger.info(
+            "[rdhpo] importance plot not drawn: it would rest on %d COMPLETE trial(s); at least %d are needed",
+            n,
+            D.MIN_IMPORTANCE_TRIALS,
+        )
+        return []
     imp, method = D.importance(tab, seed=int(res.study.get("seed") or 0))
     if method == "none":
         return []
@@ -197,7 +225,8 @@ def plot_importance(res: Any, stem: str, fmt: Formats = "png") -> list[str]:
     fig, ax = plt.subplots(figsize=(6, 0.35 * len(items) + 1.2))
     ax.barh([k for k, _ in items], [v for _, v in items], color="#2b8cbe")
     ax.set_xlabel("importance (share)")
-    ax.set_title(f"Hyper-parameter importance: {method}, {len(tab['value'])} trials", fontsize=9)
+    few = " (few: indicative only)" if n < 3 * D.MIN_IMPORTANCE_TRIALS else ""
+    ax.set_title(f"Hyper-parameter importance ({method}) from {n} COMPLETE trials{few}", fontsize=9)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return _save(fig, stem, fmt)

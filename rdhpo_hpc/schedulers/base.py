@@ -57,3 +57,8 @@ class Scheduler:
     def exhausted(self, optimizer: Any) -> bool:
         """True when no trial will ever be started again (the optimizer has run dry)."""
         return bool(optimizer.exhausted)
+
+    def checkpoints_needed(self) -> set[int]:
+        """Finished trials whose checkpoints a later trial may still start from (called by rank
+        0's checkpoint retention after each tell).  FIFO: none."""
+        return set()

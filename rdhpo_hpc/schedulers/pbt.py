@@ -154,6 +154,13 @@ class PBT(Scheduler):
             return bool(optimizer.exhausted)
         return all(m.done for m in self.members)
 
+    def checkpoints_needed(self) -> set[int]:
+        """Every member's latest trial (it continues from it, or others exploit it) and the
+        donor trial of every planned exploit."""
+        out = {m.latest for m in self.members if m.latest is not None}
+        out.update(m.plan[2] for m in self.members if m.plan and m.plan[0] == "exploit")
+        return out
+
     # -- policy --------------------------------------------------------------------------------
     def _ranked(self) -> list[int]:
         """Scored members, best first (ties: lower member index)."""

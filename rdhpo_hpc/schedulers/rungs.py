@@ -41,7 +41,8 @@ Rules every subclass inherits
   configurations that can never be promoted, which any later call would mark the same way), so
   the coordinator's replay (next_trial / on_report / on_result in logged order) rebuilds exactly
   the same tables.
-* When the optimizer has ``observe_budget(trial_id, budget, value)`` (the BOHB sampler), every
+* When the optimizer has ``observe_budget(trial_id, budget, value)`` (the BOHB and MOBSTER
+  samplers, :mod:`rdhpo_hpc.optimizers.rungdata`), every
   rung value — the top rung included — is passed to it as it is recorded, under the id of the
   configuration's first trial (the one the optimizer was asked for).
 """
@@ -199,6 +200,19 @@ class RungScheduler(Scheduler):
             if k < len(t.rungs) - 1:
                 t.waiting = k
                 self.waiting[t.root] = t
+
+    def checkpoints_needed(self) -> set[int]:
+        """Promote mode: the latest trial of every configuration below its top rung that may
+        still be promoted (ASHA may promote one later, as its rung fills).  Stop mode: none."""
+        if not self.promote:
+            return set()
+        return {
+            t.current
+            for t in self.configs.values()
+            if not t.stopped
+            and t.ended != TrialState.FAILED.value
+            and self.rung_of.get(t.current, 0) < len(t.rungs) - 1
+        }
 
     # -- for subclasses ------------------------------------------------------------------------
     def _place(self, index: int) -> tuple[tuple[int, ...], int]:

@@ -11,9 +11,43 @@ import json
 import math
 import os
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from .base import Store
+
+_fast_loads: Optional[Callable[[bytes], Any]]
+try:  # about 3x faster than json on a journal's records: the ``fast`` extra (optional)
+    from orjson import loads as _fast_loads
+except ImportError:  # pragma: no cover - depends on the environment
+    _fast_loads = None
+_ZEROS = bytes.maketrans(b"123456789", b"000000000")
+_RUN = b"0" * 19
+
+
+def _long_int(line: bytes) -> bool:
+    """True when ``line`` may hold an integer beyond 64 bits, which orjson reads as a float: a
+    run of 19 or more digits that is not a fraction's (a string's digits count too)."""
+    t = line.translate(_ZEROS)
+    i = t.find(_RUN)
+    while i >= 0:
+        if i == 0 or t[i - 1] != 0x2E:  # not after a '.'
+            return True
+        i += len(_RUN)
+        while i < len(t) and t[i] == 0x30:
+            i += 1
+        i = t.find(_RUN, i)
+    return False
+
+
+def _loads(line: bytes) -> Any:
+    """One line's JSON, exactly as ``json.loads`` reads it: by orjson unless the line may hold
+    what orjson reads otherwise (long integers; NaN literals, which orjson refuses)."""
+    if _fast_loads is not None and not _long_int(line):
+        try:
+            return _fast_loads(line)
+        except ValueError:
+            pass
+    return json.loads(line)
 
 
 def journal_path(results_path: str) -> str:
@@ -113,7 +147,7 @@ def parse_lines(data: bytes, stop_at_bad: bool = False) -> tuple[list[dict], int
         if nl < 0:
             return out, pos
         try:
-            rec = json.loads(data[pos:nl])
+            rec = _loads(data[pos:nl])
         except ValueError:  # UnicodeDecodeError included
             rec = None
         if isinstance(rec, dict):

@@ -102,3 +102,27 @@ def test_summary_and_family_table():
     fam = family_table(r, "model")
     assert fam["mlp"]["trials"] == 3 and fam["mlp"]["best_value"] == 0.5
     assert fam["svm"]["best_value"] == 0.2
+
+
+def test_show_lines_best_trials_errors_grouped_and_trial_list():
+    from rdhpo_hpc.results import best_lines, error_lines, trial_lines
+
+    recs = records()[:-1] + [
+        attempt(5, 0, "FAILED", None, rank=1, params={"model": "mlp", "x": 5}, error="RuntimeError: boom"),
+        attempt(6, 0, "FAILED", None, rank=1, params={"model": "svm", "x": 6}, error="objective returned nan"),
+        records()[-1],
+    ]
+    r = result_from_records(recs)
+    best = best_lines(r)
+    assert best[0] == "best 2 trials:" and "trial    1: 0.2" in best[1] and "trial    0: 0.5" in best[2]
+    errors = error_lines(r)
+    assert errors[0] == "errors (3 FAILED trials, 2 distinct):"
+    assert errors[1] == "  2 x RuntimeError: boom" and errors[2] == "      trials 2, 5"
+    assert errors[3:] == ["  1 x objective returned nan", "      trials 6"]
+    failed = trial_lines(r, "FAILED")
+    assert len(failed) == 4 and all("FAILED" in ln for ln in failed[1:])  # header + 3 trials
+    assert failed[1].split()[:2] == ["2", "FAILED"] and failed[1].endswith("| RuntimeError: boom")
+    everything = trial_lines(r)
+    assert [ln.split()[0] for ln in everything[1:]] == ["0", "1", "2", "3", "4", "5", "6"]
+    assert "model=svm, x=1" in everything[2] and "1.00s" in everything[2]
+    assert error_lines(result_from_records(records()[:4])) == []  # no failure: no section

@@ -1,5 +1,5 @@
 """Contract suite of the scheduler role, parametrised over every name in schedulers.REGISTRY,
-plus the exact rules of ASHA, SH, Hyperband, PBT and the BOHB sampler.
+plus the exact rules of ASHA, SH, Hyperband and PBT (the samplers' rules: test_bohb.py, test_mobster.py).
 
 A small pure driver plays the coordinator: it keeps ``workers`` trials running, advances them one
 report at a time in a fixed interleaving, and injects FAILED trials and LOST attempts (a LOST
@@ -11,12 +11,12 @@ from __future__ import annotations
 import math
 from typing import Any, Optional
 
-import numpy as np
 import pytest
 
 import rdhpo_hpc as rd
 from rdhpo_hpc.errors import ConfigError
 from rdhpo_hpc.optimizers.bohb import BOHBSampler
+from rdhpo_hpc.optimizers.mobster import MobsterSampler
 from rdhpo_hpc.optimizers.random import RandomSearch
 from rdhpo_hpc.schedulers import REGISTRY
 from rdhpo_hpc.schedulers.asha import ASHA
@@ -42,7 +42,12 @@ OPTIONS = {
 RUNG = ["sh", "hyperband", "asha"]
 for _n in RUNG:  # the rung schedulers in their second mode: one trial per rung, checkpoint resume
     OPTIONS[f"{_n}:promote"] = {**OPTIONS[_n], "mode": "promote"}
-NAMES = sorted(REGISTRY) + [f"{n}:promote" for n in RUNG]
+# the model-based strategies: "scheduler+sampler" (their samplers see every rung value)
+MODEL = {"hyperband+bohb": OPTIONS["hyperband"], "asha+mobster": OPTIONS["asha"]}
+for _n, _o in list(MODEL.items()):
+    MODEL[f"{_n}:promote"] = {**_o, "mode": "promote"}
+OPTIONS.update(MODEL)
+NAMES = sorted(REGISTRY) + [f"{n}:promote" for n in RUNG] + sorted(MODEL)
 
 
 def test_every_registered_scheduler_has_contract_options() -> None:
@@ -50,9 +55,11 @@ def test_every_registered_scheduler_has_contract_options() -> None:
 
 
 def make(name: str, seed: int = 0, optimizer: str = "random") -> tuple[Any, Any]:
-    sched = _load(REGISTRY[name.split(":")[0]])(direction="minimize", seed=seed, **OPTIONS[name])
-    opt = (BOHBSampler if optimizer == "bohb" else RandomSearch)(SPACE, direction="minimize", seed=seed)
-    return opt, sched
+    """Scheduler ``name`` (``sched[+sampler][:promote]``) with the sampler of its name, else ``optimizer``."""
+    sched_name, _, sampler = name.split(":")[0].partition("+")
+    sched = _load(REGISTRY[sched_name])(direction="minimize", seed=seed, **OPTIONS[name])
+    opt_cls = {"bohb": BOHBSampler, "mobster": MobsterSampler}.get(sampler or optimizer, RandomSearch)
+    return opt_cls(SPACE, direction="minimize", seed=seed), sched
 
 
 def curve(params: dict, step: int) -> float:
@@ -178,7 +185,9 @@ def _value_of(log: list, tid: int, step: int) -> float:
 @pytest.mark.parametrize("name", NAMES)
 def test_failed_and_lost_trials_do_not_break_bookkeeping(name: str) -> None:
     opt, sched = make(name)
-    late = 1 if name.endswith(":promote") else 2  # promote: a new configuration trains 1 step
+    # promote: a new configuration trains 1 step; a model's configs may be pruned at step 1 (the
+    # samplers' own tests check that a FAILED trial leaves their observations)
+    late = 1 if name.endswith(":promote") or "+" in name else 2
     log = drive(opt, sched, n_trials=30, workers=4, fail={0: 1, 2: late, 7: late}, lose={1: 2, 4: 2, 9: 1})
     results = {e[1]: e[2] for e in log if e[0] == "result"}
     started = {e[1] for e in log if e[0] == "next" and e[2] is not None}
@@ -468,79 +477,4 @@ def test_pbt_options_are_checked() -> None:
             PBT(**bad)
 
 
-# -- BOHB sampler ------------------------------------------------------------------------------------
-def test_bohb_uses_the_largest_budget_with_enough_points_and_finds_the_good_region() -> None:
-    space = rd.Space(x=rd.Float(0.0, 1.0), y=rd.Float(0.0, 1.0))
-    opt = BOHBSampler(space, seed=0, random_fraction=0.0)
-    rng = np.random.default_rng(1)
-    for tid in range(30):
-        p = opt.ask(tid)
-        opt.observe_budget(tid, 1, (p["x"] - 0.2) ** 2 + (p["y"] - 0.7) ** 2 + rng.normal(0, 0.01))
-    dists = []
-    for tid in range(30, 50):
-        p = opt.ask(tid)
-        assert opt.model_budget == 1
-        dists.append(math.hypot(p["x"] - 0.2, p["y"] - 0.7))
-    rand = [math.hypot(*(np.random.default_rng(s).random(2) - (0.2, 0.7))) for s in range(200)]
-    assert np.median(dists) < 0.5 * np.median(rand)
-    for tid in range(5):  # 2 * n_min = 6 points are needed on a budget (HpBandSter)
-        opt.observe_budget(tid, 9, 0.1 * tid)
-    opt.ask(50)
-    assert opt.model_budget == 1
-    opt.observe_budget(5, 9, 0.5)
-    opt.ask(51)
-    assert opt.model_budget == 9  # the largest budget with enough points wins
-
-
-def test_bohb_good_and_bad_sets_are_disjoint_and_nan_is_bad() -> None:
-    space = rd.Space(x=rd.Float(0.0, 1.0), y=rd.Float(0.0, 1.0))  # n_min = 3
-    opt = BOHBSampler(space, seed=0)
-    for tid in range(8):
-        opt.ask(tid)
-        opt.observe_budget(tid, 1, math.nan if tid in (0, 5) else float(tid))
-    good, bad = opt._split(1.0)
-    assert [o[2] for o in good] == [1.0, 2.0, 3.0]  # n_min best finite
-    assert [o[2] for o in bad] == [4.0, 6.0, 7.0, math.inf, math.inf]  # the rest, NaN as worst
-    for tid in range(8, 13):
-        opt.ask(tid)
-        opt.observe_budget(tid, 3, math.nan)
-    good, bad = opt._split(3.0)  # 5 points, all non-finite
-    assert len(good) == 1 and len(bad) == 4
-
-
-def test_bohb_beats_random_with_few_or_many_candidates() -> None:
-    # 4-D quadratic, 40 trials, 6 seeds: random search's median best is about 0.09
-    space = rd.Space(**{f"x{i}": rd.Float(0.0, 1.0) for i in range(4)})
-
-    def f(p: dict) -> float:
-        return sum((p[f"x{i}"] - 0.3) ** 2 for i in range(4))
-
-    out = []
-    for ns in (24, 256):
-        best = []
-        for seed in range(6):
-            opt = BOHBSampler(space, seed=seed, num_samples=ns, random_fraction=0.0)
-            vals = []
-            for tid in range(40):
-                v = f(opt.ask(tid))
-                opt.observe_budget(tid, 1, v)
-                vals.append(v)
-            best.append(min(vals))
-        out.append(float(np.median(best)))
-    assert out[0] < 0.045 and out[1] < 0.045, out
-
-
-def test_bohb_is_deterministic_and_handles_conditional_spaces() -> None:
-    def run() -> list[dict]:
-        opt = BOHBSampler(SPACE, seed=3, random_fraction=0.2)
-        out = []
-        for tid in range(30):
-            p = opt.ask(tid)
-            SPACE.validate(p)
-            out.append(p)
-            opt.observe_budget(tid, 1, curve(p, 1))
-            if tid == 5:
-                opt.tell(tid, TrialState.FAILED, None)
-        return out
-
-    assert run() == run()
+# The BOHB sampler's own rules: tests/unit/test_bohb.py; MOBSTER's: tests/unit/test_mobster.py.
