@@ -21,7 +21,7 @@ $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH)"
-	$(BIN)/pip install -q -e ".[local,test,plot,lint,data,tensorboard,optuna,fast]"
+	$(BIN)/pip install -q -e ".[local,test,plot,lint,data,tensorboard,optuna,mlflow,fast]"
 	touch $@
 
 install: $(BIN)/.installed

@@ -76,6 +76,7 @@ from .. import validate
 from ..errors import ConfigError
 from ..space import Categorical, Fixed, Float, Int, Space
 from .base import Optimizer
+from .blas import one_blas_thread
 from .gp import GP, active_set, matern52_corr, spread_set
 
 _CHOICES = {
@@ -96,26 +97,6 @@ _WAVE_RANDOM = 2  # random candidates of the wave pool, in units of n_candidates
 _START_SEP = 0.05  # their starts are at least this far apart (L-inf, unit cube)
 _LOCAL_ITERS = 200  # L-BFGS-B iterations per local search, at most (and 2x that many evaluations)
 _PGTOL = 1e-2  # ... until the projected gradient (length-scale units) is below this
-
-_CONTROLLER: Any = None
-
-
-def _one_blas_thread() -> Any:
-    """Run the linear algebra on one BLAS thread: on a loaded node (workers training on every
-    core) multi-threaded OpenBLAS spins and a 500 x 500 Cholesky went from 5 ms to 200 ms."""
-    global _CONTROLLER
-    if _CONTROLLER is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-
-            _CONTROLLER = ThreadpoolController()
-        except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-            _CONTROLLER = False
-    if _CONTROLLER is False:
-        import contextlib
-
-        return contextlib.nullcontext()
-    return _CONTROLLER.limit(limits=1)
 
 
 class Features:
@@ -355,7 +336,7 @@ class BayesOptimizer(Optimizer):
 
     # -- suggest -------------------------------------------------------------------------------
     def _suggest(self, trial_id: int) -> Optional[dict[str, Any]]:
-        with _one_blas_thread():
+        with one_blas_thread():
             return self._suggest_inner()
 
     def _suggest_inner(self) -> Optional[dict[str, Any]]:

@@ -67,9 +67,9 @@ def _env(workdir: Path) -> dict:
     return env
 
 
-def _run(cmd, workdir: Path, timeout: float = 240, **kw) -> subprocess.CompletedProcess:
-    """Run in its own session; on timeout the whole group is SIGKILLed and the test fails."""
-    p = subprocess.Popen(
+def _start(cmd, workdir: Path) -> subprocess.Popen:
+    """Start ``cmd`` in its own session (so that its whole group can be killed), output captured."""
+    return subprocess.Popen(
         cmd,
         cwd=workdir,
         env=_env(workdir),
@@ -77,8 +77,12 @@ def _run(cmd, workdir: Path, timeout: float = 240, **kw) -> subprocess.Completed
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
-        **kw,
     )
+
+
+def _run(cmd, workdir: Path, timeout: float = 240) -> subprocess.CompletedProcess:
+    """Run to the end; on timeout the whole group is SIGKILLed and the test fails."""
+    p = _start(cmd, workdir)
     try:
         out, _ = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -91,15 +95,7 @@ def _run(cmd, workdir: Path, timeout: float = 240, **kw) -> subprocess.Completed
 def _run_until_quit(cmd: str, workdir: Path, seconds: float = 6.0) -> str:
     """A command that runs until the user quits: it must still run after ``seconds`` and have
     printed something; then its group is killed (as Ctrl-C would end it)."""
-    p = subprocess.Popen(
-        ["bash", "-c", cmd],
-        cwd=workdir,
-        env=_env(workdir),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    p = _start(["bash", "-c", cmd], workdir)
     deadline = time.monotonic() + seconds
     while p.poll() is None and time.monotonic() < deadline:  # a finished study: it may end by itself
         time.sleep(0.2)

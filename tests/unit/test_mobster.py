@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import pytest
+from mf_toy import sequential_study
 
 import rdhpo_hpc as rd
 from rdhpo_hpc.errors import ConfigError
@@ -115,29 +116,7 @@ def test_strategy_is_asha_with_the_mobster_sampler() -> None:
 
 
 def _study(name: str, seed: int, units: int = 120) -> float:
-    """A sequential one-worker study on a 3-D multi-fidelity quadratic with a fidelity bias
-    (budget 1..9); returns the best full-budget value."""
-    space = rd.Space(a=rd.Float(0.0, 1.0), b=rd.Float(0.0, 1.0), c=rd.Float(0.0, 1.0))
-    opt, sched = make_strategy(name, space, seed=seed, min_budget=1, max_budget=9, eta=3)
-
-    def f(p: dict, s: int) -> float:
-        return (p["a"] - 0.3) ** 2 + (p["b"] - 0.6) ** 2 + (p["c"] - 0.5) ** 2 + 0.3 * (1 - s / 9) * p["a"]
-
-    spent, tid, best = 0, 0, math.inf
-    while spent < units:
-        sug = sched.next_trial(opt, tid)
-        state, v = TrialState.COMPLETE, math.nan
-        for s in range(1, int(sug.budget) + 1):
-            v, spent = f(sug.params, s), spent + 1
-            if s == 9:
-                best = min(best, v)
-            if not sched.on_report(tid, s, v):
-                state = TrialState.PRUNED
-                break
-        opt.tell(tid, state, v)
-        sched.on_result(tid, state, v)
-        tid += 1
-    return best
+    return sequential_study(name, seed, units)
 
 
 @pytest.mark.timeout(60)
