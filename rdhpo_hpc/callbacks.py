@@ -97,7 +97,7 @@ class CallbackRunner:
         self.callbacks = [(callback_name(c), resolve(c)) for c in callbacks]
         self.view = StudyResult(direction, [], [], [], [], {}, path=path)
         self._last: dict[int, dict] = {}  # trial id -> its latest attempt record (not yet told)
-        self._curves: dict[tuple[int, int], list[tuple[int, float]]] = {}  # (trial, attempt) -> reports
+        self._curves: dict[int, dict[int, list[tuple[int, float]]]] = {}  # trial -> attempt -> reports
         self.failures: dict[str, int] = {}  # callback name -> times it raised
 
     def seed(self, records: Sequence[Mapping[str, Any]]) -> None:
@@ -119,8 +119,8 @@ class CallbackRunner:
         elif k == "report":
             self.view.reports.append(dict(record))
             if record.get("decision") != "fenced":
-                key = (record["trial_id"], record["attempt"])
-                self._curves.setdefault(key, []).append((record["step"], record["value"]))
+                attempts = self._curves.setdefault(record["trial_id"], {})
+                attempts.setdefault(record["attempt"], []).append((record["step"], record["value"]))
         elif k == "event":
             self.view.events.append(dict(record))
         elif k == "worker":
@@ -130,7 +130,7 @@ class CallbackRunner:
         elif k == "tell":
             tid = record["trial_id"]
             last = self._last.pop(tid, None)
-            curves = {a: self._curves.pop((t, a)) for t, a in list(self._curves) if t == tid}
+            curves = self._curves.pop(tid, {})  # by trial: a tell costs nothing per running trial
             if last is not None:  # the attempt that counted: journalled just before its tell
                 trial = result_from_records([last]).trials[0]
                 if isinstance(trial.extra, dict):  # its learning curve: [(step, value), ...]
