@@ -75,6 +75,7 @@ FULL_ARGS = {
     "quality": ["--seeds", "5"],
     "multifidelity": ["--seeds", "2"],
     "mf_goal": ["--seeds", "3"],  # the 10-seed tables: python -m bench.mf_goal (docs/schedulers.md)
+    "pbt": ["--seeds", "2"],  # the 10-seed table: python -m bench.pbt (docs/bench.md)
     "chaos": ["--seeds", "10", "--json"],  # the 50-schedule runs have their own commands (docs/bench.md)
     "simulate": ["--workers", "1000", "--trials", "20000", "--json"],
 }

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.membership --n 100,1000,10000,100000 [--loss 0.01] [--json] [--quick]
     .venv/bin/python -m bench.membership --n 100,1000 --protocol gossip     # the old vector gossip
-    .venv/bin/python -m bench.membership --real 64                          # a real mpirun study
+    .venv/bin/python -m bench.membership --real 8,16,32 --real-trials 700   # real mpirun studies
 
 The real :mod:`rdhpo_hpc.membership` objects (``swim`` or ``gossip``), one per rank, exchange
 their message bodies through an event queue: simulated clock, each message lost with probability
@@ -20,10 +20,13 @@ probes of failed ranks add to it); false verdicts (a live rank declared dead by 
 Prints one JSON line per run (the bench runner's format: ``bench``, ``metric``, ``value``, ``unit``),
 then a Markdown table (not with ``--json``).
 
-``--real N`` runs a short study (sleep objective, ``--real-trials`` trials) under
+``--real N[,N...]`` runs a short study per N (sleep objective, ``--real-trials`` trials) under
 ``mpirun --with-ft ulfm -n N --oversubscribe`` with ``fault_tolerance.membership: swim``, checks that
-every trial completed once, and prints each rank's measured gossip messages/bytes per second
-(the node's counters, direct pings included) next to the simulation of the same N and settings.
+every trial completed once, and prints the ranks' measured membership messages/bytes per second
+(median; the node's direct coordinator pings counted apart), the share of probes that went
+indirect, the distribution of direct-probe round trips and every ``rank-dead`` event, next to the
+simulation of the same N and settings twice: with ``--delay``, and with one-way delays drawn from
+the measured round trips / 2 (ratios real / simulated).
 """
 
 from __future__ import annotations
@@ -79,6 +82,9 @@ class Outcome:
     falsely_dead: int = 0  # distinct live ranks declared dead by someone
     revived: int = 0  # a dead verdict undone (must be 0)
     undetected: int = 0
+    indirect_fraction: float = 0.0  # swim: probes that needed helpers
+    suspicions: int = 0  # raised by a rank's own failed probe (swim): each one refuted, or a verdict
+    min_slack_s: Optional[float] = None  # least time left before a verdict when a suspicion was lifted
 
 
 def _wrap_overhead() -> int:
@@ -101,8 +107,10 @@ def simulate(
     warmup: float = 5.0,
     seed: int = 0,
     duration: float = 10.0,
+    delays: Optional[list[float]] = None,
 ) -> Outcome:
-    """One run; see the module docstring."""
+    """One run; see the module docstring.  ``delays``: one-way delays to draw from (an empirical
+    distribution, e.g. half the probe round trips of a real run) instead of ``delay`` x U(0.5, 1.5)."""
     wall0 = time.perf_counter()
     rng = random.Random(seed)
     nodes = [
@@ -118,6 +126,7 @@ def simulate(
     sent = [0] * n
     sent_bytes = [0] * n
     steady = [0, 0]  # messages, bytes sent by every rank in [1 s, warm-up end): no fault yet
+    probes = [0, 0]  # swim: probes sent, probes that went indirect
     max_msg = 0
     false_pairs = 0
     falsely: set[int] = set()
@@ -163,7 +172,8 @@ def simulate(
             max_msg = max(max_msg, b)
             if loss and rng.random() < loss:
                 continue
-            heapq.heappush(heap, (now + delay * (0.5 + rng.random()), counter, MSG, dest, src, body))
+            d = rng.choice(delays) if delays else delay * (0.5 + rng.random())
+            heapq.heappush(heap, (now + d, counter, MSG, dest, src, body))
             counter += 1
 
     def reschedule(r: int) -> None:
@@ -198,7 +208,11 @@ def simulate(
         if kind == TICK:
             if t < scheduled[r]:
                 continue  # superseded by an earlier wake-up
-            send(r, m.tick(t), t)
+            out = m.tick(t)
+            if check_on_receive:
+                probes[0] += sum(1 for _, b in out if b[0] == 0)  # swim.PING: only our own probes at a tick
+                probes[1] += any(b[0] == 2 for _, b in out)  # swim.PING_REQ: this probe went indirect
+            send(r, out, t)
             verdicts(r, t)
             scheduled[r] = t
             reschedule(r)
@@ -219,7 +233,16 @@ def simulate(
     out.max_msg_bytes = max_msg
     out.false_verdicts, out.falsely_dead, out.revived = false_pairs, len(falsely), revived
     out.undetected = sum(1 for f in flist if f.at_all is None)
+    out.indirect_fraction = probes[1] / probes[0] if probes[0] else 0.0
+    out.suspicions = sum(getattr(m, "raised", 0) for m in nodes)
+    slack = min((getattr(nodes[r], "slack", float("inf")) for r in alive_ranks), default=float("inf"))
+    out.min_slack_s = None if slack == float("inf") else round(slack, 2)
     return out
+
+
+def _quantile(xs: list[float], q: float) -> float:
+    """The q-quantile of sorted ``xs`` (nearest rank)."""
+    return xs[min(len(xs) - 1, int(q * len(xs)))]
 
 
 def _stats(xs: list[float]) -> tuple[Optional[float], Optional[float]]:
@@ -244,6 +267,9 @@ def row(o: Outcome) -> dict:
         false_verdicts=o.false_verdicts,
         falsely_dead=o.falsely_dead,
         undetected=o.undetected,
+        indirect_fraction=round(o.indirect_fraction, 4),
+        suspicions=o.suspicions,
+        min_slack_s=o.min_slack_s,
         revived=o.revived,
         sim_s=round(o.seconds, 1),
         wall_s=round(o.wall_s, 1),
@@ -269,6 +295,8 @@ COLUMNS = [
     ("bytes_with_faults", "B/s/rank whole run"),
     ("max_msg_bytes", "largest msg B"),
     ("false_verdicts", "false verdicts"),
+    ("suspicions", "suspicions raised"),
+    ("min_slack_s", "least slack s"),
     ("wall_s", "wall s"),
 ]
 
@@ -284,22 +312,48 @@ def table(rows: list[dict]) -> str:
 RANK_SHIM = """
 import json, os, sys, time
 import rdhpo_hpc.node as node
+from rdhpo_hpc.membership import swim
 out_dir = sys.argv[1]
-orig_start, orig_close = node.Node.start, node.Node.close
+orig_start, orig_close, orig_send = node.Node.start, node.Node.close, node.Node._send_membership
+orig_tick, orig_receive = swim.Swim.tick, swim.Swim.receive
 def start(self):
     self._bench_t0 = time.monotonic()
+    self._bench_m = [0, 0]  # membership messages, bytes (the node's counters also hold direct pings)
     return orig_start(self)
+def send(self, out, now):
+    before = (self.gossip_sent, self.gossip_bytes)
+    orig_send(self, out, now)
+    if hasattr(self, "_bench_m"):
+        self._bench_m[0] += self.gossip_sent - before[0]
+        self._bench_m[1] += self.gossip_bytes - before[1]
+def tick(self, now):
+    out = orig_tick(self, now)
+    st = self.__dict__.setdefault("_bench", {"probes": 0, "indirect": 0, "rtt": []})
+    st["probes"] += sum(1 for _, b in out if b[0] == swim.PING)
+    st["indirect"] += any(b[0] == swim.PING_REQ for _, b in out)
+    return out
+def receive(self, src, body, now):
+    p = self.probe
+    if body[0] == swim.ACK and p is not None and body[1] == p[1] and src == p[0]:
+        st = self.__dict__.setdefault("_bench", {"probes": 0, "indirect": 0, "rtt": []})
+        if len(st["rtt"]) < 4000:
+            st["rtt"].append(now - p[2])  # a direct probe's round trip, as the rank saw it
+    return orig_receive(self, src, body, now)
 def close(self, *a, **kw):
     if self._thread is not None and not getattr(self, "_bench_done", False):
         self._bench_done = True
+        st = getattr(self.membership, "_bench", {})
         with open(os.path.join(out_dir, f"rank{self.rank}.json"), "w") as fh:
             json.dump({"rank": self.rank, "sent": self.gossip_sent, "bytes": self.gossip_bytes,
+                       "m_sent": self._bench_m[0], "m_bytes": self._bench_m[1],
                        "seconds": time.monotonic() - self._bench_t0,
-                       "rtt": getattr(self.membership, "rtt", None),
+                       "probes": st.get("probes", 0), "indirect": st.get("indirect", 0),
+                       "rtts": st.get("rtt", []),
                        "incarnation": getattr(self.membership, "incarnation", 0),
                        "dead": len(getattr(self.membership, "dead", {}))}, fh)
     return orig_close(self, *a, **kw)
-node.Node.start, node.Node.close = start, close
+node.Node.start, node.Node.close, node.Node._send_membership = start, close, send
+swim.Swim.tick, swim.Swim.receive = tick, receive
 from rdhpo_hpc.cli import main
 sys.exit(main(sys.argv[2:]))
 """
@@ -347,12 +401,17 @@ def real(n: int, trials: int, interval: float, t_fail: float, timeout: float) ->
         done = [t for t in res.trials if t.state == "COMPLETE"]
         ids = [t.trial_id for t in done]
         per = [json.loads(p.read_text()) for p in sorted(stats.glob("rank*.json"))]
-        journal = (tmpd / "out.h5.journal").read_text().splitlines()
-        deaths = sum('"kind":"rank-dead"' in line.replace(" ", "") for line in journal)
+        from rdhpo_hpc.storage.journal import read_journal
+
+        journal = read_journal(str(tmpd / "out.h5.journal"))
+        deaths = [{k: e.get(k) for k in ("rank", "detail", "latency")} for e in journal if e.get("kind") == "rank-dead"]
     rates = [p["bytes"] / p["seconds"] for p in per]
     workers = [p["bytes"] / p["seconds"] for p in per if p["rank"] != 0]
     msgs = [p["sent"] / p["seconds"] for p in per if p["rank"] != 0]
-    rtts = [p["rtt"] for p in per if p.get("rtt")]
+    m_bytes = [p["m_bytes"] / p["seconds"] for p in per]
+    m_msgs = [p["m_sent"] / p["seconds"] for p in per]
+    rtts = sorted(x for p in per for x in p["rtts"])
+    probes = sum(p["probes"] for p in per)
     return {
         "n": n,
         "exit_code": proc.returncode,
@@ -365,11 +424,37 @@ def real(n: int, trials: int, interval: float, t_fail: float, timeout: float) ->
         "worker_bytes_s_max": round(max(workers), 1) if workers else None,
         "worker_msgs_s_median": round(statistics.median(msgs), 2) if msgs else None,
         "all_bytes_s_mean": round(statistics.fmean(rates), 1) if rates else None,
-        "probe_rtt_median_s": round(statistics.median(rtts), 4) if rtts else None,
-        "rank_dead_events": deaths,  # false verdicts: nothing was killed
+        "swim_bytes_s_median": round(statistics.median(m_bytes), 1) if m_bytes else None,
+        "swim_msgs_s_median": round(statistics.median(m_msgs), 2) if m_msgs else None,
+        "indirect_fraction": round(sum(p["indirect"] for p in per) / probes, 3) if probes else None,
+        "rtt_samples": len(rtts),
+        "probe_rtt_p50_p90_p99_max_s": [round(_quantile(rtts, q), 4) for q in (0.5, 0.9, 0.99, 1.0)] if rtts else None,
+        "rtts": rtts,
+        "rank_dead_events": deaths,  # false verdicts (rank, cause, seconds silent): nothing was killed
         "refutations": sum(p.get("incarnation", 0) for p in per),  # times a rank was suspected and answered
         "tail": text[-600:] if proc.returncode else "",
     }
+
+
+def compare_real(n: int, a: argparse.Namespace) -> dict:
+    """A real run of ``n`` ranks next to the simulation of the same N and settings, twice: with the
+    ``--delay`` model, and with one-way delays drawn from the real run's probe round trips / 2
+    (their whole distribution, tail included; drawn independently per message, whereas a
+    descheduled rank delays all its messages at once).  Ratios are real / simulated."""
+    r = real(n, a.real_trials, a.interval, a.t_fail, a.real_timeout)
+    rtts = r.pop("rtts")
+    for key, delays in (("sim", None), ("sim_real_rtt", [x / 2 for x in rtts] or None)):
+        o = simulate(
+            "swim", n, 0.0, a.interval, a.fanout, a.t_fail, faults=0, delay=a.delay, seed=a.seed, delays=delays
+        )
+        r[f"{key}_bytes_per_rank_s"], r[f"{key}_msgs_per_rank_s"] = (
+            round(o.bytes_per_rank_s, 1),
+            round(o.msgs_per_rank_s, 2),
+        )
+        r[f"{key}_indirect_fraction"] = round(o.indirect_fraction, 3)
+        if r["swim_bytes_s_median"]:
+            r[f"ratio_real_to_{key}_bytes"] = round(r["swim_bytes_s_median"] / o.bytes_per_rank_s, 2)
+    return r
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -388,7 +473,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--gossip-max", type=int, default=2000, help="largest N simulated for the vector gossip")
     ap.add_argument("--json", action="store_true", help="only the JSON lines (one per run), no table")
     ap.add_argument("--quick", action="store_true", help="N = 100, 1000 only (the bench runner's smoke size)")
-    ap.add_argument("--real", type=int, default=0, help="run a real mpirun study of this many ranks")
+    ap.add_argument("--real", default="", help="real mpirun studies of these many ranks (comma-separated)")
     ap.add_argument("--real-trials", type=int, default=200)
     ap.add_argument("--real-timeout", type=float, default=240.0)
     a = ap.parse_args(argv)
@@ -407,14 +492,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     if not 0 <= a.loss < 1:
         ap.error(f"--loss must be in [0, 1), got {a.loss!r}")
     if a.real:
-        r = real(a.real, a.real_trials, a.interval, a.t_fail, a.real_timeout)
-        # the simulation of the same N and settings: with --delay, and with the measured round trip
-        for key, d in (("sim", a.delay), ("sim_measured_rtt", (r["probe_rtt_median_s"] or 2 * a.delay) / 2)):
-            sim = row(simulate("swim", a.real, 0.0, a.interval, a.fanout, a.t_fail, faults=0, delay=d, seed=a.seed))
-            r[f"{key}_delay_s"] = round(d, 4)
-            r[f"{key}_bytes_per_rank_s"], r[f"{key}_msgs_per_rank_s"] = sim["bytes_per_rank_s"], sim["msgs_per_rank_s"]
-        print(json.dumps(r) if a.json else "\n".join(f"{k}: {v}" for k, v in r.items()))
-        return 0 if r["exit_code"] == 0 and r["trials_complete"] == r["trials_unique"] == a.real_trials else 1
+        ok = True
+        for n in [int(x) for x in a.real.split(",") if x.strip()]:
+            r = compare_real(n, a)
+            print(json.dumps(r) if a.json else "\n".join(f"{k}: {v}" for k, v in r.items()) + "\n", flush=True)
+            ok = ok and r["exit_code"] == 0 and r["trials_complete"] == r["trials_unique"] == a.real_trials
+        return 0 if ok else 1
     rows = []
     for p in protocols:
         for n in ns:

@@ -17,7 +17,8 @@ One JSON line per (family, method) in the bench runner's format (``fraction_of_r
 with every seed's fraction; ``None`` = censored).
 
 Methods: ``random`` (the reference), rdhpo strategies by name (``hyperband``, ``asha``, ``bohb``,
-``mobster``, ...; ``NAME-promote`` for ``mode: promote``), ``optuna-tpe-hb`` (Optuna TPE +
+``mobster``, ...; ``NAME-promote`` for ``mode: promote``; ``NAME@label`` for a variant whose
+options are ``--options``' entry ``NAME@label``), ``optuna-tpe-hb`` (Optuna TPE +
 HyperbandPruner(min_budget, max_budget, eta), the same budgets).  The rdhpo strategies run through
 :func:`rdhpo_hpc.strategy.make_strategy` in a sequential driver that calls the scheduler and the
 optimizer exactly as the coordinator does with one worker (next_trial, on_report per step, tell +
@@ -68,7 +69,9 @@ def run_random(fam: Family, seed: int, R: int) -> list[Obs]:
 
 
 def run_rdhpo(name: str, fam: Family, seed: int, R: int, eta: int, cap: int, options: dict) -> list[Obs]:
-    """A sequential one-worker study of strategy ``name`` until ``cap`` units are spent."""
+    """A sequential one-worker study of strategy ``name`` until ``cap`` units are spent
+    (``NAME@label``: strategy ``NAME``, a variant with its own ``--options`` entry)."""
+    name = name.split("@")[0]
     promote = name.endswith(PROMOTE)
     opt, sched = make_strategy(
         name.removesuffix(PROMOTE),

@@ -18,6 +18,8 @@ trial) and the same seeds (default set; ``--methods`` adds ``bayes`` and ``optun
   rung's checkpoint), in-process with ``--workers`` (default 1) worker threads; ``--methods`` also
   takes ``hyperband`` and ``bohb`` in stop mode and ``mobster`` / ``mobster-promote`` (ASHA with a
   GP over config and budget),
+* ``NAME@label``: a variant of strategy ``NAME`` with the options of ``--options``' entry
+  ``NAME@label`` (e.g. ``mobster-promote@top`` with ``'{"mobster-promote@top": {"acq_budget": "top"}}'``),
 * Optuna TPE + ``HyperbandPruner(min_budget, max_budget, eta)``, sequential, the same built-in
   objective driven through a small ctx adapter (``trial.report`` / ``trial.should_prune``);
   ``optuna-tpe`` is Optuna TPE at the full budget.
@@ -294,9 +296,10 @@ def run_method(
     spec = {**TASKS[task]["objective"], "num_threads": 1, "seed": seed}
     objective = make_builtin_objective(spec)
     space = TASKS[task]["space"]
-    meter = Meter(random_cap if method == REF_RANDOM and random_cap else cap)
+    name = method.split("@")[0]  # NAME@label: a variant of NAME with its own --options entry
+    meter = Meter(random_cap if name == REF_RANDOM and random_cap else cap)
     t0 = time.monotonic()
-    if method.startswith("optuna"):
+    if name.startswith("optuna"):
         out = run_optuna_study(
             objective,
             space,
@@ -304,30 +307,29 @@ def run_method(
             seed,
             meter,
             max_b,
-            prune=method == "optuna-tpe-hb",
+            prune=name == "optuna-tpe-hb",
             min_budget=min_b,
             eta=eta,
             timeout=study_timeout,
         )
         trials, pruned = out["trials"], out["pruned"]
     else:
-        if method in FULL:
+        if name in FULL:
             opts: dict = {"budget": max_b}
             max_trials = 2 * (meter.cap // max_b) + 2  # room for diverged (FAILED) trials
         else:
             opts = {"min_budget": min_b, "max_budget": max_b, "eta": eta}
             max_trials = cap  # every trial trains >= 1 epoch
-            if method.endswith(PROMOTE):  # the scheduler's "promote" mode
+            if name.endswith(PROMOTE):  # the scheduler's "promote" mode
                 opts["mode"] = "promote"
-            if method.removesuffix(PROMOTE) == "bohb":
-                opts.update(extra or {})  # --bohb-options
+            opts.update((extra or {}).get(method, {}))  # --options (and --bohb-options)
         old = sys.stdout
         sys.stdout = io.StringIO()  # the progress lines
         try:
             res = rd.optimize(
                 metered(objective, meter),
                 rd.Space.from_dict(space),
-                optimizer=method.removesuffix(PROMOTE),
+                optimizer=name.removesuffix(PROMOTE),
                 max_trials=max_trials,
                 direction="maximize",
                 seed=seed,
@@ -374,11 +376,20 @@ def child(a: argparse.Namespace) -> int:
             a.max_budget,
             a.eta,
             a.study_timeout,
-            json.loads(a.bohb_options),
+            method_options(a),
             a.random_cap,
         )
         print(json.dumps({"run": row}), flush=True)
     return 0
+
+
+def method_options(a: argparse.Namespace) -> dict:
+    """``--options`` (method -> strategy options), with ``--bohb-options`` for bohb / bohb-promote."""
+    out = json.loads(a.options)
+    bohb = json.loads(a.bohb_options)
+    for m in ("bohb", "bohb" + PROMOTE):
+        out[m] = {**bohb, **out.get(m, {})}
+    return out
 
 
 # -- parent: seeds in subprocesses, then the tables ----------------------------------------------
@@ -423,6 +434,8 @@ def run_seeds(a: argparse.Namespace, methods: list[str]) -> tuple[list[dict], li
                 str(a.study_timeout),
                 "--bohb-options",
                 a.bohb_options,
+                "--options",
+                a.options,
                 "--random-cap",
                 str(a.random_cap),
             ]
@@ -456,6 +469,15 @@ def run_seeds(a: argparse.Namespace, methods: list[str]) -> tuple[list[dict], li
             notes.append(f"seeds {pending}: not started (time limit)")
             pending = []
     return rows, notes
+
+
+def read_rows(paths: list[str]) -> tuple[list[dict], list[str]]:
+    """The runs stored by ``--child`` processes (their ``{"run": ...}`` stdout lines) in ``paths``."""
+    rows = []
+    for path in paths:
+        with open(path) as f:
+            rows += [json.loads(line)["run"] for line in f if line.startswith('{"run"')]
+    return rows, [f"tables from stored rows: {', '.join(paths)}"]
 
 
 def first_reach(trace: list[float], target: float) -> Optional[int]:
@@ -660,6 +682,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     )
     ap.add_argument("--study-timeout", type=float, default=300.0, help="wall-clock bound of one study")
     ap.add_argument("--bohb-options", default="{}", help="JSON options for bohb, e.g. '{\"top_n_percent\": 30}'")
+    ap.add_argument(
+        "--options",
+        default="{}",
+        help='JSON: method -> strategy options, e.g. \'{"mobster-promote": {"min_points": 5}}\'',
+    )
+    ap.add_argument(
+        "--from-rows",
+        default=None,
+        help="comma-separated files with the '{\"run\": ...}' lines of earlier '--child' runs: the tables "
+        "from those rows (same --cap / --seeds / --methods), nothing is trained; lets a long run be split",
+    )
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
@@ -677,11 +710,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         a.more_targets = "0.93,0.95" if a.task == "mnist1d" else ""
     a.more_targets = [float(x) for x in a.more_targets.split(",") if x]
     methods = [m for m in a.methods.split(",") if m]
-    bad = [m for m in methods if m not in METHODS]
+    bad = [m for m in methods if m.split("@")[0] not in METHODS]
     if bad or (a.target == "auto" and REF_RANDOM not in methods):
         ap.error(f"unknown method(s) {bad}; allowed {METHODS} (auto target needs random)")
     t0 = time.monotonic()
-    rows, notes = run_seeds(a, methods)
+    rows, notes = read_rows(a.from_rows.split(",")) if a.from_rows else run_seeds(a, methods)
     return report(a, methods, rows, notes, time.monotonic() - t0)
 
 

@@ -302,6 +302,8 @@ def main() -> None:
     _table(batch, sizes, bcap, 1.0, "s")
     print("\nThe same, CPU time\n")
     _table(batch_cpu, sizes, bcap, 1.0, "s")
+    print("\nThe same, CPU time per ask (amortised over the batch)\n")
+    _table(batch_cpu, sizes, bcap, 1e3 / args.batch, "ms")
     print(f"\nload average at the end: {' / '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 

@@ -16,9 +16,10 @@ Per optimizer:
 3. **takeover** — the same with ``takeover_from`` on the journal of a coordinator killed at 90%
    of the study (trials running on live workers are adopted) whose HDF5 view missed its last
    2,000 records (rows appended on catch-up).
-4. **full** — the replay alone without the snapshot records (what an old journal gets: every
-   suggestion asked again; not for ``bayes``) and whether its state and next suggestions equal
-   those of the fast replay (``exact``).
+4. **full** — the replay alone without the snapshot records and judging every report again
+   (what an old journal gets: every suggestion asked again; not for ``bayes``) and whether its
+   state, the answers to the unfinished trials' next reports and the next suggestions equal those
+   of the fast replay (``exact``).
 
 ``--first-ask``: also time the first real ask after the resume (model-based optimizers: one
 suggestion at this many observations, issue 16 item 2's concern, not the resume's).
@@ -171,20 +172,35 @@ def time_start(cfg: Any, workers: int, takeover: bool) -> dict:
 
 
 def state_of(optimizer: str, cfg: Any, records: list, fast: bool) -> tuple[float, Any]:
-    """Replay ``records`` into a fresh state (without the snapshot records unless ``fast``);
-    returns (seconds, comparable state + the next 3 suggestions)."""
+    """Replay ``records`` into a fresh state — unless ``fast``, the full replay: without the
+    snapshot records and with every report judged again by the scheduler (not its logged
+    decision); returns (seconds, comparable state: table, optimizer, scheduler, the answers to
+    the next reports of the unfinished trials, the next 3 suggestions)."""
+    opt, sched = make_strategy(cfg.optimizer, cfg.space, cfg.direction, cfg.seed, **cfg.options)
     if not fast:
         records = [r for r in records if r.get("k") != "snapshot"]
-    opt, sched = make_strategy(cfg.optimizer, cfg.space, cfg.direction, cfg.seed, **cfg.options)
+        sched.replay_report = lambda tid, step, value, proceed: sched.on_report(tid, step, value)
     table, study = TrialTable(), Study(opt, sched)
     t = time.perf_counter()
     replay(records, table, study, {})
     dt = time.perf_counter() - t
+    sched_state = sched.state() if hasattr(sched, "state") else None
+    running = sorted(tid for tid, e in table.trials.items() if not e.done)
+    answers = [[sched.on_report(tid, step, 1.0 / step) for step in (1, 3, 9)] for tid in running]
     nxt = []
     for tid in range(table.next_id, table.next_id + 3):
         s = study.suggest(tid)
         nxt.append(None if s is None else (s.params, s.budget))
-    return dt, (table.next_id, table.done, list(table.requeue), len(opt.history), sorted(opt.pending), nxt)
+    return dt, (
+        table.next_id,
+        table.done,
+        list(table.requeue),
+        len(opt.history),
+        sorted(opt.pending),
+        sched_state,
+        answers,
+        nxt,
+    )
 
 
 def bench_one(optimizer: str, trials: int, workers: int, seed: int, tmp: str, first_ask: bool) -> dict:

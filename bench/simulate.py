@@ -14,8 +14,11 @@ a real JSON-lines journal, whose cost is then part of the loop's).
   one after the other, in arrival order (as a real worker does).  An attempt's full-budget
   duration is drawn from a log-normal distribution (``--median``, ``--sigma``); with a numeric
   budget (multi-fidelity schedulers, PBT) it reports after every epoch (``epoch = duration x 1 /
-  max_budget``) and waits for the decision; a stopped attempt ends PRUNED.  Values come from a
-  smooth test function of the params with a learning curve over the epochs.
+  max_budget``) and, at a decision step (``decide_from`` of its Task / the latest Decision: the
+  scheduler's next rung), waits for the decision, as a real worker does (``--wait-every-report``:
+  at every report, the protocol before decision steps); a stopped attempt ends PRUNED (a stop
+  that arrives while it trains: at the end of that epoch).  Values come from a smooth test
+  function of the params with a learning curve over the epochs.
 * Messages take ``--latency`` seconds each way.
 * Failures: ``--fail`` of the workers crash (ULFM-like: the coordinator hears ``PeerDown(mpi-failure)``
   ``--detect`` seconds later), ``--hang`` of them hang (``gossip-timeout`` after ``--t-fail``, killed
@@ -23,17 +26,19 @@ a real JSON-lines journal, whose cost is then part of the loop's).
   so failures are spread over the study whatever its length.
 * Time: the clock moves only while the coordinator waits for a message.  By default the CPU
   time the loop spends between two waits is added to the clock, so a slow coordinator (a slow
-  optimizer) delays its replies as it would on a real machine; with ``--no-charge`` the run is
-  deterministic (the same seed gives the same records).
+  optimizer) delays its replies as it would on a real machine; the workers' events that fell due
+  meanwhile happen at their own times (their messages wait in the coordinator's inbox); with
+  ``--no-charge`` the run is deterministic (the same seed gives the same records).
 
 Output: utilisation = busy worker-time / available worker-time (a worker is available from the
-start until it fails or the study ends; busy while it runs an attempt, whether it counts or not;
-``useful_utilisation`` counts only attempts whose result counted; ``utilisation_until_last_start``
+start until it fails or the study ends; busy while it runs an attempt, whether it counts or not,
+except while it waits for a decision: ``decision_wait_share`` is that waiting's share of the
+attempts' time); ``useful_utilisation`` counts only attempts whose result counted; ``utilisation_until_last_start``
 stops the clock when the last new trial was dispatched, i.e. leaves out the tail where the last
 trials run and the others have nothing left to do; a re-run of an attempt lost late in the study
 is part of that tail); ``ideal_utilisation`` is what a coordinator
-that costs nothing would reach with the same attempts (:func:`ideal_utilisation`: the tail is the
-workload's) and ``utilisation_vs_ideal`` the share of it this one keeps), and coordinator CPU per
+that costs nothing would reach with the same attempts, their compute time (:func:`ideal_utilisation`:
+the tail is the workload's) and ``utilisation_vs_ideal`` the share of it this one keeps), and coordinator CPU per
 trial = the process CPU time of the whole simulation / trials (simulated workers included:
 an upper bound; ``loop_cpu_ms_per_trial`` is the loop's own share; ``memory_kb_per_trial``: growth
 of the process's resident memory over the run / trials).  ``--json``: one JSON object.
@@ -120,6 +125,7 @@ class SimStore(Store):
         self.counted: set = set()  # (trial, attempt) whose result counted
         self.created: set = set()  # trial ids dispatched or asked
         self.last_start = 0.0  # when the last new trial was dispatched (not a re-run of a lost attempt)
+        self.started: set = set()  # trial ids dispatched at least once
         self.end: Optional[dict] = None
         self._hash = hashlib.sha256() if digest else None
 
@@ -137,7 +143,8 @@ class SimStore(Store):
         elif k in ("dispatch", "ask"):
             if k == "ask" or record["new"]:
                 self.created.add(record["trial_id"])
-            if k == "dispatch" and record["new"]:
+            if k == "dispatch" and record["trial_id"] not in self.started:  # its first attempt
+                self.started.add(record["trial_id"])  # (asked ahead: an ask, then dispatch new=False)
                 self.last_start = record["time"]
         elif k == "end":
             self.end = dict(record)
@@ -180,11 +187,15 @@ class SimWorker:
     epoch: float = 0.0  # seconds per epoch of this attempt
     last_step: int = 0  # the attempt's final epoch (0: no reports)
     awaiting: bool = False  # it reported and waits for the decision
+    decide_from: Optional[int] = 0  # it waits at its first report with step >= this (None: never)
+    wait_start: float = 0.0
+    waited: float = 0.0  # seconds this attempt waited for decisions
+    waits: list = field(default_factory=list)  # (start, end) of every wait for a decision
     stopped: set = field(default_factory=set)  # attempts the coordinator told to stop
     busy: float = 0.0  # seconds spent running attempts
     useful: float = 0.0  # ... whose result counted
     down_at: Optional[float] = None  # when it crashed / hung
-    spans: list = field(default_factory=list)  # (trial, attempt, start, end) of its attempts
+    spans: list = field(default_factory=list)  # (trial, attempt, start, end, waited) of its attempts
 
 
 class Sim:
@@ -203,13 +214,15 @@ class Sim:
         fail: float,
         hang: float,
         ref_budget: Optional[float],
-        charge: bool,
+        charge: float,
+        wait_every_report: bool = False,
     ) -> None:
         self.now = 0.0
         self.rng = rng
         self.median, self.sigma, self.latency, self.detect, self.t_fail = median, sigma, latency, detect, t_fail
         self.ref_budget = ref_budget
         self.charge = charge
+        self.wait_every_report = wait_every_report  # the protocol before decision steps
         self._events: list = []
         self._seq = 0
         self.workers = [SimWorker(r) for r in range(workers + 1)]  # index 0: the coordinator
@@ -242,8 +255,9 @@ class Sim:
         ev = self._events
         while ev and ev[0][0] <= t:
             when, _, fn, args = heapq.heappop(ev)
-            self.now = max(self.now, when)
+            now, self.now = self.now, when  # at its own time: a busy loop delays messages, not work
             fn(*args)
+            self.now = max(now, when)
             if inbox:
                 return
         self.now = max(self.now, t)
@@ -254,7 +268,7 @@ class Sim:
             spent = time.process_time() - self._cpu_mark
             self.loop_cpu += spent
             if self.charge:
-                self.now += spent
+                self.now += spent * self.charge
 
     def leave_wait(self) -> None:
         self._cpu_mark = time.process_time()
@@ -287,8 +301,9 @@ class Sim:
             if not msg.proceed:
                 w.stopped.add(key)
             if w.awaiting and (w.task.trial_id, w.task.attempt) == key:  # the answer to its report
-                w.awaiting = False
+                self._waited(w)
                 if msg.proceed and key not in w.stopped:
+                    w.decide_from = 0 if self.wait_every_report else msg.decide_from
                     self.at(self.now + w.epoch, self._epoch, w, w.token)
                 else:
                     self._end(w, "PRUNED", w.last_value)
@@ -299,6 +314,7 @@ class Sim:
     def _start(self, w: SimWorker) -> None:
         task = w.queue.popleft()
         w.task, w.token, w.started, w.last_value = task, w.token + 1, self.now, None
+        w.decide_from, w.waited = 0 if self.wait_every_report else task.decide_from, 0.0
         full = self.median * math.exp(self.sigma * self.rng.gauss(0.0, 1.0))
         b = task.budget
         if isinstance(b, (int, float)) and not isinstance(b, bool):
@@ -326,8 +342,19 @@ class Sim:
             self._end(w, "COMPLETE", value)
         else:
             w.last_value = value
-            w.awaiting = True
-            self.to_coordinator(w.rank, Report(task.trial_id, task.attempt, w.step, value))
+            wait = w.decide_from is not None and w.step >= w.decide_from
+            self.to_coordinator(w.rank, Report(task.trial_id, task.attempt, w.step, value, {}, wait))
+            if wait:
+                w.awaiting, w.wait_start = True, self.now
+            else:
+                self.at(self.now + w.epoch, self._epoch, w, w.token)
+
+    def _waited(self, w: SimWorker) -> None:
+        """The decision ``w`` waited for arrived (or it failed waiting)."""
+        if w.awaiting:
+            w.awaiting = False
+            w.waited += self.now - w.wait_start
+            w.waits.append((w.wait_start, self.now))
 
     def _finish(self, w: SimWorker, token: int) -> None:
         if w.alive and w.token == token:
@@ -335,8 +362,8 @@ class Sim:
 
     def _end(self, w: SimWorker, state: str, value: Optional[float]) -> None:
         task = w.task
-        w.busy += self.now - w.started
-        w.spans.append((task.trial_id, task.attempt, w.started, self.now))
+        w.busy += self.now - w.started - w.waited
+        w.spans.append((task.trial_id, task.attempt, w.started, self.now, w.waited))
         self.to_coordinator(
             w.rank,
             Result(
@@ -364,8 +391,9 @@ class Sim:
         w.alive = False
         w.down_at = self.now
         if w.task is not None:
-            w.busy += self.now - w.started
-            w.spans.append((w.task.trial_id, w.task.attempt, w.started, self.now))
+            self._waited(w)
+            w.busy += self.now - w.started - w.waited
+            w.spans.append((w.task.trial_id, w.task.attempt, w.started, self.now, w.waited))
             w.task = None
         if kind == "crash":
             self.at(self.now + self.detect, self._verdict, w.rank, "mpi-failure", self.detect)
@@ -444,14 +472,16 @@ def simulate(
     detect: float = 0.05,
     t_fail: float = 10.0,
     seed: int = 0,
-    charge: bool = True,
+    charge: float = 1.0,
     options: Optional[dict] = None,
     digest: bool = False,
     journal: Optional[str] = None,
     loop_class: Callable[..., Any] = CoordinatorLoop,
+    wait_every_report: bool = False,
 ) -> dict:
     """Run one simulated study; returns the measurements (see the module docstring).
-    ``journal``: also write the real JSON-lines journal to this path (its cost is the
+    ``charge``: the share of the loop's CPU time added to the clock (0: none; 0.5: a loop twice
+    as fast); ``journal``: also write the real JSON-lines journal to this path (its cost is the
     coordinator's on a real run); ``loop_class``: another loop to compare against."""
     cpu0, wall0, rss0 = time.process_time(), time.perf_counter(), _rss_kb()
     opts = {**DEFAULT_OPTIONS.get(optimizer, {}), **(options or {})}
@@ -474,6 +504,7 @@ def simulate(
         hang,
         float(ref) if isinstance(ref, (int, float)) else None,
         charge,
+        wait_every_report,
     )
     counts = SimStore(digest)
     store: Store = counts if journal is None else MultiStore(JournalStore(journal), counts)
@@ -487,12 +518,14 @@ def simulate(
     rss = _rss_kb() - rss0
     avail = sum((w.down_at if w.down_at is not None else end) for w in sim.workers[1:])
     busy = sum(w.busy for w in sim.workers[1:])
-    useful = sum(e - s for w in sim.workers[1:] for tid, att, s, e in w.spans if (tid, att) in store.counted)
+    useful = sum(e - s - d for w in sim.workers[1:] for tid, att, s, e, d in w.spans if (tid, att) in store.counted)
     cut = store.last_start  # until the last attempt started: without the tail of the last ones
     avail_cut = sum(min(w.down_at if w.down_at is not None else end, cut) for w in sim.workers[1:])
-    busy_cut = sum(max(0.0, min(e, cut) - s) for w in sim.workers[1:] for _, _, s, e in w.spans)
+    busy_cut = sum(max(0.0, min(e, cut) - s) for w in sim.workers[1:] for _, _, s, e, _ in w.spans)
+    busy_cut -= sum(max(0.0, min(e, cut) - s) for w in sim.workers[1:] for s, e in w.waits)
+    waited = sum(d for w in sim.workers[1:] for *_, d in w.spans)
     told = len(store.tells)
-    ideal = ideal_utilisation([e - s for w in sim.workers[1:] for _, _, s, e in w.spans], workers)
+    ideal = ideal_utilisation([e - s - d for w in sim.workers[1:] for _, _, s, e, d in w.spans], workers)
     util = busy / avail if avail > 0 else 0.0
     complete = (store.end or {}).get("end_status") == "complete"
     return {
@@ -505,6 +538,7 @@ def simulate(
         "utilisation_vs_ideal": round(util / ideal, 4) if ideal > 0 else 0.0,
         "useful_utilisation": round(useful / avail, 4) if avail > 0 else 0.0,
         "utilisation_until_last_start": round(busy_cut / avail_cut, 4) if avail_cut > 0 else 0.0,
+        "decision_wait_share": round(waited / (busy + waited), 4) if busy + waited > 0 else 0.0,
         "coordinator_cpu_ms_per_trial": round(1e3 * cpu / max(told, 1), 4),
         "loop_cpu_ms_per_trial": round(1e3 * sim.loop_cpu / max(told, 1), 4),
         "memory_kb_per_trial": round(rss / max(told, 1), 3),
@@ -527,6 +561,7 @@ def simulate(
         "hang": hang,
         "seed": seed,
         "charge": charge,
+        "wait_every_report": wait_every_report,
         "journal": journal is not None,
         **({"digest": store.digest()} if digest else {}),
     }
@@ -578,9 +613,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument(
         "--no-charge",
         dest="charge",
-        action="store_false",
+        action="store_const",
+        const=0.0,
         help="do not add the loop's CPU time to the simulated clock (deterministic)",
     )
+    p.add_argument(
+        "--charge",
+        type=float,
+        default=1.0,
+        help="share of the loop's CPU time added to the clock (default 1; 0.5: what if it were twice as fast)",
+    )
+    p.set_defaults(charge=1.0)  # both options above set it
     p.add_argument(
         "--option",
         action="append",
@@ -593,6 +636,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         "--journal",
         action="store_true",
         help="write the real journal (to a temporary file): its CPU cost is part of the loop's",
+    )
+    p.add_argument(
+        "--wait-every-report",
+        action="store_true",
+        help="workers wait for a decision at every report (the protocol before decision steps)",
     )
     p.add_argument("--json", action="store_true", help="one JSON object per run")
     a = p.parse_args(argv)
@@ -614,6 +662,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                     a.charge,
                     dict(a.option),
                     journal=os.path.join(tmp, "sim.journal") if a.journal else None,
+                    wait_every_report=a.wait_every_report,
                 )
             if a.json:
                 print(json.dumps(r), flush=True)
@@ -622,7 +671,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                     f"{name:>10} workers {n:>6} trials {r['trials']:>7}: utilisation {r['utilisation']:.3f} "
                     f"(ideal {r['ideal_utilisation']:.3f}: {r['utilisation_vs_ideal']:.3f} of it; "
                     f"useful {r['useful_utilisation']:.3f}, until the last start "
-                    f"{r['utilisation_until_last_start']:.3f}), coordinator CPU "
+                    f"{r['utilisation_until_last_start']:.3f}; waiting for decisions "
+                    f"{r['decision_wait_share']:.3f}), coordinator CPU "
                     f"{r['coordinator_cpu_ms_per_trial']:.3f} ms/trial (loop {r['loop_cpu_ms_per_trial']:.3f}), "
                     f"memory {r['memory_kb_per_trial']:.2f} KiB/trial, "
                     f"exit {r['exit_code']}, each trial once: {r['each_trial_once']}, "

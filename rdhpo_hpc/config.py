@@ -46,7 +46,7 @@ FT_DEFAULTS = {
     "decision_timeout": 60.0,
     "end_grace": 10.0,
     "startup_timeout": 300.0,
-    "membership": "gossip",
+    "membership": "auto",
 }
 BUDGET_KEYS = ("max_trials", "max_wall_time", "max_failures")
 BUILTIN_METRICS = {"val_loss": "minimize", "val_accuracy": "maximize", "val_error": "minimize"}
@@ -66,7 +66,7 @@ class FaultTolerance:
     decision_timeout: float = 60.0  # a worker waits this long for an answer to a report
     end_grace: float = 10.0  # at the end, how long to wait for ranks to acknowledge Stop
     startup_timeout: float = 300.0  # launch -> coordinator running; else the supervisor ends the job
-    membership: str = "gossip"  # failure detector: "swim" (constant load per rank) | "gossip" (heartbeat vectors)
+    membership: str = "auto"  # failure detector: "swim" | "gossip" | "auto" (swim from 64 ranks; rdhpo_hpc.membership)
 
 
 @dataclass

@@ -45,8 +45,11 @@ class TrialContext:
     def report(self, step: int, value: float, **metrics: float) -> None:
         """Report the metric after ``step`` (an epoch, by default).
 
-        Sends it to the coordinator and waits (bounded) for its decision; raises
-        :class:`TrialPruned` when the scheduler stops the trial here.
+        Sends it to the coordinator.  At a step where the scheduler decides (a rung budget of
+        ASHA / SH / Hyperband; every step for a scheduler that may stop at any report) it waits
+        (bounded) for the decision; elsewhere it returns at once.  Raises :class:`TrialPruned`
+        when the scheduler stops the trial here, or a stop (the study ends, the trial finished
+        on another worker) arrived since the last report.
         """
         self.last_step, self.last_value = int(step), float(value)
         if self.send_report is not None and not self.send_report(int(step), float(value), metrics):

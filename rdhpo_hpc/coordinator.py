@@ -26,7 +26,7 @@ from .coordination.replay import Replay, replay
 from .coordination.study import Study
 from .coordination.table import TrialEntry, TrialTable
 from .exitcodes import ExitCode
-from .messages import Decision, Task
+from .messages import Decision
 from .procs import kill_local
 from .storage.base import Store
 
@@ -208,7 +208,7 @@ class CoordinatorLoop:
         self.record(rec.dispatch(e.trial_id, att, rank, now, new, s))
         if new:
             self._snapshot(e.trial_id)
-        self.node.send(rank, Task(e.trial_id, att, s.params, s.budget, s.checkpoint_from))
+        self.node.send(rank, self.on.task(e.trial_id, att))
 
     def _snapshot(self, trial_id: int) -> None:
         """Right after the record that created ``trial_id``: the optimizer's state when a

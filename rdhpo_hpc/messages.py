@@ -27,11 +27,15 @@ class Task:
     params: dict[str, Any]
     budget: Optional[float] = None
     checkpoint_from: Optional[int] = None
+    #: the worker waits for a Decision at its first report with ``step >= decide_from`` (the
+    #: scheduler's next decision step: a rung budget); None: at no report (0: at every one)
+    decide_from: Optional[int] = 0
 
 
 @dataclass
 class Report:
-    """Worker -> coordinator: intermediate metric after ``step``; the worker waits for a Decision."""
+    """Worker -> coordinator: intermediate metric after ``step``.  With ``wait`` (a decision
+    step) the worker waits for the Decision; without, it goes on training and hears only a stop."""
 
     TAG = 3
     trial_id: int
@@ -39,16 +43,19 @@ class Report:
     step: int
     value: float
     metrics: dict[str, Any] = field(default_factory=dict)
+    wait: bool = True
 
 
 @dataclass
 class Decision:
-    """Coordinator -> worker: continue or stop the attempt (answer to a Report, or unsolicited stop)."""
+    """Coordinator -> worker: continue or stop the attempt (answer to a waiting Report, or an
+    unsolicited stop); ``decide_from``: the next decision step, as in :class:`Task`."""
 
     TAG = 4
     trial_id: int
     attempt: int
     proceed: bool
+    decide_from: Optional[int] = 0
 
 
 @dataclass

@@ -46,7 +46,7 @@ class GossipSettings:
     gossip_interval: float = 0.5
     fanout: int = 2
     t_fail: float = 10.0
-    membership: str = "gossip"  # "swim" | "gossip" (rdhpo_hpc.membership)
+    membership: str = "auto"  # "auto" | "swim" | "gossip" (rdhpo_hpc.membership)
     poll_max: float = 0.002  # longest sleep of the pump between polls when idle
     poll_hot: float = 1e-4  # sleep between polls while messages are flowing
     hot_window: float = 0.005  # hot: the loop waits since less than this, after traffic as recent

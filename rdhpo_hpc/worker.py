@@ -1,8 +1,11 @@
 """The worker's event loop (ranks 1..N-1).  No MPI / h5py / torch imports.
 
 Announces itself, then runs one attempt per Task: the objective gets a
-:class:`~rdhpo_hpc.context.TrialContext` whose ``report`` sends a Report and waits (bounded) for
-the Decision.  Errors travel as FAILED results, never as a dying process.  A per-attempt time
+:class:`~rdhpo_hpc.context.TrialContext` whose ``report`` sends a Report.  It waits (bounded) for
+the Decision only at a decision step — its first report at or above ``decide_from``, the step
+the coordinator sent with the Task and with each Decision (the scheduler's next rung); between
+decision steps it only looks at what arrived (a stop) and goes on training.  Errors travel as
+FAILED results, never as a dying process.  A per-attempt time
 limit first asks the objective to stop (next report raises TrialPruned), then — if the objective
 does not come back — sends a FAILED result and calls ``hard_exit`` (SIGKILL of this process under
 MPI, so the runtime sees a clean failure instead of a rank stuck in MPI_Finalize).
@@ -10,6 +13,7 @@ MPI, so the runtime sees a clean failure instead of a rank stuck in MPI_Finalize
 
 from __future__ import annotations
 
+import collections
 import math
 import os
 import threading
@@ -50,6 +54,10 @@ class WorkerLoop:
         self.clock = clock
         self.stopped: set[tuple[int, int]] = set()  # attempts the coordinator told to stop
         self.current: Optional[tuple[int, int]] = None
+        # the latest attempts received: a Task sent again (the coordinator re-sends on a route
+        # change; a healed link may deliver the first copy late) is not run twice
+        self._received: collections.OrderedDict[tuple[int, int], None] = collections.OrderedDict()
+        self.decide_from: Optional[int] = 0  # the current attempt waits at reports with step >= this
         self._deferred: list[tuple[int, Any]] = []
         self.exit_code: Optional[int] = None
         self.shrink: Optional[list] = None  # from Stop: ULFM end-of-study shrink
@@ -75,7 +83,7 @@ class WorkerLoop:
             if isinstance(msg, Task):
                 if src > self.coordinator and self.node.takeover:
                     self.node.coordinator = src  # a newer coordinator reached us before the news
-                if src >= self.coordinator:  # never from a replaced (hung) coordinator
+                if src >= self.coordinator and self._first_copy(msg):  # never from a replaced (hung) coordinator
                     self._run_task(msg)
             else:
                 self._control(src, msg)
@@ -89,6 +97,16 @@ class WorkerLoop:
         # stopped, but a failure appearing in the middle of it can break it (measured)
         kill_local(self.kill_at_end, self.node.transport.host())
         return self.exit_code
+
+    def _first_copy(self, task: Task) -> bool:
+        """False for a Task this worker has already received (it remembers the last 1,024)."""
+        key = (task.trial_id, task.attempt)
+        if key in self._received:
+            return False
+        self._received[key] = None
+        if len(self._received) > 1024:
+            self._received.popitem(last=False)
+        return True
 
     def _hello(self) -> None:
         self.node.send(
@@ -125,7 +143,7 @@ class WorkerLoop:
     # -- one attempt ---------------------------------------------------------------------------
     def _run_task(self, task: Task) -> None:
         key = (task.trial_id, task.attempt)
-        self.current = key
+        self.current, self.decide_from = key, task.decide_from
         ckpt_dir = ckpt_from = None
         if self.checkpoint_root:
             ckpt_dir = os.path.join(self.checkpoint_root, f"trial-{task.trial_id}")
@@ -171,31 +189,50 @@ class WorkerLoop:
         )
 
     def _report(self, task: Task, step: int, value: float, metrics: dict) -> bool:
-        """Send a Report and wait (bounded) for the Decision; False = stop the trial."""
+        """Called by ``ctx.report``: send the Report; at a decision step wait (bounded) for the
+        Decision, otherwise only take what already arrived.  False = stop the trial."""
         key = (task.trial_id, task.attempt)
-        if key in self.stopped:
+        self._poll(key)
+        if key in self.stopped or self.exit_code is not None:
             return False
-        self.node.send(self.coordinator, Report(task.trial_id, task.attempt, step, value, metrics))
+        wait = self.decide_from is not None and step >= self.decide_from
+        report = Report(task.trial_id, task.attempt, step, value, metrics, wait)
+        self.node.send(self.coordinator, report)
+        if not wait:
+            return True
         deadline = time.monotonic() + self.decision_timeout
         while time.monotonic() < deadline:
             got = self.node.recv(timeout=min(1.0, max(deadline - time.monotonic(), 0)))
             if got is None:
                 continue
-            src, msg = got
+            msg = got[1]
             if isinstance(msg, Decision) and (msg.trial_id, msg.attempt) == key:
                 if not msg.proceed:
                     self.stopped.add(key)
+                self.decide_from = msg.decide_from
                 return msg.proceed and key not in self.stopped
-            if isinstance(msg, Task):
-                self._deferred.append(got)
-                continue
-            self._control(src, msg)
+            self._between(got)
             if self.exit_code is not None or key in self.stopped:
                 return False
             if isinstance(msg, (CoordinatorMoved, RouteChanged)):  # the report may be lost: again
-                self.node.send(self.coordinator, Report(task.trial_id, task.attempt, step, value, metrics))
+                self.node.send(self.coordinator, report)
                 deadline = time.monotonic() + self.decision_timeout
         return key not in self.stopped  # no answer in time: keep training, the result still counts
+
+    def _poll(self, key: tuple[int, int]) -> None:
+        """What arrived while the objective trained (a stop, the end of the study), not waiting."""
+        while self.exit_code is None and key not in self.stopped:
+            got = self.node.recv(timeout=0)
+            if got is None:
+                return
+            self._between(got)
+
+    def _between(self, got: tuple[int, Any]) -> None:
+        """A message that arrives during an attempt: Tasks wait for its end, the rest is control."""
+        if isinstance(got[1], Task):
+            self._deferred.append(got)
+        else:
+            self._control(*got)
 
     def _watchdog(self, task: Task, ctx: TrialContext, start: float) -> Optional["_Watchdog"]:
         if not self.time_limit:

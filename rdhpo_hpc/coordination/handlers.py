@@ -5,6 +5,8 @@ into trial-table updates (``table.py``), records (journalled first) and replies 
   runs, which is adopted if it was an orphan, else told to stop.
 * ``Report`` — an intermediate value: the scheduler decides continue/stop, only for the
   attempt that is current (a fenced one is answered "stop" and never reaches the scheduler).
+  Only a worker that waits (a decision step) is answered "continue", with its next decision
+  step; one that did not wait hears only a stop.
 * ``Result`` — an attempt ended: counted if it is the first valid result, else kept as a LOST
   row; the worker starts its next queued attempt or becomes idle.  The first FAILED trial of
   each distinct error is logged (``rdhpo`` logger) with its params and where it was raised.
@@ -12,7 +14,9 @@ into trial-table updates (``table.py``), records (journalled first) and replies 
   trials re-queued (FAILED at the retry cap).
 * ``Coordinator`` — the role moved to another rank: this one was deposed, it writes nothing more.
 * ``RouteChanged`` — the direct link to a worker fell silent and its traffic now goes through a
-  relay, or the link healed: a ``route`` event (the worker says Hello again on its side).
+  relay, or the link healed: a ``route`` event; to a relay, the Tasks of the attempts the worker
+  holds are sent again (one sent on the link as it fell silent is lost; the worker ignores a
+  Task it already has) — the worker, on its side, says Hello again.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from ..config import StudyConfig
 from ..failures import FirstFailures
 from ..log import logger
 from ..messages import Coordinator as CoordinatorMoved
-from ..messages import Decision, Hello, PeerDown, Report, Result, RouteChanged
+from ..messages import Decision, Hello, PeerDown, Report, Result, RouteChanged, Task
 from ..trial import TrialState
 from . import records as rec
 from .policy import Pipeline
@@ -76,6 +80,14 @@ class Handlers:
 
     def on_route(self, src: int, msg: RouteChanged) -> None:
         self.record.event("route", msg.peer, "direct again" if msg.via is None else f"through rank {msg.via}")
+        if msg.via is not None:
+            for a in self.table.held_by(msg.peer):
+                self.node.send(msg.peer, self.task(a.trial_id, a.attempt))
+
+    def task(self, trial_id: int, attempt: int) -> Task:
+        """The Task message of an attempt (first sent by the coordinator's dispatch)."""
+        s = self.table.trials[trial_id].suggestion
+        return Task(trial_id, attempt, s.params, s.budget, s.checkpoint_from, self.study.next_decision(trial_id))
 
     def on_hello(self, src: int, msg: Hello) -> None:
         if not self.node.is_alive(src):
@@ -122,7 +134,10 @@ class Handlers:
                 ("continue" if proceed else "stop") if current else "fenced",
             )
         )
-        self.node.send(src, Decision(msg.trial_id, msg.attempt, proceed))
+        if proceed and msg.wait:
+            self.node.send(src, Decision(msg.trial_id, msg.attempt, True, self.study.next_decision(msg.trial_id)))
+        elif not proceed:
+            self.node.send(src, Decision(msg.trial_id, msg.attempt, False))
 
     def on_result(self, src: int, msg: Result) -> None:
         e = self.table.trials.get(msg.trial_id)

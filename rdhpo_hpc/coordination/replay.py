@@ -1,7 +1,8 @@
 """Journal replay (``--resume`` and takeover): the record log, applied in logged order, rebuilds
-the trial table, the optimizer and scheduler (asked and told again exactly as before) and the
-worker registry.  One handler per record kind; kinds without one (study, event, end) carry no
-state.  No I/O: the caller reads the records and decides what happens to unfinished attempts
+the trial table, the optimizer and scheduler (asked and told again exactly as before; each
+report with the answer logged for it, ``Scheduler.replay_report``) and the worker registry.
+One handler per record kind; kinds without one (study, event, end) carry no state.  No I/O: the
+caller reads the records and decides what happens to unfinished attempts
 (:meth:`~.table.TrialTable.settle`).
 
 Fast path (``snapshot`` records, written by the coordinator every ``snapshot_every`` asks of the
@@ -109,8 +110,9 @@ class Replay:
         self.workers[r["rank"]] = WorkerInfo(r.get("host", ""), r.get("pid"), r.get("device", ""))
 
     def on_report(self, r: ReportRecord) -> None:
-        if r.get("decision") in ("continue", "stop"):  # not "fenced": the scheduler never saw it
-            self.study.report(r["trial_id"], r["step"], r["value"])
+        decision = r.get("decision")
+        if decision == "continue" or decision == "stop":  # not "fenced": the scheduler never saw it
+            self.study.replay_report(r["trial_id"], r["step"], r["value"], decision == "continue")
 
     def on_attempt(self, r: AttemptRecord) -> None:
         if self.table.restore_end(r["trial_id"], r["attempt"]) and r["state"] == TrialState.LOST.value:

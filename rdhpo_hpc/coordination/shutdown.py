@@ -31,6 +31,9 @@ class Plan:
     finalize: bool  # MPI_Finalize is safe on every rank
 
     def stop(self) -> Stop:
+        # Workers exit 0 whatever the study's code (rank 0's): under `mpirun --with-ft ulfm` a
+        # rank that exits non-zero without MPI_Finalize makes Open MPI kill every other rank at
+        # once (measured: docs/reliability.md, "Exit codes"), rank 0 maybe before it wrote the end.
         return Stop(0, self.status, self.hung, self.exclude, self.method, self.finalize)
 
 

@@ -96,6 +96,16 @@ class Study:
     def report(self, trial_id: int, step: int, value: float) -> bool:
         return bool(self.scheduler.on_report(trial_id, step, value))
 
+    def replay_report(self, trial_id: int, step: int, value: float, proceed: bool) -> None:
+        """Replay: a report the scheduler answered ``proceed`` (as logged)."""
+        self.scheduler.replay_report(trial_id, step, value, proceed)
+
+    def next_decision(self, trial_id: int) -> Optional[int]:
+        """The step at which the trial's worker next waits for a decision (sent with its Task and
+        with each Decision); every report (0) for a scheduler that does not say."""
+        decide = getattr(self.scheduler, "next_decision", None)
+        return 0 if decide is None else decide(trial_id)
+
     def tell(self, trial_id: int, state: TrialState, value: Optional[float], budget: Any) -> None:
         self.optimizer.tell(trial_id, state, value)
         self.scheduler.on_result(trial_id, state, value)

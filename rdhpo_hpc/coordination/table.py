@@ -221,6 +221,11 @@ class TrialTable:
         self.trials[trial_id].running.pop(attempt, None)
         return start
 
+    def held_by(self, rank: int) -> list[Assigned]:
+        """The attempts ``rank`` runs or has queued, in the order it runs them."""
+        run = self.running.get(rank)
+        return ([run] if run is not None else []) + list(self.queued.get(rank, ()))
+
     def take_assigned(self, rank: int) -> list[Assigned]:
         """Remove and return every attempt assigned to ``rank`` (running first, then queued)."""
         self.idle.discard(rank)

@@ -1,4 +1,5 @@
-"""SWIM membership (Das, Gupta & Motivala 2002) with Lifeguard's buddy rule: constant per-rank load.
+"""SWIM membership (Das, Gupta & Motivala 2002) with Lifeguard's buddy rule and dynamic suspicion
+timeout (Dadgar et al. 2018): constant per-rank load.
 
 Pure: clock (``now``) and RNG injected; no I/O.  Every ``interval`` (the protocol period) a rank
 pings one random live member.  No ack within ``probe_timeout`` (``interval / 4``, up to
@@ -8,11 +9,25 @@ from last, a link known to work); a helper whose own ping is unanswered after ``
 asks ``fanout`` of its own (``PING_REQ_LAST``), so paths of three hops count too.  Acks are
 forwarded back.  No ack by the end of the period: the target is *suspected*, and the suspecting
 rank probes it again every ``REPROBE`` periods until the suspicion is settled.  A suspicion becomes a death
-verdict after ``t_fail`` unless refuted: a rank that hears it is suspected at incarnation ``i``
-announces itself alive at ``i + 1``, which overrides the suspicion everywhere.  Death is final: a
+verdict unless refuted: a rank that hears it is suspected at incarnation ``i`` announces itself
+alive at ``i + 1``, which overrides the suspicion everywhere (and one at an older incarnation,
+whose accuser missed that, makes it announce its current incarnation again).  When (Lifeguard's
+dynamic suspicion timeout, memberlist's formula): a suspicion names its accuser; counted from when
+a rank first hears it, the verdict comes after ``max_suspicion`` while that accuser is alone,
+shrinking to ``min_suspicion`` as ``confirm`` other ranks' own failed probes confirm it
+(``max - (max - min) * log(C + 1) / log(K + 1)``).  ``min_suspicion = max(t_fail,
+suspicion_mult * log10(N) * interval)`` (a suspicion and its refutation each need O(log N)
+periods to spread; with the defaults t_fail wins up to N = 100,000), ``max_suspicion =
+suspicion_max_mult * min_suspicion``, ``confirm = suspicion_mult - 2`` (0 below 4 ranks).  A real
+hang is probed by about one rank per period, so it is confirmed within a few periods and declared
+``t_fail`` after the first suspicion reached a rank; a loss-made suspicion is usually alone and
+has three times longer to be refuted.  Death is final: a
 dead rank stays dead (ranks are never reused in an MPI job), so late messages of a rank that was
-only hung never revive it (it is told, and stops refuting: ``fenced``).  Outside evidence (ULFM)
-declares death at once and is spread like any death.
+only hung never revive it (it is told, and stops refuting: ``fenced``, if it was stopped of late).
+A peer's verdict is taken unless the dead rank talked to us within ``min_suspicion`` (no verdict
+on it can be that recent: after a partition heals, the cut-off side's verdicts on the ranks that
+kept talking are not taken, nor fence them).  Outside evidence (ULFM) declares death at once, at
+this rank only (``evidence``).
 
 Membership changes (alive/suspect/dead with incarnation) travel piggybacked on pings and acks:
 each rank retransmits each change ``retransmit_mult * ceil(log10(N + 1))`` times, at most
@@ -26,7 +41,8 @@ members whose state differs from "alive, incarnation 0"), so 100,000 ranks fit i
 process (``bench/membership.py``).
 
 Message bodies are plain tuples ``(kind, seq, target, updates)``, ``updates`` a tuple of
-``(rank, status, incarnation)``; the node sends them inside :class:`~rdhpo_hpc.messages.Gossip`.
+``(rank, status, incarnation)`` (a suspicion: ``(rank, SUSPECT, incarnation, accuser)``); the
+node sends them inside :class:`~rdhpo_hpc.messages.Gossip`.
 """
 
 from __future__ import annotations
@@ -37,9 +53,9 @@ from typing import Any, Iterable, Optional
 
 from .base import Outgoing, Verdict
 
-ALIVE, SUSPECT, DEAD, FAILED = 0, 1, 2, 3  # FAILED: dead on MPI's word (ULFM), spread as such
+ALIVE, SUSPECT, DEAD, FAILED = 0, 1, 2, 3  # FAILED: dead on outside evidence (ULFM) here only, never spread
 PING, ACK, PING_REQ, PING_REQ_LAST = 0, 1, 2, 3
-Update = tuple[int, int, int]  # (rank, status, incarnation)
+Update = tuple[int, ...]  # (rank, status, incarnation), a suspicion with its accuser: (..., accuser)
 
 
 class Swim:
@@ -62,6 +78,8 @@ class Swim:
         max_piggyback: int = 8,
         retransmit_mult: int = 4,
         buddies: float = 3.0,
+        suspicion_mult: float = 4.0,
+        suspicion_max_mult: float = 3.0,
     ) -> None:
         if interval <= 0 or t_fail <= interval or fanout < 1 or max_piggyback < 1 or retransmit_mult < 1:
             raise ValueError(
@@ -75,6 +93,13 @@ class Swim:
         self.rtt = 0.0  # smoothed round trip of our direct probes: a loaded machine answers late
         self.max_piggyback = max_piggyback
         self.buddies = buddies
+        # Lifeguard's suspicion timeout: from ``max_suspicion`` (one accuser) down to ``min_suspicion``
+        # (``confirm`` independent accusers more); memberlist's rule, with t_fail as the floor
+        self.min_suspicion = max(t_fail, suspicion_mult * math.log10(max(1, size)) * interval)
+        self.max_suspicion = suspicion_max_mult * self.min_suspicion
+        self.confirm = max(0, int(suspicion_mult) - 2) if size - 2 >= int(suspicion_mult) - 2 else 0
+        self.raised = 0  # suspicions raised by our own probes (bench counters)
+        self.slack = math.inf  # least time that was left before a verdict when a suspicion was lifted
         self.limit = retransmit_mult * max(1, math.ceil(math.log10(size + 1)))
         self.rng = rng or random.Random(rank)
         self.members: Optional[frozenset[int]] = None if members is None else frozenset(members)
@@ -83,6 +108,7 @@ class Swim:
         self.fenced = False  # we were declared dead somewhere: never refute, stay dead
         self.view: dict[int, tuple[int, int]] = {}  # rank -> (status, incarnation); absent: (ALIVE, 0)
         self.suspects: dict[int, float] = {}  # rank -> time its suspicion becomes a verdict here
+        self.suspicion: dict[int, tuple[float, list[int]]] = {}  # rank -> (heard at, its accusers)
         self.dead: dict[int, float] = {}  # rank -> time of the verdict
         self.heard: dict[int, float] = {}  # rank -> last sign of life (a message, a refutation)
         self.queue: dict[int, list[int]] = {}  # rank -> [times sent, status, incarnation]
@@ -97,6 +123,7 @@ class Swim:
         self.next_probe = now + self.rng.random() * interval  # ranks start out of phase
         self._verdicts: list[Verdict] = []
         self.last_call = now  # the last tick / receive / check (a long gap: we were stopped)
+        self.woke = -math.inf  # when we last found such a gap
 
     # -- queries ----------------------------------------------------------------------------
     @property
@@ -159,7 +186,9 @@ class Swim:
                 target = self.probe[0]
                 self.probe = None
                 if self.is_alive(target):
-                    self._apply((target, SUSPECT, self.view.get(target, (ALIVE, 0))[1]), now)
+                    known = target in self.suspects
+                    self._apply((target, SUSPECT, self.view.get(target, (ALIVE, 0))[1], self.rank), now)
+                    self.raised += not known and target in self.suspects
                     if target in self.suspects:
                         self.mine.setdefault(target, now + self.REPROBE * self.interval)
             picked = self._pick(1, -1)
@@ -223,7 +252,11 @@ class Swim:
         return out
 
     def evidence(self, rank: int, now: float, cause: str = "mpi-failure") -> Optional[Verdict]:
-        """Outside proof that ``rank`` failed (ULFM); None when it was already dead.  Spread as a death."""
+        """Outside proof that ``rank`` failed (ULFM, a takeover seen in the heartbeat file); None when
+        it was already dead.  Final here, but not spread, like the vector gossip's: ULFM reports a
+        crash at every rank within about 0.5 s anyway, while behind a partition it reports live
+        ranks as failed on one side only — spread, that would kill a live coordinator for the
+        ranks that still reach it (the virtual cluster's partition test)."""
         if rank == self.rank or not self.is_alive(rank):
             return None
         self._declare(rank, now, cause)
@@ -236,54 +269,89 @@ class Swim:
         unheard.  Restart its suspicion timers and forget its unanswered probe instead of turning
         them into verdicts (a rank waking from a hang would otherwise declare live ranks dead)."""
         if now - self.last_call > self.STALE * self.interval:
-            self.suspects = {r: now + self.t_fail for r in self.suspects}
+            self.woke = now
+            self.suspicion = {r: (now, acc) for r, (_, acc) in self.suspicion.items()}
+            self.suspects = {r: self._deadline(r) for r in self.suspects}
             self.probe = None
             self.relays.clear()
             self.next_probe = max(self.next_probe, now)
         self.last_call = now
 
+    def _deadline(self, rank: int) -> float:
+        """When the suspicion of ``rank`` becomes a verdict here (Lifeguard): ``max_suspicion`` after
+        we first heard it while its accuser is alone, shrinking to ``min_suspicion`` as ``confirm``
+        other ranks' own probes confirm it (log-scaled: the first confirmations count most)."""
+        start, accusers = self.suspicion[rank]
+        c = min(len(accusers) - 1, self.confirm)
+        if self.confirm == 0 or c >= self.confirm:
+            return start + self.min_suspicion
+        frac = math.log(c + 1) / math.log(self.confirm + 1)
+        return start + self.max_suspicion - (self.max_suspicion - self.min_suspicion) * frac
+
     def _apply(self, update: Update, now: float) -> None:
         """Merge one update by SWIM's rules: dead is final; suspect(i) beats alive(j <= i);
-        alive(i) beats suspect(j < i) — a refutation."""
-        r, status, inc = update
+        alive(i) beats suspect(j < i) — a refutation.  A suspicion names its accuser (a fourth
+        field): the same suspicion from another accuser is a confirmation (shorter timeout)."""
+        r, status, inc = update[:3]
+        if status == FAILED:
+            return  # outside evidence is each rank's own (``evidence``); none is sent, none is taken
         if r == self.rank:
-            if status >= DEAD:
-                self.fenced = True
-            elif status == SUSPECT and inc >= self.incarnation and not self.fenced:
-                self.incarnation = inc + 1
+            if status == DEAD and now - self.woke < self.max_suspicion:
+                self.fenced = True  # we were stopped (hung) of late: the verdict is right, stay dead
+            elif status == SUSPECT and not self.fenced:
+                if inc >= self.incarnation:
+                    self.incarnation = inc + 1
+                # a suspicion at an older incarnation (its accuser missed our refutation) is
+                # refuted again: without it, that accuser's verdict would kill us everywhere
                 self._enqueue(self.rank, ALIVE, self.incarnation)
             return
         if r in self.dead or not self._member(r):
             return
         cur, cur_inc = self.view.get(r, (ALIVE, 0))
-        if status >= DEAD:  # a peer's verdict; MPI's evidence keeps its cause (the coordinator does not kill those)
-            self._declare(r, now, "mpi-failure" if status == FAILED else "gossip-timeout")
+        if status == DEAD:  # a peer's verdict, unless ``r`` talked to us since it could have been reached
+            if now - self.heard.get(r, -math.inf) >= self.min_suspicion:
+                self._declare(r, now, "gossip-timeout")
         elif status == SUSPECT and (inc > cur_inc or (inc == cur_inc and cur == ALIVE)):
+            accuser = update[3] if len(update) > 3 else -1
             self.view[r] = (SUSPECT, inc)
-            self.suspects[r] = now + self.t_fail
-            self._enqueue(r, SUSPECT, inc)
+            self.suspicion[r] = (now, [accuser])
+            self.suspects[r] = self._deadline(r)
+            self._enqueue(r, SUSPECT, inc, accuser)
             if self.rng.random() < self.buddies / self.size:
                 self.next_target = r  # a few ranks (``buddies`` on average) tell the suspect directly
+        elif status == SUSPECT and inc == cur_inc and len(update) > 3:
+            accusers = self.suspicion[r][1]
+            if update[3] not in accusers and len(accusers) <= self.confirm:
+                accusers.append(update[3])  # an independent confirmation: spread it, shorten the timeout
+                self.suspects[r] = self._deadline(r)
+                self._enqueue(r, SUSPECT, inc, update[3])
         elif status == ALIVE and inc > cur_inc:
             self.view[r] = (ALIVE, inc)
-            self.suspects.pop(r, None)
+            if r in self.suspects:
+                self.slack = min(self.slack, self.suspects.pop(r) - now)
+                del self.suspicion[r]
             self.heard[r] = now
             self._enqueue(r, ALIVE, inc)
 
     def _declare(self, rank: int, now: float, cause: str) -> None:
         inc = self.view.get(rank, (ALIVE, 0))[1]
         self.dead[rank] = now
-        status = FAILED if cause == "mpi-failure" else DEAD
+        status = DEAD if cause == "gossip-timeout" else FAILED
         self.view[rank] = (status, inc)
         self.suspects.pop(rank, None)
+        self.suspicion.pop(rank, None)
         if self.probe is not None and self.probe[0] == rank:
             self.probe = None
-        self._enqueue(rank, status, inc)
+        if status == DEAD:
+            self._enqueue(rank, status, inc)
         self._verdicts.append(Verdict(rank, cause, now - self.heard.get(rank, self.t0)))
 
     # -- dissemination ------------------------------------------------------------------------
-    def _enqueue(self, rank: int, status: int, inc: int) -> None:
-        self.queue[rank] = [0, status, inc]  # a newer update of a rank replaces the older one
+    def _enqueue(self, rank: int, status: int, inc: int, accuser: int = -1) -> None:
+        self.queue[rank] = [0, status, inc, accuser]  # a newer update of a rank replaces the older one
+
+    def _update(self, rank: int, status: int, inc: int, accuser: int) -> Update:
+        return (rank, status, inc, accuser) if status == SUSPECT else (rank, status, inc)
 
     def _piggyback(self, dest: int, about: int = -1) -> tuple[Update, ...]:
         """Up to ``max_piggyback`` queued updates, fewest-sent first (deaths first among equals).
@@ -292,15 +360,17 @@ class Swim:
         verdict, so that a rank that was only hung learns that it is fenced."""
         about = dest if about < 0 else about
         out: list[Update] = []
-        if about in self.suspects or about in self.dead:  # ... and a dead rank that still talks is told
-            out.append((about, self.view[about][0], self.view[about][1]))
+        if about in self.suspects:
+            out.append(self._update(about, SUSPECT, self.view[about][1], self.suspicion[about][1][0]))
+        elif about in self.dead and self.view[about][0] == DEAD:  # a rank declared dead that still talks is told
+            out.append((about, DEAD, self.view[about][1]))
         if not self.queue:
             return tuple(out)
         q = self.queue
         order = sorted((r for r in q if r != about or not out), key=lambda r: (q[r][0], q[r][1] < DEAD))
         for r in order[: self.max_piggyback - len(out)]:
             entry = q[r]
-            out.append((r, entry[1], entry[2]))
+            out.append(self._update(r, entry[1], entry[2], entry[3]))
             entry[0] += 1
             if entry[0] >= self.limit:
                 del q[r]

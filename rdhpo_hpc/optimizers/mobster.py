@@ -12,11 +12,15 @@ Used by the ``mobster`` strategy (ASHA, either mode); the scheduler passes every
    *every* rung value of every configuration (``model: joint``, MOBSTER's joint model: low budgets
    inform the high ones), or only to the values at the acquisition budget (``model: rung``);
 3. the acquisition budget ``r_acq`` is the largest budget with at least ``min_points`` values
-   (MOBSTER's rule); pending configurations without a value there enter as fantasies at the
-   GP's mean (kriging believer), so asks made while others run spread out;
+   (``acq_budget: mobster``, MOBSTER's rule, the default), or the largest budget any configuration
+   has reached (``acq_budget: top``: the joint GP's prediction there, so the model looks for
+   configurations good at the end rather than after one epoch); pending configurations without a
+   value there enter as fantasies at the GP's mean (kriging believer), so asks made while others
+   run spread out;
 4. expected improvement at ``r_acq`` over the best posterior mean of the configurations observed
-   there, maximised over ``n_candidates`` random points plus Gaussian perturbations of the best
-   five observed there; the best candidate is decoded through the space.
+   there (``top``: of every configuration seen, predicted at ``r_acq``), maximised over
+   ``n_candidates`` random points plus Gaussian perturbations of the best five of them; the best
+   candidate is decoded through the space.
 
 FAILED trials leave the model; diverged values (non-finite) enter at the worst finite loss; a GP
 that cannot be factorised (degenerate data) gives a random config and a warning, never an error.
@@ -57,6 +61,7 @@ class MobsterSampler(BudgetObservations):
         "n_candidates": 500,
         "model": "joint",
         "max_points": 200,
+        "acq_budget": "mobster",
     }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -71,6 +76,10 @@ class MobsterSampler(BudgetObservations):
         nc = o["n_candidates"]
         if isinstance(nc, bool) or not isinstance(nc, int) or nc < 1:
             raise ConfigError(f"optimizer 'mobster': 'n_candidates' must be an integer >= 1, got {nc!r}")
+        if o["acq_budget"] not in ("mobster", "top"):
+            raise ConfigError(f"optimizer 'mobster': 'acq_budget' must be 'mobster' or 'top', got {o['acq_budget']!r}")
+        if o["acq_budget"] == "top" and o["model"] == "rung":
+            raise ConfigError("optimizer 'mobster': 'acq_budget: top' needs 'model: joint'")
         mx = o["max_points"]
         if isinstance(mx, bool) or not isinstance(mx, int) or mx < 10:
             raise ConfigError(f"optimizer 'mobster': 'max_points' must be an integer >= 10, got {mx!r}")
@@ -91,6 +100,8 @@ class MobsterSampler(BudgetObservations):
         self.acq_budget = None
         configs = {t for obs in self.by_budget.values() for t in obs}
         r_acq = max((b for b, obs in self.by_budget.items() if len(obs) >= self.min_points), default=None)
+        if r_acq is not None and self.opts["acq_budget"] == "top":
+            r_acq = max(self.by_budget)
         if r_acq is None or len(configs) < self.min_points or u < self.opts["random_fraction"]:
             return self.space.sample(self.rng)
         self.acq_budget = r_acq
@@ -105,14 +116,24 @@ class MobsterSampler(BudgetObservations):
     def _model_suggestion(self, r_acq: float) -> dict[str, Any]:
         X, y, at_acq = self._data(r_acq)
         gp = self._fit(X, y)
-        Xa = X[at_acq]
+        top = self.opts["acq_budget"] == "top"
+        if top:  # every configuration seen, predicted at r_acq (few have a value there)
+            roots = sorted({t for obs in self.by_budget.values() for t in obs})
+            Xa = self._with_budget(np.array([self._features_of(t) for t in roots]), self._budget_feature(r_acq))
+        else:
+            Xa = X[at_acq]
         fantasies = self._pending_features(r_acq)
         if len(fantasies):
             mu_p, _ = gp.predict(fantasies, std=False)
             gp.condition(np.vstack([X, fantasies]), np.concatenate([y, mu_p * gp.y_std + gp.y_mean]))
         mu_obs, _ = gp.predict(Xa, std=False)
         best = float(np.min(mu_obs))
-        U = self._candidates(r_acq)
+        if top:
+            centres = [self._params_of(roots[i]) for i in np.argsort(mu_obs, kind="stable")[:5]]
+        else:
+            ranked = sorted(self.by_budget[r_acq].items(), key=lambda kv: (kv[1][1], kv[0]))[:5]
+            centres = [params for _, (params, _loss) in ranked]
+        U = self._candidates(centres)
         F = self._with_budget(self.features(U), self._budget_feature(r_acq))
         mu, sd = gp.predict(F)
         assert sd is not None
@@ -153,10 +174,12 @@ class MobsterSampler(BudgetObservations):
             left -= len(obs)
         return out
 
+    def _params_of(self, trial_id: int) -> dict[str, Any]:
+        return self.params_of.get(trial_id) or self.pending[trial_id]
+
     def _features_of(self, trial_id: int) -> np.ndarray:
         if trial_id not in self._feat:
-            params = self.params_of.get(trial_id) or self.pending[trial_id]
-            self._feat[trial_id] = self.features(self.space.encode(params))[0]
+            self._feat[trial_id] = self.features(self.space.encode(self._params_of(trial_id)))[0]
         return self._feat[trial_id]
 
     def _budget_feature(self, b: float) -> float:
@@ -190,12 +213,12 @@ class MobsterSampler(BudgetObservations):
         U = np.array([self.space.encode(p) for p in todo])
         return self._with_budget(self.features(U), self._budget_feature(r_acq))
 
-    def _candidates(self, r_acq: float) -> np.ndarray:
+    def _candidates(self, centres: list[dict[str, Any]]) -> np.ndarray:
+        """``n_candidates`` uniform points plus Gaussian perturbations of each of ``centres``."""
         d = len(self.space.dims)
         U = self.rng.random((int(self.opts["n_candidates"]), d))
-        top = sorted(self.by_budget[r_acq].items(), key=lambda kv: (kv[1][1], kv[0]))[:5]
         local = []
-        for _, (params, _loss) in top:
+        for params in centres:
             u0 = self.space.encode(params)
             for scale in (0.03, 0.1):
                 local.append(np.clip(u0 + scale * self.rng.standard_normal((_N_PERTURB // 2, d)), 0.0, 1.0))

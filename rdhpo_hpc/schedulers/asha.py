@@ -31,14 +31,19 @@ class ASHA(RungScheduler):
             return True if better < m // self.eta else None  # m only grows: maybe later
         return better < max(1, int(m // self.eta))
 
+    def _decisive(self) -> bool:
+        return not self.promote  # stop mode decides at once: pass or stop
+
     def _promotion(self) -> Optional[TrialRungs]:
         """The best waiting configuration among the top ``floor(m / eta)`` of the highest rung
         that has one: a scan of each rung's ranking, cheaper than judging every waiting one."""
         group = (0,)
         rungs = self.tables.get(group, {})
         for k in sorted(rungs, reverse=True):
-            ranked = self.ranked.get((group, k), [])
-            for _, root in ranked[: int(len(ranked) // self.eta)]:
+            ranked = self.ranked.get((group, k))
+            if ranked is None:
+                continue
+            for _, root in ranked.head(int(len(ranked) // self.eta)):
                 t = self.configs[root]
                 if t.waiting == k:
                     return t

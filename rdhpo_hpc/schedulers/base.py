@@ -5,7 +5,9 @@ Called only by the coordinator's event loop:
 * ``next_trial(optimizer, trial_id)`` when a worker is idle: returns a :class:`Suggestion`
   (params usually from ``optimizer.ask``) or None when nothing should start now;
 * ``on_report(trial_id, step, value)`` for every intermediate report: True = continue;
-* ``on_result(trial_id, state, value)`` once per trial that reached a terminal state.
+* ``on_result(trial_id, state, value)`` once per trial that reached a terminal state;
+* ``next_decision(trial_id)`` when an attempt of the trial is dispatched and after each decision
+  a worker waited for: the step from which on its reports matter (see there).
 """
 
 from __future__ import annotations
@@ -53,6 +55,24 @@ class Scheduler:
 
     def on_result(self, trial_id: int, state: TrialState, value: Optional[float]) -> None:
         pass
+
+    def replay_report(self, trial_id: int, step: int, value: float, proceed: bool) -> None:
+        """Called by the journal replay (``coordination/replay.py``) instead of ``on_report``
+        for a report it answered ``proceed`` then; must leave the state ``on_report`` would.
+        Default: ``on_report`` again (it answers as logged: the replay is exact)."""
+        self.on_report(trial_id, step, value)
+
+    def next_decision(self, trial_id: int) -> Optional[int]:
+        """The smallest report step from which on ``on_report`` of this trial may answer False
+        or change the scheduler's state; None: no later report will.  The worker waits for the
+        answer at its first report with ``step >=`` it (and sends it again when a route changed);
+        its earlier reports travel without waiting and still reach ``on_report``, which must then
+        answer True and change nothing that a later decision or suggestion depends on.
+
+        Called by the coordinator when it dispatches an attempt of the trial and after each
+        decision a worker waited for.  Default: every report (0) for a subclass that overrides
+        ``on_report``, none for FIFO (it never stops a trial)."""
+        return None if type(self).on_report is Scheduler.on_report else 0
 
     def exhausted(self, optimizer: Any) -> bool:
         """True when no trial will ever be started again (the optimizer has run dry)."""

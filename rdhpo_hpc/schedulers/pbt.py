@@ -7,7 +7,9 @@ epoch, so each trial trains ``interval`` new epochs).
 
 * The first ``population`` trials start the members with configs from the optimizer (random).
 * When a member's trial ends COMPLETE (or PRUNED with a value), its score is the member's latest
-  score.  With at least two members scored, let ``c = max(1, floor(quantile * scored))``: a member
+  score.  Once every member is scored (before that, a member continues: a ranking of the first
+  few members to finish would make the early ones donors by chance), let
+  ``c = max(1, floor(quantile * population))``: a member
   among the ``c`` worst (and not among the ``c`` best) *exploits*: its next trial starts from the
   latest finished trial of a member drawn from the ``c`` best (params copied) and *explores*:
   every mutable active parameter is resampled from its prior with probability ``resample_prob``;
@@ -124,6 +126,9 @@ class PBT(Scheduler):
     def on_report(self, trial_id: int, step: int, value: float) -> bool:
         return True
 
+    def next_decision(self, trial_id: int) -> Optional[int]:
+        return None  # reports never stop a member: its trials end at their budget
+
     def on_result(self, trial_id: int, state: TrialState, value: Optional[float]) -> None:
         if trial_id not in self.by_trial:
             return
@@ -172,7 +177,7 @@ class PBT(Scheduler):
 
     def _decide(self, m: Member) -> tuple[Any, ...]:
         ranked = self._ranked()
-        if len(ranked) < 2:
+        if len(ranked) < self.population:  # judged against the whole population only
             return ("continue",)
         c = self._cut()
         top, bottom = ranked[:c], ranked[-c:]

@@ -49,7 +49,7 @@ Rules every subclass inherits
 
 from __future__ import annotations
 
-import bisect
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any, Optional, cast
@@ -58,8 +58,10 @@ from .. import validate
 from ..errors import ConfigError
 from ..trial import Suggestion, TrialState
 from .base import Scheduler
+from .ranking import Ranking
 
 _EPS = 1e-9
+_FAILED, _COMPLETE = TrialState.FAILED.value, TrialState.COMPLETE.value
 
 
 def check_budgets(name: str, min_budget: Any, max_budget: Any, eta: Any) -> tuple[float, float, float]:
@@ -91,6 +93,23 @@ def ladder(min_budget: float, max_budget: float, eta: float, start: int = 0) -> 
     return out
 
 
+@dataclass(frozen=True)
+class Ladder:
+    """A rung ladder with what each report needs of it, computed once per start rung and shared
+    by every configuration that climbs it."""
+
+    rungs: tuple[float, ...]
+    reach: tuple[float, ...]  # a step reaches rung k when step >= reach[k] (budgets are floats)
+    plain: tuple[Any, ...]  # the rungs as written to /trials (_plain)
+
+
+@functools.lru_cache(maxsize=256)
+def shared_ladder(min_budget: float, max_budget: float, eta: float, start: int) -> Ladder:
+    """:func:`ladder` as a :class:`Ladder` (cached: one per scheduler and bracket)."""
+    rungs = tuple(ladder(min_budget, max_budget, eta, start))
+    return Ladder(rungs, tuple(r - _EPS * max(1.0, r) for r in rungs), tuple(_plain(r) for r in rungs))
+
+
 def max_halvings(min_budget: float, max_budget: float, eta: float) -> int:
     """``s_max``: how many times ``min_budget`` can be multiplied by ``eta`` and stay below max."""
     return len(ladder(min_budget, max_budget, eta)) - 1
@@ -102,7 +121,7 @@ class TrialRungs:
     the chain of trials that trained it rung by rung)."""
 
     group: tuple[int, ...]  # the rung tables it competes in (bracket, instance)
-    rungs: list[float]  # its ladder; the last entry is max_budget
+    ladder: Ladder  # its rungs; the last one is max_budget
     root: int = -1  # id of its first trial: ties, tables, the optimizer
     params: dict[str, Any] = field(default_factory=dict)
     values: dict[int, float] = field(default_factory=dict)  # rung index -> loss recorded there
@@ -111,6 +130,10 @@ class TrialRungs:
     ended: Optional[str] = None  # terminal state of its latest trial
     current: int = -1  # promote: its latest trial
     waiting: Optional[int] = None  # promote: the rung it waits at for promotion
+
+    @property
+    def rungs(self) -> tuple[float, ...]:
+        return self.ladder.rungs
 
 
 class RungScheduler(Scheduler):
@@ -133,8 +156,8 @@ class RungScheduler(Scheduler):
         self.rung_of: dict[int, int] = {}  # promote: trial id -> the rung it trains to
         #: group -> rung index -> {root: loss}
         self.tables: dict[tuple[int, ...], dict[int, dict[int, float]]] = {}
-        #: (group, rung index) -> [(loss, root), ...] sorted: the rung's ranking
-        self.ranked: dict[tuple[tuple[int, ...], int], list[tuple[float, int]]] = {}
+        #: (group, rung index) -> its (loss, root) pairs, sorted: the rung's ranking
+        self.ranked: dict[tuple[tuple[int, ...], int], Ranking] = {}
         self.members: dict[tuple[int, ...], list[int]] = {}  # group -> roots, in creation order
         self.waiting: dict[int, TrialRungs] = {}  # promote: root -> configuration waiting at a rung
         self._optimizer: Any = None
@@ -150,17 +173,28 @@ class RungScheduler(Scheduler):
         if params is None:
             return None
         group, start = self._place(len(self.configs))
-        rungs = ladder(self.min_budget, self.max_budget, self.eta, start)
+        steps = shared_ladder(self.min_budget, self.max_budget, self.eta, start)
         t = self.trials[trial_id] = self.configs[trial_id] = TrialRungs(
-            group, rungs, trial_id, params, current=trial_id
+            group, steps, trial_id, params, current=trial_id
         )
         self.members.setdefault(group, []).append(trial_id)
         if not self.promote:
-            return Suggestion(params, budget=_plain(self.max_budget), info=_info(t))
+            return Suggestion(params, budget=steps.plain[-1], info=_info(t))
         self.rung_of[trial_id] = 0
-        return Suggestion(params, budget=_plain(rungs[0]), info={**_info(t), "rung": 0, "config": t.root})
+        return Suggestion(params, budget=steps.plain[0], info={**_info(t), "rung": 0, "config": t.root})
 
     def on_report(self, trial_id: int, step: int, value: float) -> bool:
+        return self._report(trial_id, step, value, None)
+
+    def replay_report(self, trial_id: int, step: int, value: float, proceed: bool) -> None:
+        """The replay's ``on_report``: where the logged answer says every verdict of the report
+        (:meth:`_decisive`: always for a "continue", for a "stop" when one rung was undecided),
+        it is applied instead of judging again — nothing then reads the rung rankings during the
+        replay.  Otherwise the report is judged as it was."""
+        self._report(trial_id, step, value, proceed if self._decisive() else None)
+
+    def _report(self, trial_id: int, step: int, value: float, logged: Optional[bool]) -> bool:
+        """``on_report``; ``logged``: the answer it gave then (replay), or None: judge."""
         t = self.trials.get(trial_id)
         if t is None:
             return True  # not one of ours (a trial from an older study)
@@ -168,33 +202,51 @@ class RungScheduler(Scheduler):
             return True  # a trial trains its rung; its result is the rung's value
         if t.stopped:
             return False
-        self._record(t, step, value)
-        top = len(t.rungs) - 1
-        if top in t.values:
+        values, settled = t.values, t.settled
+        if len(values) < len(t.ladder.reach) and step >= t.ladder.reach[len(values)]:
+            self._record(t, step, value)  # it reached a rung it has no value at
+        if len(settled) == len(values):
+            return True  # every rung reached is passed (the usual report between rungs)
+        if len(values) == len(t.ladder.rungs):
             return True  # max_budget reached: nothing left to save, it completes
-        for k in sorted(t.values):
-            if k >= top or k in t.settled:
-                continue
-            verdict = self._judge(t, k)
+        # the rungs with a value are 0 .. len - 1 (see _record), all below the top here
+        undecided = [k for k in range(len(values)) if k not in settled]
+        if logged is False and len(undecided) > 1:
+            logged = None  # which rung stopped it: judge again
+        for k in undecided:
+            verdict = self._judge(t, k) if logged is None else logged
             if verdict is False:
                 t.stopped = True
                 return False
             if verdict is True:
-                t.settled.add(k)
+                settled.add(k)
         return True
+
+    def next_decision(self, trial_id: int) -> Optional[int]:
+        """Stop mode: the step of the next rung the configuration has no value at (the top rung
+        included: its value goes to the rung table and to a model-based sampler); every report
+        (0) while a rung it reached is undecided (SH) or once it was stopped; None when every
+        rung has its value, in promote mode (reports are not judged) and for a trial not ours."""
+        t = self.trials.get(trial_id)
+        if t is None or self.promote or len(t.values) >= len(t.rungs):
+            return None
+        if t.stopped or len(t.settled) < len(t.values):
+            return 0
+        r = t.rungs[len(t.values)]  # the rungs with a value are 0 .. len - 1 (see _record)
+        return max(0, math.ceil(r - _EPS * max(1.0, r)))  # the first int step that reaches it
 
     def on_result(self, trial_id: int, state: TrialState, value: Optional[float]) -> None:
         t = self.trials.get(trial_id)
         if t is None or trial_id != t.current:
             return
         t.ended = TrialState(state).value
-        if t.ended == TrialState.FAILED.value:
+        if t.ended == _FAILED:
             self.waiting.pop(t.root, None)
             for k, rung in self.tables.get(t.group, {}).items():
                 if rung.pop(t.root, None) is not None:
                     self.ranked[(t.group, k)].remove((t.values[k], t.root))
             return
-        if self.promote and t.ended == TrialState.COMPLETE.value:
+        if self.promote and t.ended == _COMPLETE:
             k = self.rung_of[trial_id]
             self._record(t, t.rungs[k], value)  # what it returned at budget r_k
             if k < len(t.rungs) - 1:
@@ -209,9 +261,7 @@ class RungScheduler(Scheduler):
         return {
             t.current
             for t in self.configs.values()
-            if not t.stopped
-            and t.ended != TrialState.FAILED.value
-            and self.rung_of.get(t.current, 0) < len(t.rungs) - 1
+            if not t.stopped and t.ended != _FAILED and self.rung_of.get(t.current, 0) < len(t.rungs) - 1
         }
 
     # -- for subclasses ------------------------------------------------------------------------
@@ -223,6 +273,11 @@ class RungScheduler(Scheduler):
         """At rung ``k``: True = passes (settled / promote now), False = stop now / never promote,
         None = not known yet."""
         raise NotImplementedError
+
+    def _decisive(self) -> bool:
+        """True when ``_judge`` never answers None in this mode (ASHA's stop mode): a logged
+        "continue" then means every rung judged at that report passed."""
+        return False
 
     def _promotion(self) -> Optional[TrialRungs]:
         """Promote mode: the waiting configuration to promote now (highest rung budget first, then
@@ -244,20 +299,24 @@ class RungScheduler(Scheduler):
 
     # -- helpers -------------------------------------------------------------------------------
     def _record(self, t: TrialRungs, step: float, value: Optional[float]) -> None:
-        """Record the value of every rung that ``step`` reaches and that has none yet."""
+        """Record the value of every rung that ``step`` reaches and that has none yet.  Rungs
+        are reached in order, so the rungs with a value are always ``0 .. len(t.values) - 1``."""
         loss = self.sign * float(value) if value is not None and math.isfinite(value) else math.inf
-        for k, r in enumerate(t.rungs):
-            if step < r - _EPS * max(1.0, r):
+        reach = t.ladder.reach
+        observe = getattr(self._optimizer, "observe_budget", None)
+        for k in range(len(t.values), len(reach)):
+            if step < reach[k]:
                 break
-            if k in t.values:
-                continue
             t.values[k] = loss
-            if t.ended != TrialState.FAILED.value:
-                self.tables.setdefault(t.group, {}).setdefault(k, {})[t.root] = loss
-                bisect.insort(self.ranked.setdefault((t.group, k), []), (loss, t.root))
-            observe = getattr(self._optimizer, "observe_budget", None)
+            if t.ended != _FAILED:
+                ranking = self.ranked.get((t.group, k))
+                if ranking is None:  # the rung's first value
+                    ranking = self.ranked[(t.group, k)] = Ranking()
+                    self.tables.setdefault(t.group, {})[k] = {}
+                self.tables[t.group][k][t.root] = loss
+                ranking.add((loss, t.root))
             if observe is not None:
-                observe(t.root, _plain(r), value)
+                observe(t.root, t.ladder.plain[k], value)
 
     def _promote(self, t: TrialRungs, trial_id: int) -> Suggestion:
         """A new trial that trains configuration ``t`` from its waiting rung to the next one."""
@@ -269,11 +328,11 @@ class RungScheduler(Scheduler):
         self.trials[trial_id] = t
         self.rung_of[trial_id] = k
         info = {**_info(t), "rung": k, "config": t.root, "promoted_from": previous}
-        return Suggestion(dict(t.params), budget=_plain(t.rungs[k]), checkpoint_from=previous, info=info)
+        return Suggestion(dict(t.params), budget=t.ladder.plain[k], checkpoint_from=previous, info=info)
 
     def can_never_reach(self, x: TrialRungs, k: int) -> bool:
         """True when configuration ``x`` will never have a value at rung ``k``."""
-        if x.ended == TrialState.FAILED.value:
+        if x.ended == _FAILED:
             return True
         if k in x.values:
             return False
@@ -281,8 +340,10 @@ class RungScheduler(Scheduler):
 
     def better_than(self, t: TrialRungs, k: int) -> tuple[int, int]:
         """(how many recorded values at rung k beat configuration ``t``'s, how many are recorded)."""
-        ranked = self.ranked.get((t.group, k), [])
-        return bisect.bisect_left(ranked, (t.values[k], t.root)), len(ranked)
+        ranked = self.ranked.get((t.group, k))
+        if ranked is None:
+            return 0, 0
+        return ranked.bisect_left((t.values[k], t.root)), len(ranked)
 
     def state(self) -> dict[str, Any]:
         """A plain snapshot of the tables (tests compare two schedulers with it)."""
@@ -298,7 +359,7 @@ class RungScheduler(Scheduler):
 
 def _info(t: TrialRungs) -> dict[str, Any]:
     """The ``/trials`` info of a configuration's trials: bracket, ladder, instance (SH, Hyperband)."""
-    info = {"bracket": t.group[0], "rungs": [_plain(r) for r in t.rungs]}
+    info = {"bracket": t.group[0], "rungs": list(t.ladder.plain)}
     if len(t.group) > 1:
         info["instance"] = t.group[1]
     return info

@@ -18,12 +18,17 @@ spec keys (all but ``dataset`` optional)::
     num_threads  int >= 0                        default 1 (torch threads per process; 0 = torch default)
     params       dict of default hyper-parameters (the trial config overrides them)
 
-config keys read: model, lr, batch_size, optimizer (adam|sgd|adamw), weight_decay, momentum,
-width, depth, dropout, activation, channels, kernel, layers, pool (stride|max), epochs, seed;
+config keys read: model, lr, lr_decay, batch_size, optimizer (adam|sgd|adamw), weight_decay,
+momentum, width, depth, dropout, activation, channels, kernel, layers, pool (stride|max), epochs,
+seed;
 for the scikit-learn families the keys listed in families.py (C, gamma, n_estimators, ...).
 A config's ``model`` picks the family per trial, so one study can compare classifiers
 (a conditional space whose ``model`` choice owns each family's hyper-parameters).  Keys a family
 does not use (the shared lr / batch_size beside a ``model`` choice) are ignored by it.
+
+``lr_decay`` (in (0, 1], default 1 = constant): exponential learning-rate schedule, epoch ``e``
+(counted from the start of training, also across a checkpoint resume) trains with
+``lr * lr_decay ** (e - 1)``, so a resumed run follows the same schedule as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -173,6 +178,7 @@ def _train(obj: BuiltinObjective, config: Dict[str, Any], ctx: Any) -> float:
         fraction = 1.0 if budget is None else get_float({"budget": budget}, "budget", 1.0, 0.0, 1.0, lo_open=True)
     opt_name = get_choice(p, "optimizer", "adam", OPTIMIZERS)
     lr = get_float(p, "lr", 1e-2 if opt_name == "sgd" else 1e-3, 0.0, lo_open=True)
+    lr_decay = get_float(p, "lr_decay", 1.0, 0.0, 1.0, lo_open=True)
     wd = get_float(p, "weight_decay", 1e-2 if opt_name == "adamw" else 0.0)
     momentum = get_float(p, "momentum", 0.9, 0.0, 1.0, hi_open=True)
     batch_size = get_int(p, "batch_size", 64)
@@ -227,6 +233,9 @@ def _train(obj: BuiltinObjective, config: Dict[str, Any], ctx: Any) -> float:
     trial_id = getattr(ctx, "trial_id", None)
     value = float("nan")
     for epoch in range(start + 1, max(epochs, start) + 1):
+        if lr_decay != 1.0:
+            for g in opt.param_groups:
+                g["lr"] = lr * lr_decay ** (epoch - 1)
         model.train()
         total = torch.zeros((), device=device)
         perm = torch.randperm(n, device=device, generator=gen)

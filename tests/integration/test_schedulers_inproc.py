@@ -124,7 +124,10 @@ def test_replay_of_a_finished_study_gives_the_logged_decisions(tmp_path, strateg
         suggestions[tid] = real_next(opt, tid)
         return suggestions[tid]
 
-    scheduler.on_report, scheduler.next_trial = on_report, next_trial
+    def judge(tid, step, value, proceed):  # judge every report again (not the logged-answer fast path)
+        on_report(tid, step, value)
+
+    scheduler.on_report, scheduler.next_trial, scheduler.replay_report = on_report, next_trial, judge
     loop = CoordinatorLoop(cfg, node=None, store=MemoryStore(), optimizer=optimizer, scheduler=scheduler)
     loop.replay(records)
     logged = [

@@ -98,7 +98,7 @@ def test_asha_promote_mode_resumes_checkpoints_across_ranks_under_mpirun(tmp_pat
 @pytest.mark.timeout(150)
 def test_pbt_on_digits_under_mpirun(tmp_path) -> None:
     # 4 members, 1 epoch per trial, lineages end at 4 epochs: at most 16 trials.  Members are
-    # compared at every trial end, so the worst one exploits as soon as another one is scored.
+    # compared at every trial end once all four are scored: the worst one then exploits.
     cfg, out = small_config(tmp_path, "pbt", {"name": "pbt", "population": 4, "interval": 1, "max_budget": 4}, 16)
     p = run_mpi(["-m", "rdhpo_hpc", "run", cfg, "--overwrite"], n=4, timeout=120, cwd=tmp_path)
     assert p.returncode == 0, describe(p)

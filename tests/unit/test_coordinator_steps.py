@@ -15,7 +15,7 @@ import rdhpo_hpc as rd
 from rdhpo_hpc.api import build_config
 from rdhpo_hpc.coordinator import CoordinatorLoop
 from rdhpo_hpc.exitcodes import ExitCode
-from rdhpo_hpc.messages import Decision, Hello, PeerDown, Result, Stop, Task
+from rdhpo_hpc.messages import Decision, Hello, PeerDown, Report, Result, RouteChanged, Stop, Task
 from rdhpo_hpc.storage.base import MemoryStore
 from rdhpo_hpc.strategy import make_strategy
 
@@ -131,6 +131,29 @@ def start(h: Harness, *ranks: int) -> dict[int, Task]:
     h.loop.start()
     h.turn()
     return h.tasks()
+
+
+# -- reports: workers wait at decision steps only -----------------------------------------------------
+def test_asha_workers_wait_for_a_decision_at_rung_steps_only():
+    h = Harness(workers=2, trials=2, optimizer="asha", options={"min_budget": 1, "max_budget": 9, "eta": 3})
+    tasks = start(h, 1, 2)
+    assert [t.decide_from for t in tasks.values()] == [1, 1]  # the first rung
+    h.node.deliver(1, Report(0, 0, 1, 0.5, {}, wait=True))
+    h.node.deliver(1, Report(0, 0, 2, 0.4, {}, wait=False))  # between rungs: no answer
+    h.node.deliver(2, Report(1, 0, 1, 0.9, {}, wait=True))  # worse than trial 0 at rung 1: stop
+    h.node.deliver(1, Report(0, 0, 3, 0.3, {}, wait=True))
+    h.turn()
+    assert h.node.take(Decision) == [
+        (1, Decision(0, 0, True, 3)),
+        (2, Decision(1, 0, False)),
+        (1, Decision(0, 0, True, 9)),
+    ]
+    assert [(r["trial_id"], r["step"], r["decision"]) for r in h.records("report")] == [
+        (0, 1, "continue"),
+        (0, 2, "continue"),  # journalled all the same
+        (1, 1, "stop"),
+        (0, 3, "continue"),
+    ]
 
 
 # -- late and duplicate results ----------------------------------------------------------------------
@@ -319,6 +342,26 @@ def test_last_trial_lost_at_the_end_is_rerun_by_a_survivor():
     assert h.end() == ExitCode.OK
     h.assert_each_trial_once(2)
     assert h.node.shrinks == [([2], "shrink")]
+
+
+def test_task_lost_on_a_link_as_it_fell_silent_is_sent_again_through_the_relay():
+    """The hang of test_cut_link_to_the_coordinator, step by step: a worker's Result is lost on a
+    link as it falls silent; the worker's Hello (through a relay) makes the coordinator re-run the
+    attempt, whose Task goes out on the dead link too.  The route change must send it again, and
+    a second copy of a Task must not be run twice (the worker's side: test_worker_reports)."""
+    h = Harness(workers=1, trials=1)
+    (first,) = start(h, 1).values()  # the Result of this attempt is lost: never delivered
+    h.hello(1)  # the worker saw its route change: "I run nothing" (through the relay)
+    h.turn()
+    (lost,) = h.tasks().values()  # the re-run, sent on the link that fell silent: lost too
+    assert (lost.trial_id, lost.attempt) == (0, 1)
+    h.node.deliver(0, RouteChanged(1, 2))  # the coordinator's node: rank 1 now through rank 2
+    h.turn()
+    (again,) = h.tasks().values()
+    assert again == lost
+    h.result(1, again)
+    assert h.end() == ExitCode.OK
+    h.assert_each_trial_once(1)
 
 
 def test_last_trial_lost_with_no_worker_left_ends_unfinished():

@@ -86,6 +86,20 @@ def test_rung_model_uses_only_the_acquisition_budget() -> None:
     assert X.shape == (12, 3) and at.sum() == 6 and set(X[:, 2]) == {0.0, 1.0}
 
 
+def test_top_acquisition_budget_is_the_largest_budget_seen() -> None:
+    opt = MobsterSampler(SPACE2, seed=0, acq_budget="top")
+    for tid in range(5):
+        opt.observe_budget(tid, 1, quad(opt.ask(tid)))
+    opt.observe_budget(0, 3, quad(opt.params_of[0]))
+    p = opt.ask(5)
+    assert opt.acq_budget == 3  # one value at 3 is enough
+    SPACE2.validate(p)
+    default = MobsterSampler(SPACE2, seed=0)
+    default.by_budget, default.params_of = opt.by_budget, opt.params_of
+    default.ask(5)
+    assert default.acq_budget == 1  # MOBSTER's rule: the largest budget with min_points values
+
+
 def test_maximize_direction_turns_values_into_losses() -> None:
     opt = MobsterSampler(SPACE2, direction="maximize", seed=0)
     for tid in range(8):
@@ -102,6 +116,8 @@ def test_maximize_direction_turns_values_into_losses() -> None:
         ({"n_candidates": 0}, "0"),
         ({"min_points": 1}, "1"),
         ({"min_points": True}, "True"),
+        ({"acq_budget": "max"}, "'max'"),
+        ({"acq_budget": "top", "model": "rung"}, "joint"),
     ],
 )
 def test_bad_options_name_the_value(opts: dict, bad: str) -> None:

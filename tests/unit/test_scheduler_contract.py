@@ -67,13 +67,25 @@ def curve(params: dict, step: int) -> float:
 
 
 def drive(
-    opt: Any, sched: Any, n_trials: int = 24, workers: int = 3, fail: Optional[dict] = None, lose: Optional[dict] = None
+    opt: Any,
+    sched: Any,
+    n_trials: int = 24,
+    workers: int = 3,
+    fail: Optional[dict] = None,
+    lose: Optional[dict] = None,
+    between: Optional[str] = None,
+    waited: Optional[list] = None,
 ) -> list[tuple]:
     """Run a study against the scheduler alone; returns the log of every call and its answer.
 
     fail: trial -> n-th step of its attempt at which the objective raises (FAILED).  lose: trial ->
-    n-th step at which its first attempt is lost (re-run from its start, no scheduler call)."""
+    n-th step at which its first attempt is lost (re-run from its start, no scheduler call).
+    between: None, or what happens to a report below the trial's decision step (``next_decision``
+    asked at each start and after each waited report, as the coordinator does): "report" (passed
+    to ``on_report``, which must answer True) or "drop" (lost on its way; answered True);
+    ``waited`` collects whether each report was at a decision step."""
     fail, lose = dict(fail or {}), dict(lose or {})
+    decide: dict[int, Optional[int]] = {}  # trial -> the step its worker waits at next
     log: list[tuple] = []
     running: dict[int, list] = {}
     reached: dict[int, int] = {}  # trial -> last step it trained to (its checkpoint's epoch)
@@ -99,6 +111,8 @@ def drive(
                 break
             start = reached.get(sug.checkpoint_from, 0) if sug.checkpoint_from is not None else 0
             running[next_id] = [sug, start, start]
+            if between is not None:
+                decide[next_id] = sched.next_decision(next_id)
             next_id += 1
         if not running:
             return log
@@ -110,6 +124,8 @@ def drive(
             del lose[tid]
             running[tid][1] = start  # LOST: the attempt is re-run
             log.append(("lost", tid, step))
+            if between is not None:
+                decide[tid] = sched.next_decision(tid)
             continue
         if fail.get(tid) == step - start:
             finish(tid, TrialState.FAILED, None)
@@ -117,7 +133,16 @@ def drive(
         running[tid][1] = step
         reached[tid] = step
         value = curve(sug.params, step)
-        proceed = sched.on_report(tid, step, value)
+        wait = between is None or (decide[tid] is not None and step >= decide[tid])
+        if wait:
+            proceed = sched.on_report(tid, step, value)
+            if proceed and between is not None:
+                decide[tid] = sched.next_decision(tid)
+        else:
+            proceed = between == "drop" or sched.on_report(tid, step, value)
+            assert proceed, f"trial {tid} stopped at step {step}, below its decision step {decide[tid]}"
+        if waited is not None:
+            waited.append(wait)
         log.append(("report", tid, step, proceed))
         if not proceed:
             finish(tid, TrialState.PRUNED, value)
@@ -138,6 +163,22 @@ def test_budgets_stay_within_bounds(name: str) -> None:
     assert all(lo <= r <= hi for r in rungs), rungs
     steps = [e[2] for e in log if e[0] == "report"]
     assert max(steps) <= hi
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_reports_between_decision_steps_change_nothing(name: str) -> None:
+    """Workers wait only at ``next_decision``: a report below it is never stopped, and whether it
+    reaches the scheduler or is lost, every decision and suggestion is the one of a study whose
+    workers wait at every report."""
+    study = {"n_trials": 18, "fail": {4: 2}, "lose": {5: 1, 6: 3}}
+    every = drive(*make(name), **study)
+    waited: list = []
+    assert drive(*make(name), between="report", waited=waited, **study) == every
+    assert drive(*make(name), between="drop", **study) == every
+    if name in ("sh", "hyperband", "asha") or "+" in name and not name.endswith(":promote"):
+        assert 0 < sum(waited) < len(waited)  # stop mode: waits at the rungs only
+    else:
+        assert not any(waited)  # reports decide nothing (FIFO, PBT, promote mode)
 
 
 @pytest.mark.parametrize("name", NAMES)

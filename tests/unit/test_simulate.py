@@ -44,3 +44,7 @@ def test_cli_prints_one_json_object_per_run(capsys):
     for r in rows:
         assert {"workers", "trials", "optimizer", "utilisation", "coordinator_cpu_ms_per_trial"} <= set(r)
         assert r["trials"] == 100 and r["optimizer"] == "random" and 0 < r["utilisation"] <= 1
+        assert r["charge"] == 0.0
+    assert main(["--workers", "10", "--trials", "20", "--optimizer", "asha", "--json"]) == 0
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert row["charge"] == 1.0 and row["each_trial_once"]  # the loop's CPU time is charged by default

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 
 import numpy as np
 import pytest
@@ -244,3 +245,113 @@ def test_journal_reader_reads_every_line_as_the_json_module_does():
     assert out[:3] == lines and used == len(data)
     assert type(out[0]["big"]) is int and out[0]["big"] == 2**64 + 1 and out[1]["nested"][1][0] == 2**70
     assert math.isnan(out[3]["v"])
+
+
+# -- rung schedulers: the replay applies the logged decisions instead of judging again ------------
+def rung_state(sched):
+    """Everything a rung scheduler knows, comparable (rankings in order)."""
+    configs = {
+        root: (t.group, t.rungs, t.values, t.settled, t.stopped, t.ended, t.current, t.waiting)
+        for root, t in sched.configs.items()
+    }
+    ranked = {key: list(r) for key, r in sched.ranked.items()}
+    trials = {tid: t.root for tid, t in sched.trials.items()}
+    return configs, trials, sched.rung_of, sched.tables, ranked, sched.members, sorted(sched.waiting)
+
+
+def replayed_rungs(records, optimizer: str, options: dict, monkeypatch, judge_all: bool):
+    """(state after replay, answers to the same later reports, state after them, next
+    suggestions, judgements made during the replay)."""
+    from bench.simulate import DEFAULT_OPTIONS, SPACE, curve
+    from rdhpo_hpc.schedulers.rungs import RungScheduler
+
+    with monkeypatch.context() as m:
+        if judge_all:  # the full replay: every report judged again
+            m.setattr(RungScheduler, "replay_report", lambda s, tid, step, v, proceed: s.on_report(tid, step, v))
+        judged = []
+        real_judge = type(make_strategy(optimizer, SPACE)[1])._judge
+        m.setattr(
+            type(make_strategy(optimizer, SPACE)[1]), "_judge", lambda s, t, k: judged.append(k) or real_judge(s, t, k)
+        )
+        opt, sched = make_strategy(optimizer, SPACE, "minimize", 3, **{**DEFAULT_OPTIONS[optimizer], **options})
+        table, study = TrialTable(), Study(opt, sched)
+        replay(records, table, study, {})
+        n_judged = len(judged)
+    state = rung_state(sched)
+    running = sorted(tid for tid, e in table.trials.items() if not e.done)
+    answers = [
+        [sched.on_report(tid, step, curve(table.trials[tid].suggestion.params, step)) for step in range(1, 12)]
+        for tid in running
+    ]
+    for tid in running:  # they end, best of all: promote mode promotes them
+        study.tell(tid, TrialState.COMPLETE, -1.0, None)
+    nexts = [(s.params, s.budget, s.info) if s else None for s in (study.suggest(table.next_id + i) for i in range(6))]
+    return state, answers, rung_state(sched), nexts, n_judged
+
+
+@pytest.mark.parametrize(
+    "optimizer,options",
+    [
+        ("asha", {}),
+        ("asha", {"eta": 1.3, "max_budget": 9}),  # a report reaches several rungs at once
+        ("asha", {"mode": "promote"}),
+        ("hyperband", {}),
+    ],
+    ids=["asha", "asha-eta1.3", "asha-promote", "hyperband"],
+)
+def test_replay_with_logged_decisions_equals_judging_every_report(tmp_path, monkeypatch, optimizer, options):
+    """Exactness of the fast path of ``replay_report``: the scheduler's whole state after the
+    replay, its answers to the same later reports and its next suggestions equal those of a
+    replay that judges every report again — with far fewer judgements where ASHA decided at once."""
+    records, _ = journal_of(tmp_path, optimizer, 150, **options)
+    cut = cut_before_end(records, 0.8)
+    fast = replayed_rungs(cut, optimizer, options, monkeypatch, judge_all=False)
+    full = replayed_rungs(cut, optimizer, options, monkeypatch, judge_all=True)
+    assert fast[:4] == full[:4]
+    if "mode" in options:  # promote: reports are not judged, values wait for promotion
+        assert any("promoted_from" in s[2] for s in fast[3])
+    else:
+        assert any(False in a for a in fast[1]) and any(all(a) for a in fast[1]), "some later reports stop, some not"
+    if optimizer == "asha" and "mode" not in options:
+        assert full[4] > 100 and fast[4] < full[4] / 10  # judged again only when a stop left doubt
+    else:
+        assert fast[4] == full[4]
+
+
+@pytest.mark.parametrize("name,options", [("asha", {}), ("asha", {"eta": 2}), ("hyperband", {})])
+def test_replay_report_leaves_the_state_of_the_live_scheduler(name, options):
+    """Scheduler level, with reports that reach several rungs at once and FAILED trials: fed the
+    live scheduler's (report, answer) pairs through ``replay_report``, a fresh one ends in the
+    live one's state and answers the next reports alike."""
+    from bench.simulate import SPACE
+
+    rnd = random.Random(7)
+    (opt, live), (opt2, again) = (make_strategy(name, SPACE, "minimize", 1, max_budget=27, **options) for _ in "ab")
+    judged: list[int] = []
+    judged_live: list[int] = []
+    for sched, log in ((again, judged), (live, judged_live)):
+        sched._judge = lambda t, k, real=sched._judge, log=log: log.append(k) or real(t, k)  # type: ignore[method-assign]
+    steps: dict[int, int] = {}
+    for tid in range(400):
+        if len(steps) < 8:
+            assert live.next_trial(opt, tid) is not None and again.next_trial(opt2, tid) is not None
+            steps[tid] = 0
+        t = rnd.choice(sorted(steps))
+        if rnd.random() < 0.03:  # it fails: out of every rung table
+            live.on_result(t, TrialState.FAILED, None), again.on_result(t, TrialState.FAILED, None)
+            del steps[t]
+            continue
+        steps[t] += rnd.choice([1, 1, 2, 3, 6, 9])
+        value = rnd.choice([rnd.random(), 0.5])  # ties too
+        proceed = live.on_report(t, steps[t], value)
+        again.replay_report(t, steps[t], value, proceed)
+        if not proceed or steps[t] >= 27:
+            state = TrialState.COMPLETE if proceed else TrialState.PRUNED
+            live.on_result(t, state, value), again.on_result(t, state, value)
+            del steps[t]
+    assert rung_state(again) == rung_state(live)
+    if name == "asha":  # judged again only after a stop with two rungs undecided: there were some
+        assert 0 < len(judged) < sum(1 for k in judged_live)
+    later = [(t, s, rnd.random()) for t in sorted(steps) for s in range(steps[t] + 1, 28, 2)]
+    answers = [live.on_report(*r) for r in later]
+    assert [again.on_report(*r) for r in later] == answers and False in answers and True in answers

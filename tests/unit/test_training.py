@@ -167,6 +167,21 @@ def test_checkpoint_save_and_resume(tmp_path) -> None:
         obj({**cfg, "width": 32}, FakeCtx(budget=5, checkpoint_from=d))
 
 
+def test_lr_decay_follows_the_absolute_epoch_across_a_resume(tmp_path) -> None:
+    obj = digits_obj(metric="val_loss")
+    cfg = {"lr": 3e-3, "lr_decay": 0.5, "seed": 1}
+    d_full, d_half, d_rest = (str(tmp_path / n) for n in ("full", "half", "rest"))
+    full = obj(cfg, FakeCtx(budget=4, checkpoint_dir=d_full))
+    state = torch.load(os.path.join(d_full, "ckpt.pt"), weights_only=True)
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(3e-3 * 0.5**3)  # epoch 4
+    obj(cfg, FakeCtx(budget=2, checkpoint_dir=d_half))
+    assert obj(cfg, FakeCtx(budget=4, checkpoint_dir=d_rest, checkpoint_from=d_half)) == pytest.approx(full, rel=1e-5)
+    assert obj({**cfg, "lr_decay": 1.0}, FakeCtx(budget=4)) != pytest.approx(full, rel=1e-3)
+    for bad in (0.0, 1.5):
+        with pytest.raises(ConfigError, match="lr_decay"):
+            obj({**cfg, "lr_decay": bad}, FakeCtx(budget=1))
+
+
 def test_divergence_raises_floating_point_error() -> None:
     with pytest.raises(FloatingPointError, match="diverged"):
         digits_obj()({"optimizer": "sgd", "lr": 1e6, "momentum": 0.9}, FakeCtx(budget=2))
