@@ -17,6 +17,11 @@ that most asks of a 150/90-trial study use the active set), and Hartmann-6 with 
 pending (tell the oldest, ask a new one: every ask past ``max_liars`` = 32 pending is a wave ask:
 the epoch's model, updated for the nearest pending trial), 256 trials.  Same seeds, same start.
 
+Held-out part (``--part heldout``, not in ``all``; issue 15 item 4): BBOB functions
+(bench/bbob.py: ellipsoids f2 / f10, Rosenbrock f8, bent cigar f12, Rastrigin f15) in 4-D, 40
+sequential trials, instance = seed; random, bayes, bayes without its output warp
+(``bayes-nowarp``) and Optuna's GPSampler; median regret and quartiles.
+
 Multi-fidelity part (``--part mf``; both parts by default): the noisy Hartmann-6 with its fidelity
 drift, seen in ``MF_STEPS = 9`` steps (a report at step s sees fidelity s / 9; one step is one unit
 of compute, a full evaluation 9 units).  rdhpo ``asha``, ``hyperband``, ``bohb``, ``mobster`` (min_budget 1,
@@ -56,8 +61,8 @@ MF_CONTENDERS = ("asha", "hyperband", "bohb", "mobster", "asha-promote", "bohb-p
 PROMOTE = "-promote"  # the rung scheduler in mode "promote": one trial per rung, resumed at its step
 
 
-def run_ours(name: str, space, fn, n: int, seed: int, noise_rng) -> list[tuple[float, float]]:
-    opt = make_optimizer(name, space, seed=seed)
+def run_ours(name: str, space, fn, n: int, seed: int, noise_rng, **opts) -> list[tuple[float, float]]:
+    opt = make_optimizer(name, space, seed=seed, **opts)
     out = []
     for t in range(n):
         c = opt.ask(t)
@@ -255,7 +260,7 @@ def main() -> None:
     ap.add_argument("--only", default="", help="comma-separated contenders")
     ap.add_argument(
         "--part",
-        choices=["all", "single", "mf", "caps"],
+        choices=["all", "single", "mf", "caps", "heldout"],
         default="all",
         help="single-fidelity table, multi-fidelity table, or both",
     )
@@ -281,6 +286,9 @@ def main() -> None:
     ref_traces: dict[str, dict[int, list]] = {}
     if args.part == "caps":
         caps_part(seeds)
+        return
+    if args.part == "heldout":
+        heldout_part(args, seeds)
         return
     if args.part != "mf":
         single_part(args, runners, seeds, ref_traces)
@@ -336,6 +344,49 @@ def caps_part(seeds: int) -> None:
                 s_per_study=round(secs, 1),
             )
             print(f"| {fname} ({n}, {q}) | {label} | {med:.3g} | {' '.join(f'{v:.2g}' for v in vals)} | {secs:.0f} |")
+
+
+HELDOUT_DIM, HELDOUT_TRIALS = 4, 40
+HELDOUT_NAMES = ("random", "bayes", "bayes-nowarp", "optuna-gp")  # bayes-nowarp: output_warp none
+
+
+def heldout_part(args, seeds: int) -> None:
+    """BBOB functions (bench/bbob.py) in 4-D, 40 sequential trials, instance = seed: median
+    simple regret of random, bayes (with and without its output warp) and Optuna's GPSampler
+    (same run), with the spread."""
+    from bench.bbob import BBOB, make
+
+    names = [n for n in HELDOUT_NAMES if not args.only or n in args.only.split(",")]
+    print(
+        f"\nBBOB, {HELDOUT_DIM}-D, {HELDOUT_TRIALS} trials, {seeds} seeds (instance = seed): "
+        "median regret [quartiles]\n"
+    )
+    print("| function | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
+    for fname, fid in BBOB.items():
+        cells = []
+        for name in names:
+            vals, t = [], time.perf_counter()
+            for seed in range(seeds):
+                space, fn, fmin = make(fid, HELDOUT_DIM, seed)
+                run = run_optuna("gp", space, fn, HELDOUT_TRIALS, seed, None) if name == "optuna-gp" else None
+                opts = {"output_warp": "none"} if name == "bayes-nowarp" else {}
+                trace = run or run_ours(name.removesuffix("-nowarp"), space, fn, HELDOUT_TRIALS, seed, None, **opts)
+                vals.append(min(v for _, v in trace) - fmin)
+            q1, med, q3 = np.percentile(vals, [25, 50, 75])
+            emit(
+                "quality",
+                f"bbob/{fname}/{name}",
+                float(med),
+                "regret",
+                trials=HELDOUT_TRIALS,
+                dim=HELDOUT_DIM,
+                seeds=seeds,
+                per_seed=[float(f"{v:.4g}") for v in vals],
+                secs=round(time.perf_counter() - t, 1),
+            )
+            cells.append(f"{med:.3g} [{q1:.2g}, {q3:.2g}]")
+        print(f"| {fname} | " + " | ".join(cells) + " |", flush=True)
 
 
 def single_part(args, runners: dict, seeds: int, ref_traces: dict) -> None:

@@ -14,7 +14,11 @@ learnt about shared dims and keeps branches apart through the choice itself.  ``
 carry no feature.
 
 *Surrogate.*  ``surrogate: gp`` (default) is a Matern 5/2 ARD GP (``gp.py``) on standardised
-losses with a constant mean fitted with the kernel (generalised least squares, profiled out of
+losses, warped (``output_warp: yeo-johnson``, default) by a Yeo-Johnson power transform whose
+exponent is fitted by maximum likelihood to the told losses on every ask (as HEBO does,
+Cowen-Rivers et al. 2022: heavy-tailed losses such as ill-conditioned ones become near-Gaussian
+and the region of the best gets the resolution; strictly increasing, so the best stays best),
+with a constant mean fitted with the kernel (generalised least squares, profiled out of
 the marginal likelihood): where the GP knows nothing it predicts the level of the bulk of the
 observations rather than their average, so (e.g.) the corners of the cube, whose variance is
 highest, stop looking promising by default; ``forest`` / ``extra_trees`` are scikit-learn
@@ -39,10 +43,11 @@ best), so an ask costs the same at 10,000 observations as at 256.
 so concurrent asks spread out; a suggestion equal to an observed or pending config is skipped.
 With more than ``max_liars`` (default 32) pending trials — a coordinator filling hundreds of
 idle workers — an ask is a *wave ask*: the GP of the last *epoch* (``wave_epoch``: the told
-trials rounded down to about 1.5%) and its log-EI over a fixed pool of candidates are computed
+trials rounded down by 3-6%, up to 12-25% with many workers) and its log-EI over a fixed pool of candidates are computed
 once, and each ask picks the best pool candidate after a local penalty log(1 - k(r)^2) for the
 kernel correlation k to the nearest pending trial or trial told since the epoch (Gonzalez et
-al. 2016): one distance row per new trial, a few milliseconds per ask with 1,000 pending.
+al. 2016): one distance row per new trial, well under a millisecond per ask whatever the number
+pending (10,000 workers: 10,000 pending and ~1,000 asks/s).
 FAILED trials (value None) are added at the worst observed loss, so a crashing region is not
 suggested again and again; they leave no pending entry.
 
@@ -55,7 +60,7 @@ pending <= ``max_liars``) and score about ``n_candidates + 650`` candidates, plu
 10 x 400 single-point gradient evaluations in the local searches (typically 10 x 10-15):
 O((m + pending)^3 + (n_candidates + 650 + 4000) * m * (m + features)) plus O(n) to find the
 active set after a tell.  A wave ask: O(pool x features) per trial new since the last ask, and
-one model per epoch (O(m^3 + pool * m^2)).
+one model per epoch (O(m^3 + pool * m^2) plus a k-d tree over the pending, O(pool log pending)).
 Measured on 2 cores: see docs/optimizers.md.
 
 *Determinism.*  All randomness comes from the optimizer's seeded generator, consumed in ask
@@ -85,6 +90,7 @@ _CHOICES = {
     "surrogate": ("gp", "forest", "extra_trees"),
     "backend": ("fast", "skopt"),
     "liar": ("mean", "min", "max"),
+    "output_warp": ("yeo-johnson", "none"),
 }
 
 
@@ -94,9 +100,20 @@ _N_LOCAL = 10  # local searches of the acquisition per ask (GP surrogate)
 _N_LOCAL_PENDING = 3  # ... while other suggestions are pending (parallel workers: asks come in
 # waves and must stay cheap; the liars spread them out anyway)
 _WAVE_RANDOM = 2  # random candidates of the wave pool, in units of n_candidates
+_WAVE_PER = 16  # the wave model is rebuilt after 1/32..1/16 more tells, or asks (_wave_base)
 _START_SEP = 0.05  # their starts are at least this far apart (L-inf, unit cube)
 _LOCAL_ITERS = 200  # L-BFGS-B iterations per local search, at most (and 2x that many evaluations)
 _PGTOL = 1e-2  # ... until the projected gradient (length-scale units) is below this
+
+
+def _d2(GT: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Squared distances between the columns of ``GT`` (features x points) and ``g`` (one
+    point, or features x points: pairwise by column), summed feature by feature in order:
+    elementwise arithmetic only, so a pair gets the same bits in any batch."""
+    acc = (GT[0] - g[0]) ** 2
+    for c in range(1, len(GT)):
+        acc += (GT[c] - g[c]) ** 2
+    return cast(np.ndarray, acc)
 
 
 class Features:
@@ -215,6 +232,7 @@ class BayesOptimizer(Optimizer):
         "surrogate": "gp",
         "backend": "fast",
         "liar": "mean",
+        "output_warp": "yeo-johnson",
         "kappa": 1.96,
         "xi": 0.0,
         "n_candidates": 1000,
@@ -252,10 +270,13 @@ class BayesOptimizer(Optimizer):
         self._told_F = np.zeros((0, self.features.cols))
         self._told_v = np.zeros(0)  # losses, NaN when FAILED
         self._told_last = -1  # trial id of the last of them
+        self._told_y: tuple[int, np.ndarray] = (-1, self._told_v)  # (n, losses with FAILED filled in)
         self._active: tuple[int, np.ndarray] = (-1, np.zeros(0, dtype=int))  # (n told, active_set)
         self._spread: tuple[int, np.ndarray] = (-1, np.zeros(0, dtype=int))  # (epoch, spread_set)
         self._wave: Optional[dict[str, Any]] = None  # _wave_model's cache
         self._penc: dict[int, np.ndarray] = {}  # encodings of the pending trials, by trial id
+        self._joining: list[int] = []  # trials asked or enqueued since the last ask (a hint) ...
+        self._hint: list[int] = []  # ... as of this ask
         if o["backend"] == "skopt":
             self._skopt_dims()  # import (and fail) early, with a clear message
 
@@ -266,6 +287,7 @@ class BayesOptimizer(Optimizer):
         n0 = len(self._told_v)
         if n0 > len(self.history) or (n0 and self.history[n0 - 1][0] != self._told_last):
             n0 = 0  # history replaced (not by tell): start again
+            self._told_y = (-1, self._told_v)
             self._told_U, self._told_F, self._told_v = self._told_U[:0], self._told_F[:0], self._told_v[:0]
         new = self.history[n0:]
         if new:
@@ -275,11 +297,15 @@ class BayesOptimizer(Optimizer):
             vn = np.array([np.nan if t[3] is None else self.loss(t[3]) for t in new], dtype=float)
             self._told_v = np.concatenate([self._told_v, vn])
             self._told_last = self.history[-1][0]
-        v = self._told_v.copy()
-        ok = ~np.isnan(v)
-        if not ok.any():
-            return self._told_U[:0], self._told_F[:0], v[:0]
-        v[~ok] = np.max(v[ok])
+        if self._told_y[0] != len(self._told_v):
+            v = self._told_v.copy()
+            ok = ~np.isnan(v)
+            if ok.any():
+                v[~ok] = np.max(v[ok])
+            self._told_y = (len(v), v if ok.any() else v[:0])
+        v = self._told_y[1]
+        if not len(v):
+            return self._told_U[:0], self._told_F[:0], v
         return self._told_U, self._told_F, v
 
     def _liars(self, pending_U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -325,7 +351,7 @@ class BayesOptimizer(Optimizer):
         if theta is None:
             self._gp = None
         else:
-            self._gp = GP(self.features.cols)
+            self._gp = GP(self.features.cols, warp=self.opts["output_warp"] == "yeo-johnson")
             self._gp.theta = np.asarray(theta, dtype=float)
 
     def _data(self) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
@@ -336,8 +362,26 @@ class BayesOptimizer(Optimizer):
 
     # -- suggest -------------------------------------------------------------------------------
     def _suggest(self, trial_id: int) -> Optional[dict[str, Any]]:
+        # the trials asked (pending once answered) or enqueued since the last ask
+        self._hint, self._joining = self._joining, [trial_id]
+        if self._wave_is_current():  # a cheap wave ask: no linear algebra worth limiting
+            return self._suggest_inner()
         with one_blas_thread():
             return self._suggest_inner()
+
+    def _wave_is_current(self) -> bool:
+        """True when this ask will be a wave ask on the cached wave model (no rebuild)."""
+        w, n = self._wave, len(self.history)
+        return (
+            w is not None
+            and len(self.pending) > self.opts["max_liars"]
+            and self._n_asked >= self.n_initial
+            and w["n"] == self._wave_base(n, self._n_asked + 1)
+        )
+
+    def enqueued(self, trial_id: int, params: dict[str, Any]) -> None:
+        super().enqueued(trial_id, params)
+        self._joining.append(trial_id)
 
     def _suggest_inner(self) -> Optional[dict[str, Any]]:
         self._n_asked += 1
@@ -354,10 +398,10 @@ class BayesOptimizer(Optimizer):
             u = self._maximise(self._tree_model(X, y), U[:n_told], y[:n_told], X)
             return self.space.decode(u)
         U_t, F_t, y_t = self._told()
+        if len(self.pending) > self.opts["max_liars"]:
+            return self.space.decode(self._wave_suggest(U_t, F_t, y_t))
         Up = self._pending_U()
         Fp = self.features(Up)
-        if len(Up) > self.opts["max_liars"]:
-            return self.space.decode(self._wave_suggest(U_t, F_t, y_t, Fp))
         idx = self._active_set(F_t, y_t)
         _, lies = self._liars(Up)
         X = np.vstack([F_t[idx], Fp[: len(lies)]])
@@ -388,26 +432,41 @@ class BayesOptimizer(Optimizer):
 
     # -- many pending trials: a frozen model and local penalties ---------------------------------
     @staticmethod
-    def wave_epoch(n_told: int) -> int:
-        """The number of told trials the wave model is built on: ``n_told`` rounded down to a
-        multiple of the largest power of two <= n_told / 64 (the model is rebuilt after about
-        1.5% more trials, e.g. every 128 at 10,000)."""
-        step = 1 << max(0, (max(1, n_told // 64)).bit_length() - 1)
-        return (n_told // step) * step
+    def wave_epoch(n_told: int, per: int = 64) -> int:
+        """``n_told`` rounded down to a multiple of the largest power of two <= n_told / ``per``:
+        the space-filling part of the active set is recomputed after about 1.5% more told
+        trials (``per`` 64, e.g. every 128 at 10,000)."""
+        return BayesOptimizer._round_down(n_told, n_told // per)
+
+    @staticmethod
+    def _round_down(n: int, at_most: int) -> int:
+        """``n`` rounded down to a multiple of the largest power of two <= max(1, ``at_most``)."""
+        step = 1 << max(0, (max(1, at_most)).bit_length() - 1)
+        return (n // step) * step
+
+    @staticmethod
+    def _wave_base(n_told: int, n_asked: int) -> int:
+        """The told trials a wave model is built on: ``n_told`` rounded down to a multiple of the
+        largest power of two <= min(max(n_told, n_asked), 4 n_told) / 16.  Asks, not only tells:
+        with P workers about n + P are asked, so with many workers the model is rebuilt after
+        1/8..1/4 more tells rather than 1/32..1/16 (each model costs a k-d tree over the P
+        pending and the pool's posterior); both counts only grow, so the epoch never flips back
+        and forth."""
+        return BayesOptimizer._round_down(n_told, min(max(n_told, n_asked), 4 * n_told) // _WAVE_PER)
 
     def _wave_model(self, U_t: np.ndarray, F_t: np.ndarray, y_t: np.ndarray) -> dict[str, Any]:
-        """The GP on the active set of the first ``wave_epoch(n)`` told trials and its posterior
-        over a fixed pool of candidates: ``_WAVE_RANDOM * n_candidates`` random points plus
-        perturbations of the 20 best observations.  The pool is drawn from a generator seeded
-        by (seed, epoch), so the model is a function of the history and the GP's hyper-parameters
-        (the cache only saves time); it is built once per epoch, not per ask."""
-        n_b = self.wave_epoch(len(y_t))
+        """The GP on the active set of the first ``_wave_base`` told trials and its
+        posterior over a fixed pool of candidates: ``_WAVE_RANDOM * n_candidates`` random points
+        plus perturbations of the 20 best observations.  The pool is drawn from a generator
+        seeded by (seed, epoch), so the model is a function of the history and the GP's
+        hyper-parameters (the cache only saves time); it is built once per epoch, not per ask."""
+        n_b = self._wave_base(len(y_t), self._n_asked)
         w = self._wave
         if w is not None and w["n"] == n_b and self._gp is not None and w["theta"] == self._gp.theta.tobytes():
             return w
         y_b = self._prefix_losses(n_b)
         idx = active_set(F_t[:n_b], y_b, self.opts["max_points"])
-        self._gp_model(F_t[idx], y_b[idx], len(idx), n_seen=n_b)
+        self._gp_model(F_t[idx], y_b[idx], len(idx), n_seen=n_b, wave=True)
         gp = cast(GP, self._gp)
         prng = np.random.default_rng([self.seed, n_b])
         U_a, y_a = U_t[idx], y_b[idx]
@@ -416,36 +475,141 @@ class BayesOptimizer(Optimizer):
         pool += [self._perturb(np.repeat(top, 40, axis=0), sc, prng) for sc in (0.1, 0.03, 0.01)]
         C = np.vstack(pool)
         F = self.features(C)
-        mu, sd = gp.predict(F)
         from scipy.spatial import cKDTree
 
         fresh = np.asarray(cKDTree(F_t[:n_b]).query(F, p=np.inf)[0]) > 1e-9  # not a told trial
+        C, F = C[fresh], F[fresh]
+        mu, sd = gp.predict(F)
         finite = self._told_v[:n_b][~np.isnan(self._told_v[:n_b])]  # the liar: finite values only
         liar = self.opts["liar"]
         lie = float(np.mean(finite)) if liar == "mean" else float(np.min(finite) if liar == "min" else np.max(finite))
+        best = gp.to_std(float(np.min(y_a)))
+        m = len(C)
+        self._penc = {tid: u for tid, u in self._penc.items() if tid in self.pending}
         self._wave = {
             "n": n_b,
             "theta": gp.theta.tobytes(),  # a refit since (by a sequential ask) rebuilds the model
-            "C": C[fresh],
-            "G": F[fresh] / gp.ls,  # pool features in length-scale units
-            "mu": mu[fresh],
-            "sd": cast(np.ndarray, sd)[fresh],
-            "best": gp.to_std(float(np.min(y_a))),
+            "C": C,
+            "GT": np.ascontiguousarray((F / gp.ls).T),  # pool features in length-scale units, by column
+            "mu": mu,
+            "sd": cast(np.ndarray, sd),
+            "best": best,
             "lie": gp.to_std(float(lie)),
             "predict": gp.frozen(),  # the epoch's posterior, for the trials that join
             "ls": gp.ls.copy(),
             # per pool point: squared distance (length-scale units) to the nearest of the trials
             # that joined (pending or told since the epoch), and that trial's id, mean and sd
-            # (ties: the lower id, so the order of joining does not matter)
-            "d2": np.full(int(fresh.sum()), np.inf),
-            "near": np.full(int(fresh.sum()), -1, dtype=np.int64),
-            "mu_j": np.zeros(int(fresh.sum())),
-            "sd_j": np.ones(int(fresh.sum())),
+            # (ties: the lower id, so the order of joining does not matter), and its score
+            "d2": np.full(m, np.inf),
+            "near": np.full(m, -1, dtype=np.int64),
+            "mu_j": np.zeros(m),
+            "sd_j": np.ones(m),
+            "s": self._scores("ei", mu, cast(np.ndarray, sd), best),
             "ids": set(),
+            "seen": n_b,  # history[:seen] has been looked at
         }
         return self._wave
 
-    def _wave_suggest(self, U_t: np.ndarray, F_t: np.ndarray, y_t: np.ndarray, Fp: np.ndarray) -> np.ndarray:
+    def _wave_joined(self, w: dict[str, Any], F_t: np.ndarray) -> tuple[list[int], np.ndarray]:
+        """(ids, features) of the trials that joined the penalised set (told since the epoch, or
+        pending) since the last ask: those told since then, the trials asked and enqueued since the
+        last ask (``_hint``), checked by count; when the count is off (a replay, a trial that left
+        pending without a tell) the whole set is looked at, O(pending), and when a trial left
+        the set its state is rebuilt from scratch."""
+        ids, n_b = w["ids"], w["n"]
+        tids: list[int] = []
+        rows: list[np.ndarray] = []
+        for i in range(w["seen"], len(self.history)):
+            tid = self.history[i][0]
+            if tid not in ids:
+                tids.append(tid)
+                rows.append(F_t[i])
+        w["seen"] = len(self.history)
+        ptids = [t for t in dict.fromkeys(self._hint) if t in self.pending and t not in ids]
+        if len(ids) + len(tids) + len(ptids) != len(self.history) - n_b + len(self.pending):
+            joined = {h[0] for h in self.history[n_b:]} | self.pending.keys()
+            if not ids <= joined:  # a trial left the set (not by tell): start again
+                m = len(w["C"])
+                ids = w["ids"] = set()
+                w["d2"], w["near"] = np.full(m, np.inf), np.full(m, -1, dtype=np.int64)
+                w["s"] = self._scores("ei", w["mu"], w["sd"], w["best"])
+            tids, rows = [], []
+            for i in range(n_b, len(self.history)):
+                if self.history[i][0] not in ids:
+                    tids.append(self.history[i][0])
+                    rows.append(F_t[i])
+            ptids = [t for t in self.pending if t not in ids]
+        if ptids:
+            rows.extend(self.features(np.array([self._encoded(t) for t in ptids])))
+        return tids + ptids, np.array(rows, dtype=float).reshape(-1, F_t.shape[1])
+
+    def _encoded(self, tid: int) -> np.ndarray:
+        """The unit-cube encoding of pending trial ``tid`` (cached by id)."""
+        u = self._penc.get(tid)
+        if u is None:
+            u = self._penc[tid] = np.asarray(self.space.encode(self.pending[tid]), dtype=float)
+        return u
+
+    def _wave_join(self, w: dict[str, Any], tids: list[int], F: np.ndarray) -> None:
+        """Make trials ``tids`` (features ``F``) candidates for the nearest joined trial of every
+        pool point and re-score the pool points whose nearest changed.  The squared distances
+        are computed by ``_d2`` (the same arithmetic whichever way the pair is found: a scan of
+        the pool for a few trials, a k-d tree for many), the minimum kept with ties to the lower
+        id: the result depends on the set of joined trials only, not on the order they joined."""
+        if not tids:
+            return
+        GT, ids = w["GT"], np.asarray(tids, dtype=np.int64)
+        g = F / w["ls"]
+        if len(tids) <= 8:
+            best_d2, best_id = np.full(GT.shape[1], np.inf), np.full(GT.shape[1], -1, np.int64)
+            best_row = np.zeros(GT.shape[1], dtype=np.int64)
+            for r, tid in enumerate(tids):
+                d2 = _d2(GT, g[r])
+                upd = (d2 < best_d2) | ((d2 == best_d2) & (tid < best_id))
+                best_d2[upd], best_id[upd], best_row[upd] = d2[upd], tid, r
+        else:
+            best_d2, best_id, best_row = self._nearest_by_tree(GT, g, ids)
+        upd = (best_d2 < w["d2"]) | ((best_d2 == w["d2"]) & (best_id < w["near"]))
+        w["ids"].update(tids)
+        if not upd.any():
+            return
+        rows = np.unique(best_row[upd])
+        mu_n, sd_n = w["predict"](F[rows])
+        at = np.searchsorted(rows, best_row[upd])
+        w["d2"][upd], w["near"][upd] = best_d2[upd], best_id[upd]
+        w["mu_j"][upd], w["sd_j"][upd] = mu_n[at], sd_n[at]
+        d2 = w["d2"][upd]
+        k = matern52_corr(np.sqrt(d2))
+        mu = w["mu"][upd] + k * w["sd"][upd] / np.maximum(w["sd_j"][upd], 1e-9) * (w["lie"] - w["mu_j"][upd])
+        sd = w["sd"][upd] * np.sqrt(np.maximum(1.0 - k * k, 1e-12))
+        s = self._scores("ei", mu, sd, w["best"])
+        s[d2 < 1e-12] = -np.inf  # a trial that joined itself
+        w["s"][upd] = s
+
+    @staticmethod
+    def _nearest_by_tree(GT: np.ndarray, g: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per pool point (columns of ``GT``): the smallest ``_d2`` to the rows of ``g``, the id
+        of that row (ties: the lower id) and its index; a k-d tree finds the nearest row and
+        every row within a relative 1e-9 of it (rounding of the tree's distances), ``_d2``
+        decides among them."""
+        from scipy.spatial import cKDTree
+
+        G = GT.T
+        tree = cKDTree(g)
+        k = min(2, len(g))
+        dist, nn = tree.query(G, k=k)
+        dist, nn = dist.reshape(len(G), k), nn.reshape(len(G), k)
+        row = nn[:, 0].astype(np.int64)
+        d2 = _d2(GT, g[row].T)
+        if k == 2:
+            for i in np.flatnonzero(dist[:, 1] <= dist[:, 0] * (1 + 1e-9) + 1e-12):
+                cand = np.array(tree.query_ball_point(G[i], dist[i, 0] * (1 + 1e-9) + 1e-12), dtype=np.int64)
+                cd2 = _d2(GT[:, i : i + 1], g[cand].T)
+                order = np.lexsort((ids[cand], cd2))
+                row[i], d2[i] = cand[order[0]], cd2[order[0]]
+        return d2, ids[row], row
+
+    def _wave_suggest(self, U_t: np.ndarray, F_t: np.ndarray, y_t: np.ndarray) -> np.ndarray:
         """An ask while more than ``max_liars`` trials are pending (a coordinator filling many
         idle workers at once): the pool candidate with the best EI (whatever ``acq`` is) under
         the wave model updated for the *nearest* trial j that joined since the epoch (pending,
@@ -453,31 +617,17 @@ class BayesOptimizer(Optimizer):
         correlation k between candidate and j standing in for the posterior one,
         mu' = mu + k sd / sd_j (lie - mu_j) and sd' = sd sqrt(1 - k^2) — a constant liar over
         the nearest pending point only, i.e. a local penalty (Gonzalez et al. 2016) whose
-        radius is the kernel's.  Cost per ask: the distances of the pool to the trials that
-        joined since the last ask, O(pool x features) each, and one EI over the pool."""
+        radius is the kernel's.  Cost per ask, independent of the number pending: the
+        distances of the pool to the trials that joined since the last ask, O(pool x
+        features) each, the scores of the pool points they are nearest to, and an argmax;
+        per epoch a k-d tree over the joined trials, O(pool log(pending))."""
         w = self._wave_model(U_t, F_t, y_t)
-        n_b = w["n"]
-        near = [(t[0], F_t[n_b + i]) for i, t in enumerate(self.history[n_b:])]
-        near += list(zip(self.pending, Fp))
-        new = [(tid, f) for tid, f in near if tid not in w["ids"]]
-        if len(near) - len(new) != len(w["ids"]):  # a trial left the set (not by tell): start again
-            m = len(w["C"])
-            w["ids"], w["d2"], w["near"] = set(), np.full(m, np.inf), np.full(m, -1, dtype=np.int64)
-            new = near
-        if new:
-            mu_n, sd_n = w["predict"](np.array([f for _, f in new]))
-            for (tid, f), mj, sj in zip(new, mu_n, sd_n):
-                diff = w["G"] - f / w["ls"]
-                d2 = np.einsum("ij,ij->i", diff, diff)
-                upd = (d2 < w["d2"]) | ((d2 == w["d2"]) & (tid < w["near"]))
-                w["d2"][upd], w["near"][upd], w["mu_j"][upd], w["sd_j"][upd] = d2[upd], tid, mj, sj
-                w["ids"].add(tid)
-        k = np.where(w["near"] >= 0, matern52_corr(np.sqrt(w["d2"])), 0.0)
-        mu = w["mu"] + k * w["sd"] / np.maximum(w["sd_j"], 1e-9) * (w["lie"] - w["mu_j"])
-        sd = w["sd"] * np.sqrt(np.maximum(1.0 - k * k, 1e-12))
-        s = self._scores("ei", mu, sd, w["best"])
-        s[w["d2"] < 1e-12] = -np.inf  # a trial that joined itself
-        return self._pick(w["C"], s, np.vstack([F_t[n_b:], Fp]))  # the pool has no told[:n_b]
+        tids, F = self._wave_joined(w, F_t)
+        self._wave_join(w, tids, F)
+        j = int(np.argmax(w["s"]))
+        if not np.isfinite(w["s"][j]):  # every pool point taken
+            return cast(np.ndarray, self.rng.random(U_t.shape[1]))
+        return cast(np.ndarray, w["C"][j])
 
     def _initial_point(self, k: int) -> np.ndarray:
         D = len(self.space.dims)
@@ -491,18 +641,25 @@ class BayesOptimizer(Optimizer):
                 self._design = self.rng.random((n, D))
         return cast(np.ndarray, self._design[k])
 
-    def _refit_due(self, n_told: int) -> bool:
-        every = self.opts["refit_every"] or (1 if n_told <= 50 else max(1, n_told // 25))
+    def _refit_due(self, n_told: int, wave: bool = False) -> bool:
+        """Auto (``refit_every`` None): after every told trial up to 50, then after n/25 more, and
+        for a wave model past 1,000 told trials or 1,000 asks ahead of the tells (many workers:
+        hyper-parameters move little per batch, and a fit costs a few hundred wave asks) after
+        n/4 more."""
+        big = wave and (n_told > 1000 or self._n_asked - n_told > 1000)
+        every = self.opts["refit_every"] or (1 if n_told <= 50 and not big else max(1, n_told // (4 if big else 25)))
         return self._fit_n < 0 or n_told - self._fit_n >= every
 
-    def _gp_model(self, X: np.ndarray, y: np.ndarray, n_told: int, n_seen: Optional[int] = None) -> Any:
+    def _gp_model(
+        self, X: np.ndarray, y: np.ndarray, n_told: int, n_seen: Optional[int] = None, wave: bool = False
+    ) -> Any:
         """The GP conditioned on (X, y), whose first ``n_told`` rows are told trials (the rest
         liars); hyper-parameters refitted when due after ``n_seen`` (default ``n_told``) told trials."""
         if self._gp is None:
-            self._gp = GP(X.shape[1])
+            self._gp = GP(X.shape[1], warp=self.opts["output_warp"] == "yeo-johnson")
         gp = self._gp
         n_seen = n_told if n_seen is None else n_seen
-        if self._refit_due(n_seen):
+        if self._refit_due(n_seen, wave):
             gp.fit(X[:n_told], y[:n_told], self.rng, restarts=2 if n_seen <= 100 else 1)
             self._fit_n = n_seen
         # standardise on the told values, condition on told + pending (liars)

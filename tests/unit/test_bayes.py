@@ -314,10 +314,14 @@ def test_wave_of_asks_past_max_liars_spreads_out_on_one_model():
     assert w is not None and w["n"] == 80 and len(w["ids"]) == 59  # the last ask penalised all 59 pending
     opt.ask(2000)
     assert opt._wave is w  # no tell, no refit: the same model, built once
-    # a told trial joins the penalised set until the next epoch (wave_epoch(81) == 81: rebuilt)
+    # a told trial stays in the penalised set until the next epoch (wave_epoch(84, 16) == 84)
     opt.tell(1000, TrialState.COMPLETE, 0.5)
     opt.ask(2001)
-    assert opt._wave is not w and opt._wave["n"] == 81
+    assert opt._wave is w and len(w["ids"]) == 61
+    for i in range(1, 4):
+        opt.tell(1000 + i, TrialState.COMPLETE, 0.5)
+    opt.ask(2002)
+    assert opt._wave is not w and opt._wave["n"] == 84 and len(opt._wave["ids"]) == 58  # the 4 told: in the model
 
 
 def test_wave_epochs_change_about_every_one_and_a_half_percent():
@@ -329,6 +333,16 @@ def test_wave_epochs_change_about_every_one_and_a_half_percent():
     ns = np.arange(1, 20_000)
     got = np.array([e(int(n)) for n in ns])
     assert np.all(got <= ns) and np.all(np.diff(got) >= 0) and np.all(ns - got <= ns / 64 + 1)
+    # the wave model's base: asks count too (many workers: fewer rebuilds), never below 3/4 of
+    # the told trials nor 0
+    b = BayesOptimizer._wave_base
+    assert b(2, 20_000) == 2 and b(1000, 1000) == 992 and b(1000, 21_000) == 896
+    rng = np.random.default_rng(0)
+    n, a = 1, 1
+    for _ in range(5000):
+        n, a = n + int(rng.integers(0, 2)), a + int(rng.integers(0, 3))
+        a = max(a, n)
+        assert 0 < b(n, a) <= n and n - b(n, a) <= n / 4 + 1
 
 
 def test_caps_keep_suggestions_deterministic_and_cache_free():
@@ -382,3 +396,47 @@ def test_active_set_with_the_spread_of_an_epoch_keeps_the_cap_the_best_and_the_r
     _told(opt, 303)
     opt.ask(1000)
     assert opt._spread[0] == opt.wave_epoch(303) == 300 and opt._gp.X.shape[0] <= 32
+
+
+def test_nearest_joined_trial_is_the_same_by_tree_and_by_scan_ties_to_the_lower_id():
+    """The wave's nearest joined trial per pool point does not depend on how it is found (a
+    k-d tree at an epoch's start, a scan per ask after): the smallest squared distance, ties
+    (frequent on a grid) to the lower trial id."""
+    from rdhpo_hpc.optimizers.bayes import BayesOptimizer, _d2
+
+    rng = np.random.default_rng(0)
+    pool = rng.integers(0, 4, (300, 3)).astype(float)  # a grid: many equal distances
+    joined = rng.integers(0, 4, (40, 3)).astype(float)
+    ids = rng.permutation(1000)[:40].astype(np.int64)
+    d2, near, _ = BayesOptimizer._nearest_by_tree(np.ascontiguousarray(pool.T), joined, ids)
+    full = np.array([_d2(np.ascontiguousarray(pool.T), g) for g in joined])  # joined x pool
+    want_d2 = full.min(0)
+    want_id = np.array([ids[full[:, i] == want_d2[i]].min() for i in range(len(pool))])
+    assert np.array_equal(d2, want_d2) and np.array_equal(near, want_id)
+    assert (full == want_d2).sum(0).max() > 1  # the case has ties
+
+
+def test_wave_asks_do_not_depend_on_the_order_trials_joined_or_on_the_cache():
+    """Many pending (the k-d tree at each epoch's start) on an integer grid: a warm optimizer
+    and one whose wave model is dropped before every ask suggest the same."""
+    space = Space(a=Int(0, 5), b=Int(0, 5), c=Float(0.0, 1.0))
+
+    def f(c: dict) -> float:
+        return (c["a"] - 2) ** 2 + (c["b"] - 3) ** 2 + c["c"]
+
+    def drive(drop: bool) -> list:
+        opt = make_optimizer("bayes", space, seed=5, max_liars=2, n_candidates=100, refit_every=100)
+        rng = np.random.default_rng(0)
+        for t in range(24):
+            opt.pending[t] = c = space.sample(rng)
+            opt.tell(t, TrialState.COMPLETE, f(c))
+        out = []
+        for i in range(24):
+            if drop:
+                opt._wave, opt._penc = None, {}
+            out.append(opt.ask(100 + i))
+            if i % 6 == 5:
+                opt.tell(100 + i - 4, TrialState.COMPLETE, f(opt.pending[100 + i - 4]))
+        return out
+
+    assert drive(False) == drive(True)
