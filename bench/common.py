@@ -16,11 +16,69 @@ import shutil
 import subprocess
 import sys
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT_DIR = os.path.join(ROOT, "bench", "out")
 DATE = "2026-11-28"
+
+
+def run_seed_children(
+    child_cmd: Callable[[int], list[str]], seeds: int, procs: int, time_limit: float
+) -> tuple[list[dict], list[str]]:
+    """Run ``child_cmd(seed)`` for every seed, ``procs`` at a time, each in its own session, and
+    collect the ``{"run": ...}`` lines they print; a child still running at ``time_limit`` seconds
+    is SIGKILLed with its process group.  Returns (rows, notes on children that failed or were cut)."""
+    import signal
+    import threading
+
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    deadline = time.monotonic() + time_limit
+    pending, rows, notes = list(range(seeds)), [], []
+    running: list[tuple[int, subprocess.Popen, threading.Thread]] = []
+    lock = threading.Lock()
+
+    def reader(p: subprocess.Popen) -> None:
+        assert p.stdout is not None
+        for line in p.stdout:
+            if line.startswith('{"run"'):
+                with lock:
+                    rows.append(json.loads(line)["run"])
+
+    while pending or running:
+        while pending and len(running) < procs:
+            s = pending.pop(0)
+            p = subprocess.Popen(
+                child_cmd(s),
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                start_new_session=True,
+            )
+            th = threading.Thread(target=reader, args=(p,), daemon=True)
+            th.start()
+            running.append((s, p, th))
+        time.sleep(0.2)
+        for item in list(running):
+            s, p, th = item
+            if p.poll() is not None:
+                th.join(5)
+                if p.returncode != 0:
+                    assert p.stderr is not None
+                    notes.append(f"seed {s}: exit {p.returncode}: {p.stderr.read().strip()[-400:]}")
+                running.remove(item)
+            elif time.monotonic() > deadline:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+                th.join(5)
+                notes.append(f"seed {s}: killed at the {time_limit:.0f} s time limit")
+                running.remove(item)
+        if time.monotonic() > deadline and pending:
+            notes.append(f"seeds {pending}: not started (time limit)")
+            pending = []
+    return rows, notes
 
 
 def emit(bench: str, metric: str, value: Any, unit: str, **extra: Any) -> dict:

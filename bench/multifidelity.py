@@ -61,9 +61,7 @@ import argparse
 import io
 import json
 import math
-import signal
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -71,7 +69,7 @@ from typing import Any, Callable, Optional
 
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from bench.common import ROOT, emit
+from bench.common import emit, run_seed_children
 
 B = "multifidelity"
 TASKS = {
@@ -395,80 +393,40 @@ def method_options(a: argparse.Namespace) -> dict:
 # -- parent: seeds in subprocesses, then the tables ----------------------------------------------
 def run_seeds(a: argparse.Namespace, methods: list[str]) -> tuple[list[dict], list[str]]:
     """Run every seed in a child process, ``a.procs`` at a time, all killed at ``a.time_limit``."""
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    deadline = time.monotonic() + a.time_limit
-    pending, running, rows, notes = list(range(a.seeds)), [], [], []
-    lock = threading.Lock()
 
-    def reader(p: subprocess.Popen) -> None:
-        for line in p.stdout:
-            if line.startswith('{"run"'):
-                with lock:
-                    rows.append(json.loads(line)["run"])
+    def cmd(s: int) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "bench.multifidelity",
+            "--child",
+            "--seed",
+            str(s),
+            "--task",
+            a.task,
+            "--cap",
+            str(a.cap),
+            "--workers",
+            str(a.workers),
+            "--min-budget",
+            str(a.min_budget),
+            "--max-budget",
+            str(a.max_budget),
+            "--eta",
+            str(a.eta),
+            "--methods",
+            ",".join(methods),
+            "--study-timeout",
+            str(a.study_timeout),
+            "--bohb-options",
+            a.bohb_options,
+            "--options",
+            a.options,
+            "--random-cap",
+            str(a.random_cap),
+        ]
 
-    while pending or running:
-        while pending and len(running) < a.procs:
-            s = pending.pop(0)
-            cmd = [
-                sys.executable,
-                "-m",
-                "bench.multifidelity",
-                "--child",
-                "--seed",
-                str(s),
-                "--task",
-                a.task,
-                "--cap",
-                str(a.cap),
-                "--workers",
-                str(a.workers),
-                "--min-budget",
-                str(a.min_budget),
-                "--max-budget",
-                str(a.max_budget),
-                "--eta",
-                str(a.eta),
-                "--methods",
-                ",".join(methods),
-                "--study-timeout",
-                str(a.study_timeout),
-                "--bohb-options",
-                a.bohb_options,
-                "--options",
-                a.options,
-                "--random-cap",
-                str(a.random_cap),
-            ]
-            p = subprocess.Popen(
-                cmd,
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                start_new_session=True,
-            )
-            th = threading.Thread(target=reader, args=(p,), daemon=True)
-            th.start()
-            running.append((s, p, th))
-        time.sleep(0.2)
-        for item in list(running):
-            s, p, th = item
-            if p.poll() is not None:
-                th.join(5)
-                if p.returncode != 0:
-                    notes.append(f"seed {s}: exit {p.returncode}: {p.stderr.read().strip()[-400:]}")
-                running.remove(item)
-            elif time.monotonic() > deadline:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
-                th.join(5)
-                notes.append(f"seed {s}: killed at the {a.time_limit:.0f} s time limit")
-                running.remove(item)
-        if time.monotonic() > deadline and pending:
-            notes.append(f"seeds {pending}: not started (time limit)")
-            pending = []
-    return rows, notes
+    return run_seed_children(cmd, a.seeds, a.procs, a.time_limit)
 
 
 def read_rows(paths: list[str]) -> tuple[list[dict], list[str]]:

@@ -42,17 +42,14 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse
 import io
 import json
-import signal
 import statistics
-import subprocess
 import sys
-import threading
 import time
 from typing import Any, Optional
 
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from bench.common import OUT_DIR, ROOT, emit
+from bench.common import OUT_DIR, emit, run_seed_children
 from bench.multifidelity import Meter, metered
 
 B = "pbt"
@@ -229,55 +226,16 @@ def child(a: argparse.Namespace) -> int:
 
 def run_seeds(a: argparse.Namespace, methods: list[str]) -> tuple[list[dict], list[str]]:
     """Every seed in a child process (its own session), ``a.procs`` at a time, killed at the time limit."""
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    deadline = time.monotonic() + a.time_limit
-    pending, running, rows, notes = list(range(a.seeds)), [], [], []
-    lock = threading.Lock()
-
-    def reader(p: subprocess.Popen) -> None:
-        assert p.stdout is not None
-        for line in p.stdout:
-            if line.startswith('{"run"'):
-                with lock:
-                    rows.append(json.loads(line)["run"])
-
     sizes = ["--population", str(a.population), "--max-budget", str(a.max_budget), "--interval", str(a.interval)]
-    while pending or running:
-        while pending and len(running) < a.procs:
-            s = pending.pop(0)
-            cmd = [sys.executable, "-m", "bench.pbt", "--child", "--seed", str(s), "--methods", ",".join(methods)]
-            cmd += sizes + ["--study-timeout", str(a.study_timeout)]
-            p = subprocess.Popen(
-                cmd,
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                start_new_session=True,
-            )
-            th = threading.Thread(target=reader, args=(p,), daemon=True)
-            th.start()
-            running.append((s, p, th))
-        time.sleep(0.2)
-        for item in list(running):
-            s, p, th = item
-            if p.poll() is not None:
-                th.join(5)
-                if p.returncode != 0:
-                    assert p.stderr is not None
-                    notes.append(f"seed {s}: exit {p.returncode}: {p.stderr.read().strip()[-400:]}")
-                running.remove(item)
-            elif time.monotonic() > deadline:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
-                th.join(5)
-                notes.append(f"seed {s}: killed at the {a.time_limit:.0f} s time limit")
-                running.remove(item)
-        if time.monotonic() > deadline and pending:
-            notes.append(f"seeds {pending}: not started (time limit)")
-            pending = []
-    return rows, notes
+
+    def cmd(s: int) -> list[str]:
+        return [sys.executable, "-m", "bench.pbt", "--child", "--seed", str(s), "--methods", ",".join(methods)] + [
+            *sizes,
+            "--study-timeout",
+            str(a.study_timeout),
+        ]
+
+    return run_seed_children(cmd, a.seeds, a.procs, a.time_limit)
 
 
 def _sizes(a: argparse.Namespace) -> list[int]:

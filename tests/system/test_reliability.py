@@ -283,12 +283,15 @@ def test_cut_link_to_the_coordinator(tmp_path):
 
 
 def test_trial_time_limit_worker_ends_itself(tmp_path):
-    job = Job(write_config(tmp_path, 8, fn="hang_first", trial_time_limit=2.0), 4)
+    # 14 trials: the others (1 s each, 2 workers) still run when the hung one's worker ends itself
+    # at ~4 s (limit + grace), so the study lives to see ULFM report that rank (with 8 trials it
+    # could end 0.03 s after that FAILED result, before any report: no rank-dead event)
+    job = Job(write_config(tmp_path, 14, fn="hang_first", trial_time_limit=2.0), 4)
     job.finish()
     res = results(job.out)
     t0 = next(t for t in res.trials if t.trial_id == 0)
     assert t0.state == "FAILED" and "time limit" in t0.error
-    assert sorted(t.state for t in res.trials if t.trial_id) == ["COMPLETE"] * 7
+    assert sorted(t.state for t in res.trials if t.trial_id) == ["COMPLETE"] * 13
     assert [e["detail"] for e in res.events if e["kind"] == "rank-dead"] == ["mpi-failure"]
     assert job.wall < 60
 
