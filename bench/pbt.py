@@ -269,6 +269,13 @@ def quartiles(xs: list[float]) -> tuple[float, float, float]:
     return q[0], statistics.median(xs), q[2]
 
 
+def emit_quartiles(metric: str, xs: list[float], **extra: Any) -> tuple[float, float, float]:
+    """Emit the median accuracy of ``xs`` with its quartiles; returns (p25, median, p75)."""
+    lo, med, hi = quartiles(xs)
+    emit(B, metric, round(med, 4), "accuracy", p25=round(lo, 4), p75=round(hi, 4), seeds=len(xs), **extra)
+    return lo, med, hi
+
+
 def report(a: argparse.Namespace, methods: list[str], rows: list[dict], notes: list[str], wall: float) -> int:
     for n in notes:
         print(f"[pbt] {n}", file=sys.stderr, flush=True)
@@ -290,31 +297,10 @@ def report(a: argparse.Namespace, methods: list[str], rows: list[dict], notes: l
             if not xs:
                 cells.append("-")
                 continue
-            lo, med, hi = quartiles(xs)
+            lo, med, hi = emit_quartiles(f"test_accuracy@{f}", xs, method=m, **sizes)
             cells.append(f"{med:.3f} [{lo:.3f}-{hi:.3f}]" + (f" ({len(xs)})" if len(xs) < len(seeds) else ""))
-            emit(
-                B,
-                f"test_accuracy@{f}",
-                round(med, 4),
-                "accuracy",
-                method=m,
-                p25=round(lo, 4),
-                p75=round(hi, 4),
-                seeds=len(xs),
-                **sizes,
-            )
-        vs = [by_seed[s][m]["val@1.0"] for s in seeds]
-        lo, med, hi = quartiles(vs)
-        emit(
-            B,
-            "val_accuracy_of_pick",
-            round(med, 4),
-            "accuracy",
-            method=m,
-            p25=round(lo, 4),
-            p75=round(hi, 4),
-            seeds=len(seeds),
-            **sizes,
+        lo, med, hi = emit_quartiles(
+            "val_accuracy_of_pick", [by_seed[s][m]["val@1.0"] for s in seeds], method=m, **sizes
         )
         lines.append(f"| {m} | " + " | ".join(cells) + f" | {med:.3f} [{lo:.3f}-{hi:.3f}] |")
     for m in methods:
