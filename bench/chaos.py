@@ -1,6 +1,6 @@
 """Randomized chaos: seeded fault schedules against real supervised jobs (``rdhpo launch``).
 
-``python -m bench.chaos [--quick] [--seeds N] [--first K] [--json]``
+``python -m bench.chaos [--quick] [--seeds N] [--first K] [--json] [--cluster] [--membership swim]``
 
 Each seed draws a schedule: the kind of fault (SIGKILL = crash, SIGSTOP = hang), one or two
 victims (rank 0 included), and the moment — during start-up (as soon as the rank processes
@@ -74,7 +74,7 @@ def draw(seed: int) -> tuple[str, str, int, int]:
     return rng.choice(KINDS), rng.choice(MOMENTS), rng.choice([5, 6]), rng.choice([16, 24])
 
 
-def write_config(tmp: Path, trials: int) -> Path:
+def write_config(tmp: Path, trials: int, membership: str = "auto") -> Path:
     import yaml
 
     cfg = {
@@ -91,6 +91,7 @@ def write_config(tmp: Path, trials: int) -> Path:
             "end_grace": END_GRACE,
             "max_retries": 3,
             "startup_timeout": STARTUP,
+            "membership": membership,
         },
     }
     p = tmp / "cfg.yaml"
@@ -166,11 +167,11 @@ def _victims(kind: str, n: int, rng: random.Random) -> list[tuple[int, int]]:
     }[kind]
 
 
-def run_schedule(seed: int, tmp: Path) -> Outcome:
+def run_schedule(seed: int, tmp: Path, membership: str = "auto") -> Outcome:
     kind, moment, n, trials = draw(seed)
     rng = random.Random(seed * 7919)
     res = Outcome(seed, kind, moment, n, trials)
-    cfg = write_config(tmp, trials)
+    cfg = write_config(tmp, trials, membership)
     out = tmp / "out.h5"
     log = tmp / "job.log"
     p = _launch(cfg, n, log, resume=False)
@@ -298,7 +299,7 @@ def _cluster_fault(vc, kind: str, node: str, rng: random.Random, out: Path) -> N
         time.sleep(0.5)
 
 
-def run_cluster_schedule(seed: int, tmp: Path) -> Outcome:
+def run_cluster_schedule(seed: int, tmp: Path, membership: str = "auto") -> Outcome:
     vc = _vcluster()
     reason = vc.ensure_cluster(slurm=False)
     if reason:
@@ -306,7 +307,7 @@ def run_cluster_schedule(seed: int, tmp: Path) -> Outcome:
     kind, moment, node, trials = draw_cluster(seed)
     rng = random.Random(seed * 104729)
     res = Outcome(seed, f"{kind}@{node}", moment, 5, trials)
-    cfg = write_config(tmp, trials)
+    cfg = write_config(tmp, trials, membership)
     out = tmp / "out.h5"
     cmd, env = vc.mpirun_command(["-m", "rdhpo_hpc", "run", str(cfg)], hosts=HOSTS)
     log = tmp / "job.log"
@@ -367,12 +368,18 @@ def main() -> None:
         action="store_true",
         help="node and network faults on the virtual cluster (root; tests/system/vcluster.py)",
     )
+    ap.add_argument(
+        "--membership",
+        default="auto",
+        choices=["auto", "gossip", "swim"],
+        help="fault_tolerance.membership of the jobs (auto: gossip below 64 ranks)",
+    )
     args = ap.parse_args()
     seeds = range(args.first, args.first + (8 if args.quick else args.seeds))
     rows = []
     for seed in seeds:
         with tempfile.TemporaryDirectory(prefix="rdhpo-chaos-") as d:
-            o = (run_cluster_schedule if args.cluster else run_schedule)(seed, Path(d))
+            o = (run_cluster_schedule if args.cluster else run_schedule)(seed, Path(d), args.membership)
         rows.append(o)
         if args.json:
             row = {"bench": "chaos", "metric": "schedule", "value": o.fault_to_end_s, "unit": "s fault to end"}

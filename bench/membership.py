@@ -26,7 +26,10 @@ every trial completed once, and prints the ranks' measured membership messages/b
 (median; the node's direct coordinator pings counted apart), the share of probes that went
 indirect, the distribution of direct-probe round trips and every ``rank-dead`` event, next to the
 simulation of the same N and settings twice: with ``--delay``, and with one-way delays drawn from
-the measured round trips / 2 (ratios real / simulated).
+the measured round trips / 2 (ratios real / simulated).  The real figures come twice: over each
+node's whole life (start-up and shutdown included), and in the steady window in which every node
+was up (``steady_*``: from per-second counts on the ranks' shared wall clock), which is what the
+simulation measures.
 """
 
 from __future__ import annotations
@@ -317,8 +320,9 @@ out_dir = sys.argv[1]
 orig_start, orig_close, orig_send = node.Node.start, node.Node.close, node.Node._send_membership
 orig_tick, orig_receive = swim.Swim.tick, swim.Swim.receive
 def start(self):
-    self._bench_t0 = time.monotonic()
+    self._bench_t0, self._bench_start = time.monotonic(), time.time()
     self._bench_m = [0, 0]  # membership messages, bytes (the node's counters also hold direct pings)
+    self._bench_bins = {}  # whole second (wall clock, shared by the ranks of this host) -> [msgs, bytes]
     return orig_start(self)
 def send(self, out, now):
     before = (self.gossip_sent, self.gossip_bytes)
@@ -326,6 +330,9 @@ def send(self, out, now):
     if hasattr(self, "_bench_m"):
         self._bench_m[0] += self.gossip_sent - before[0]
         self._bench_m[1] += self.gossip_bytes - before[1]
+        b = self._bench_bins.setdefault(int(time.time()), [0, 0])
+        b[0] += self.gossip_sent - before[0]
+        b[1] += self.gossip_bytes - before[1]
 def tick(self, now):
     out = orig_tick(self, now)
     st = self.__dict__.setdefault("_bench", {"probes": 0, "indirect": 0, "rtt": []})
@@ -347,6 +354,8 @@ def close(self, *a, **kw):
             json.dump({"rank": self.rank, "sent": self.gossip_sent, "bytes": self.gossip_bytes,
                        "m_sent": self._bench_m[0], "m_bytes": self._bench_m[1],
                        "seconds": time.monotonic() - self._bench_t0,
+                       "t_start": self._bench_start, "t_close": time.time(),
+                       "bins": sorted([k, *v] for k, v in self._bench_bins.items()),
                        "probes": st.get("probes", 0), "indirect": st.get("indirect", 0),
                        "rtts": st.get("rtt", []),
                        "incarnation": getattr(self.membership, "incarnation", 0),
@@ -412,6 +421,7 @@ def real(n: int, trials: int, interval: float, t_fail: float, timeout: float) ->
     m_msgs = [p["m_sent"] / p["seconds"] for p in per]
     rtts = sorted(x for p in per for x in p["rtts"])
     probes = sum(p["probes"] for p in per)
+    steady = _steady_window(per)
     return {
         "n": n,
         "exit_code": proc.returncode,
@@ -426,6 +436,7 @@ def real(n: int, trials: int, interval: float, t_fail: float, timeout: float) ->
         "all_bytes_s_mean": round(statistics.fmean(rates), 1) if rates else None,
         "swim_bytes_s_median": round(statistics.median(m_bytes), 1) if m_bytes else None,
         "swim_msgs_s_median": round(statistics.median(m_msgs), 2) if m_msgs else None,
+        **steady,
         "indirect_fraction": round(sum(p["indirect"] for p in per) / probes, 3) if probes else None,
         "rtt_samples": len(rtts),
         "probe_rtt_p50_p90_p99_max_s": [round(_quantile(rtts, q), 4) for q in (0.5, 0.9, 0.99, 1.0)] if rtts else None,
@@ -433,6 +444,27 @@ def real(n: int, trials: int, interval: float, t_fail: float, timeout: float) ->
         "rank_dead_events": deaths,  # false verdicts (rank, cause, seconds silent): nothing was killed
         "refutations": sum(p.get("incarnation", 0) for p in per),  # times a rank was suspected and answered
         "tail": text[-600:] if proc.returncode else "",
+    }
+
+
+def _steady_window(per: list[dict]) -> dict:
+    """Membership load in the steady state, as the simulation measures it: whole seconds from
+    2 s after the last rank's node started to 1 s before the first one closed (no rank starting or
+    leaving), median over ranks of bytes and messages per second; empty when that window is
+    shorter than 3 s."""
+    lo = int(max(p["t_start"] for p in per)) + 3  # the first whole second 2 s after the last start
+    hi = int(min(p["t_close"] for p in per)) - 1  # the whole seconds before that end 1 s before
+    if hi - lo < 3:
+        return {}
+    msgs, byts = [], []
+    for p in per:
+        inside = [(m, b) for sec, m, b in p["bins"] if lo <= sec < hi]
+        msgs.append(sum(m for m, _ in inside) / (hi - lo))
+        byts.append(sum(b for _, b in inside) / (hi - lo))
+    return {
+        "steady_s": hi - lo,
+        "steady_swim_bytes_s_median": round(statistics.median(byts), 1),
+        "steady_swim_msgs_s_median": round(statistics.median(msgs), 2),
     }
 
 
@@ -454,6 +486,8 @@ def compare_real(n: int, a: argparse.Namespace) -> dict:
         r[f"{key}_indirect_fraction"] = round(o.indirect_fraction, 3)
         if r["swim_bytes_s_median"]:
             r[f"ratio_real_to_{key}_bytes"] = round(r["swim_bytes_s_median"] / o.bytes_per_rank_s, 2)
+        if r.get("steady_swim_bytes_s_median"):
+            r[f"ratio_steady_to_{key}_bytes"] = round(r["steady_swim_bytes_s_median"] / o.bytes_per_rank_s, 2)
     return r
 
 

@@ -41,7 +41,9 @@ that costs nothing would reach with the same attempts, their compute time (:func
 the tail is the workload's) and ``utilisation_vs_ideal`` the share of it this one keeps), and coordinator CPU per
 trial = the process CPU time of the whole simulation / trials (simulated workers included:
 an upper bound; ``loop_cpu_ms_per_trial`` is the loop's own share; ``memory_kb_per_trial``: growth
-of the process's resident memory over the run / trials).  ``--json``: one JSON object.
+of the process's resident memory over the run / trials); ``median_attempt_s``: the median compute
+time of the attempts that ran (with ASHA most stop at the first rung: ``--median`` is the full
+budget's).  ``--json``: one JSON object.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ import json
 import math
 import os
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -508,7 +511,8 @@ def simulate(
     )
     counts = SimStore(digest)
     store: Store = counts if journal is None else MultiStore(JournalStore(journal), counts)
-    kwargs = {"kill": sim.kill} if loop_class is CoordinatorLoop else {}
+    # the loop's CPU as the simulated clock was charged with it (none with --no-charge: deterministic)
+    kwargs = {"kill": sim.kill, "cpu": lambda: sim.loop_cpu * charge} if loop_class is CoordinatorLoop else {}
     loop = loop_class(cfg, sim.node, store, opt, sched, clock=sim.clock, out=io.StringIO(), start_time=0.0, **kwargs)
     code = loop.run()
     store.close()
@@ -525,7 +529,8 @@ def simulate(
     busy_cut -= sum(max(0.0, min(e, cut) - s) for w in sim.workers[1:] for s, e in w.waits)
     waited = sum(d for w in sim.workers[1:] for *_, d in w.spans)
     told = len(store.tells)
-    ideal = ideal_utilisation([e - s - d for w in sim.workers[1:] for _, _, s, e, d in w.spans], workers)
+    computed = [e - s - d for w in sim.workers[1:] for _, _, s, e, d in w.spans]  # per attempt
+    ideal = ideal_utilisation(computed, workers)
     util = busy / avail if avail > 0 else 0.0
     complete = (store.end or {}).get("end_status") == "complete"
     return {
@@ -556,6 +561,7 @@ def simulate(
         "wall_s": round(wall, 2),
         "cpu_s": round(cpu, 2),
         "median_s": median,
+        "median_attempt_s": round(statistics.median(computed), 3) if computed else 0.0,
         "sigma": sigma,
         "fail": fail,
         "hang": hang,
@@ -604,7 +610,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--optimizer", nargs="+", default=["random"], help="random, asha, bayes, pbt, ...")
     p.add_argument("--fail", type=float, default=0.02, help="fraction of workers that crash (default 0.02)")
     p.add_argument("--hang", type=float, default=0.0, help="fraction of workers that hang")
-    p.add_argument("--median", type=float, default=60.0, help="median full-budget trial seconds")
+    p.add_argument(
+        "--median",
+        type=float,
+        default=60.0,
+        help="median seconds of a full-budget attempt (a multi-fidelity scheduler stops most attempts"
+        " earlier: the output's median attempt is what ran)",
+    )
     p.add_argument("--sigma", type=float, default=0.5, help="log-normal sigma of trial durations")
     p.add_argument("--latency", type=float, default=0.0005, help="one-way message latency, s")
     p.add_argument("--detect", type=float, default=0.05, help="crash detection latency (ULFM), s")
@@ -668,7 +680,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                 print(json.dumps(r), flush=True)
             else:
                 print(
-                    f"{name:>10} workers {n:>6} trials {r['trials']:>7}: utilisation {r['utilisation']:.3f} "
+                    f"{name:>10} workers {n:>6} trials {r['trials']:>7} (median attempt "
+                    f"{r['median_attempt_s']:.2f} s): utilisation {r['utilisation']:.3f} "
                     f"(ideal {r['ideal_utilisation']:.3f}: {r['utilisation_vs_ideal']:.3f} of it; "
                     f"useful {r['useful_utilisation']:.3f}, until the last start "
                     f"{r['utilisation_until_last_start']:.3f}; waiting for decisions "

@@ -20,6 +20,7 @@ from .config import StudyConfig
 from .coordination import records as rec
 from .coordination import shutdown
 from .coordination.handlers import Handlers
+from .coordination.load import LoadMeter
 from .coordination.policy import FailurePolicy, Pipeline, Prefetch
 from .coordination.port import NodePort
 from .coordination.replay import Replay, replay
@@ -48,8 +49,10 @@ class CoordinatorLoop:
         out: TextIO = sys.stdout,
         start_time: Optional[float] = None,
         kill: shutdown.Kill = kill_local,
+        cpu: Callable[[], float] = time.thread_time,
     ) -> None:
         self.cfg, self.node, self.store, self.clock, self.out, self.kill = cfg, node, store, clock, out, kill
+        self.cpu = cpu  # the loop's CPU time, for its saturation warning (the simulator's: charged time)
         self.optimizer, self.scheduler = optimizer, scheduler
         self.study, self.table, self.record = Study(optimizer, scheduler), TrialTable(), rec.Recorder(store, clock)
         self.event = self.record.event
@@ -61,6 +64,7 @@ class CoordinatorLoop:
         self.start_time = start_time if start_time is not None else clock()
         self._deadline = None if cfg.max_wall_time is None else self.start_time + cfg.max_wall_time
         self._last_progress = 0.0
+        self.load = LoadMeter(self.start_time, 0, cpu)
         self.stop_reason: Optional[str] = None  # set by a signal or a limit
         self.finalize_ok = False  # set at the end: MPI_Finalize is safe for all
         self.replayed: Optional[Replay] = None  # what replay did (resume, takeover)
@@ -88,6 +92,7 @@ class CoordinatorLoop:
 
     def start(self) -> None:
         self.failures.start(self.study.counts)
+        self.load = LoadMeter(self.clock(), self.table.done, self.cpu)  # from here: after any replay
         self.event(
             "coordinator-start",
             self.node.rank,
@@ -115,6 +120,7 @@ class CoordinatorLoop:
         self._dispatch()
         self.store.flush()
         self.progress()
+        self._check_load()
 
     def finished(self) -> bool:
         self.on.release_orphans()
@@ -122,7 +128,7 @@ class CoordinatorLoop:
             return False
         if self.stop_reason is not None or not (self.table.requeue or self.table.ready or self._can_create()):
             return True  # stopped, or nothing left to run: the study is complete
-        if not self._live_workers():
+        if not self._has_live_worker():
             self.stop_reason = "no live workers"
             return True
         return False
@@ -142,8 +148,21 @@ class CoordinatorLoop:
             print(f"[rdhpo] stopping the study: {why}", file=self.out, flush=True)
             self.request_stop("max_failures")
 
+    def _check_load(self) -> None:
+        """Warn once when the loop itself is the bottleneck (``coordination/load.py``)."""
+        saturated = self.load.turn(self.clock(), self.table.done)
+        if saturated is not None:
+            self.event("coordinator-saturated", self.node.rank, saturated.message())
+            print(f"[rdhpo] {saturated.message()}", file=self.out, flush=True)
+
     def _can_create(self) -> bool:
         return self.stop_reason is None and self.table.next_id < self.cfg.max_trials and not self.study.exhausted()
+
+    def _has_live_worker(self) -> bool:
+        """Some worker is alive by gossip and reachable: stops at the first one (``finished`` asks
+        on every turn while suggestions are prepared ahead and no worker has said Hello yet)."""
+        node = self.node
+        return any(r != node.rank and r not in node.unreachable and node.is_alive(r) for r in range(node.size))
 
     def _live_workers(self) -> list[int]:
         """Workers alive by gossip and reachable on the direct link."""

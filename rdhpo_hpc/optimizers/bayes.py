@@ -58,9 +58,12 @@ iterations on at most 250 points; other
 asks only re-condition the GP (one Cholesky of m + pending points, m = min(n, ``max_points``),
 pending <= ``max_liars``) and score about ``n_candidates + 650`` candidates, plus at most about
 10 x 400 single-point gradient evaluations in the local searches (typically 10 x 10-15):
-O((m + pending)^3 + (n_candidates + 650 + 4000) * m * (m + features)) plus O(n) to find the
-active set after a tell.  A wave ask: O(pool x features) per trial new since the last ask, and
-one model per epoch (O(m^3 + pool * m^2) plus a k-d tree over the pending, O(pool log pending)).
+O((m + pending)^3 + (n_candidates + 650 + 4000) * m * (m + features)) plus O(n) with a small
+constant (a partition of the losses for the best half of the active set, one feature column
+scanned per pick).  A wave ask: O(pool x features) per trial new since the last ask, nothing in
+the number told (the told trials' arrays grow in place: ``_Rows``), and one model per epoch
+(O(n log n + m^3 + pool * m^2) plus a k-d tree over the pending, O(pool log pending)), epochs
+being O(n) tells apart: CPU per trial flat in n (issue 16 item 4; measured in docs/bench.md).
 Measured on 2 cores: see docs/optimizers.md.
 
 *Determinism.*  All randomness comes from the optimizer's seeded generator, consumed in ask
@@ -199,6 +202,37 @@ class Features:
         return F
 
 
+class _Rows:
+    """A float array that grows at the end: capacity doubling, so appending k rows costs O(k)
+    amortised instead of a copy of all rows (``np.vstack``); rows never change once appended
+    unless written through ``view``."""
+
+    def __init__(self, cols: Optional[int] = None) -> None:
+        self.buf = np.zeros((16,) if cols is None else (16, cols))
+        self.n = 0
+
+    def append(self, rows: np.ndarray) -> None:
+        k = len(rows)
+        if self.n + k > len(self.buf):
+            buf = np.zeros((max(2 * len(self.buf), self.n + k),) + self.buf.shape[1:])
+            buf[: self.n] = self.buf[: self.n]
+            self.buf = buf
+        self.buf[self.n : self.n + k] = rows
+        self.n += k
+
+    def view(self) -> np.ndarray:
+        """The rows so far (a view of the buffer)."""
+        return self.buf[: self.n]
+
+
+def _far(X: np.ndarray, f: np.ndarray, col: int, tol: float = 1e-9) -> bool:
+    """True when every row of ``X`` differs from ``f`` by more than ``tol`` in some feature
+    (``np.abs(X - f).max(axis=1) > tol`` for all rows), looking at all features only for the
+    rows within ``tol`` in feature ``col``: O(n) over one column, not all."""
+    near = np.flatnonzero(np.abs(X[:, col] - f[col]) <= tol)
+    return not len(near) or bool(np.min(np.abs(X[near] - f).max(axis=1)) > tol)
+
+
 def _logpdf(z: np.ndarray) -> np.ndarray:
     """log of the standard normal density (scipy.special, not scipy.stats: the local searches
     call these on single points, where scipy.stats' per-call overhead dominated)."""
@@ -266,11 +300,7 @@ class BayesOptimizer(Optimizer):
         self._gains = np.zeros(3)
         self._prev_props: Optional[np.ndarray] = None
         # told trials as arrays, appended as history grows (a pure function of the history)
-        self._told_U = np.zeros((0, len(self.space.dims)))
-        self._told_F = np.zeros((0, self.features.cols))
-        self._told_v = np.zeros(0)  # losses, NaN when FAILED
-        self._told_last = -1  # trial id of the last of them
-        self._told_y: tuple[int, np.ndarray] = (-1, self._told_v)  # (n, losses with FAILED filled in)
+        self._reset_told()
         self._active: tuple[int, np.ndarray] = (-1, np.zeros(0, dtype=int))  # (n told, active_set)
         self._spread: tuple[int, np.ndarray] = (-1, np.zeros(0, dtype=int))  # (epoch, spread_set)
         self._wave: Optional[dict[str, Any]] = None  # _wave_model's cache
@@ -281,40 +311,58 @@ class BayesOptimizer(Optimizer):
             self._skopt_dims()  # import (and fail) early, with a clear message
 
     # -- data ----------------------------------------------------------------------------------
+    def _reset_told(self) -> None:
+        """Forget the arrays of told trials (at start, and when the history was replaced)."""
+        self._t_U = _Rows(len(self.space.dims))  # encodings
+        self._t_F = _Rows(self.features.cols)  # features
+        self._t_v = _Rows()  # losses, NaN when FAILED
+        self._t_y = _Rows()  # losses, FAILED at the worst finite one (-inf while none is known)
+        self._t_failed: list[int] = []  # rows of the FAILED ones
+        self._t_max = -math.inf  # the worst finite loss
+        self._n_finite = 0
+        self._told_last = -1  # trial id of the last of them
+
+    @property
+    def _told_v(self) -> np.ndarray:
+        """Losses of the told trials in tell order, NaN when FAILED."""
+        return self._t_v.view()
+
     def _told(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(U, features, losses) of the told trials, FAILED ones at the worst finite loss (left out
-        while no trial has a finite value).  Only trials told since the last call are encoded."""
-        n0 = len(self._told_v)
+        while no trial has a finite value): views, valid until the next call.  Only trials told
+        since the last call are encoded, appended in amortised O(1) per trial (``_Rows``); a new
+        worst loss re-fills the FAILED rows only, so a call costs O(new trials) (+ O(FAILED)
+        when the worst loss changed), not O(told)."""
+        n0 = self._t_v.n
         if n0 > len(self.history) or (n0 and self.history[n0 - 1][0] != self._told_last):
             n0 = 0  # history replaced (not by tell): start again
-            self._told_y = (-1, self._told_v)
-            self._told_U, self._told_F, self._told_v = self._told_U[:0], self._told_F[:0], self._told_v[:0]
+            self._reset_told()
         new = self.history[n0:]
         if new:
             Un = np.array([self.space.encode(t[1]) for t in new], dtype=float).reshape(-1, len(self.space.dims))
-            self._told_U = np.vstack([self._told_U, Un])
-            self._told_F = np.vstack([self._told_F, self.features(Un)])
+            self._t_U.append(Un)
+            self._t_F.append(self.features(Un))
             vn = np.array([np.nan if t[3] is None else self.loss(t[3]) for t in new], dtype=float)
-            self._told_v = np.concatenate([self._told_v, vn])
+            self._t_v.append(vn)
+            ok = ~np.isnan(vn)
+            if ok.any() and float(np.max(vn[ok])) > self._t_max:
+                self._t_max = float(np.max(vn[ok]))
+                self._t_y.view()[self._t_failed] = self._t_max
+            self._t_failed.extend((n0 + np.flatnonzero(~ok)).tolist())
+            self._t_y.append(np.where(ok, vn, self._t_max))
+            self._n_finite += int(np.count_nonzero(ok))
             self._told_last = self.history[-1][0]
-        if self._told_y[0] != len(self._told_v):
-            v = self._told_v.copy()
-            ok = ~np.isnan(v)
-            if ok.any():
-                v[~ok] = np.max(v[ok])
-            self._told_y = (len(v), v if ok.any() else v[:0])
-        v = self._told_y[1]
-        if not len(v):
-            return self._told_U[:0], self._told_F[:0], v
-        return self._told_U, self._told_F, v
+        if not self._n_finite:
+            return self._t_U.view()[:0], self._t_F.view()[:0], self._t_y.view()[:0]
+        return self._t_U.view(), self._t_F.view(), self._t_y.view()
 
     def _liars(self, pending_U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(U, values) of the pending trials as the surrogate sees them: observations at the
         ``liar`` value (constant liar); none before a finite loss is known."""
-        finite = self._told_v[~np.isnan(self._told_v)]
         Ul = pending_U
-        if not len(finite) or not len(Ul):
+        if not self._n_finite or not len(Ul):
             return pending_U[:0], np.zeros(0)
+        finite = self._told_v[~np.isnan(self._told_v)]
         lie = {"mean": float(np.mean(finite)), "min": float(np.min(finite)), "max": float(np.max(finite))}
         return Ul, np.full(len(Ul), lie[self.opts["liar"]])
 
@@ -388,14 +436,14 @@ class BayesOptimizer(Optimizer):
         if self._n_asked <= self.n_initial and len(self.history) < self.n_initial:
             return self.space.decode(self._initial_point(self._n_asked - 1))
         self._told()
-        if int(np.count_nonzero(~np.isnan(self._told_v))) < 2:
+        if self._n_finite < 2:
             return self.space.sample(self.rng)
         if self.opts["backend"] == "skopt":
             return self._suggest_skopt()
         if self.opts["surrogate"] != "gp":
             U, y, n_told, _ = self._data()
             X = self.features(U)
-            u = self._maximise(self._tree_model(X, y), U[:n_told], y[:n_told], X)
+            u = self._maximise(self._tree_model(X, y), U[:n_told], y[:n_told], [X])
             return self.space.decode(u)
         U_t, F_t, y_t = self._told()
         if len(self.pending) > self.opts["max_liars"]:
@@ -406,7 +454,7 @@ class BayesOptimizer(Optimizer):
         _, lies = self._liars(Up)
         X = np.vstack([F_t[idx], Fp[: len(lies)]])
         predict = self._gp_model(X, np.concatenate([y_t[idx], lies]), len(idx), n_seen=len(y_t))
-        u = self._maximise(predict, U_t[idx], y_t[idx], np.vstack([F_t, Fp]))
+        u = self._maximise(predict, U_t[idx], y_t[idx], [F_t, Fp])
         return self.space.decode(u)
 
     def _active_set(self, F: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -697,7 +745,9 @@ class BayesOptimizer(Optimizer):
             return cast(np.ndarray, log_ndtr(z))
         return cast(np.ndarray, np.log(sd) + _log_h(z))  # log EI: ranks like EI, no underflow far from the best
 
-    def _maximise(self, predict: Any, U_told: np.ndarray, y_told: np.ndarray, X_all: np.ndarray) -> np.ndarray:
+    def _maximise(self, predict: Any, U_told: np.ndarray, y_told: np.ndarray, taken: list[np.ndarray]) -> np.ndarray:
+        """The acquisition's best point (unit cube) that is not among the told or pending ones
+        (the features of ``taken``, in blocks: see ``_pick``)."""
         rng, D = self.rng, U_told.shape[1]
         best = predict.to_std(float(np.min(y_told)))
         acqs = ["ei", "lcb", "pi"] if self.opts["acq"] == "hedge" else [self.opts["acq"]]
@@ -720,7 +770,7 @@ class BayesOptimizer(Optimizer):
                 L = self._local_search(acq, self._local_starts(C, s, Cb, sb, U_told, y_told), best)
                 m2, s2 = predict(self.features(L))
                 Cb, sb = np.vstack([Cb, L]), np.concatenate([sb, self._scores(acq, m2, s2, best)])
-            proposals.append(self._pick(Cb, sb, X_all))
+            proposals.append(self._pick(Cb, sb, taken))
         if len(acqs) == 1:
             return proposals[0]
         P = np.array(proposals)
@@ -816,19 +866,24 @@ class BayesOptimizer(Optimizer):
         out[flip] = rng.random(int(flip.sum()))
         return np.clip(out, 0.0, 1.0)
 
-    def _pick(self, C: np.ndarray, s: np.ndarray, X_all: np.ndarray) -> np.ndarray:
-        """Best-scoring candidate whose features differ from every told or pending point (by more
-        than 1e-9, L-inf), looked for among the best 50, then, nearest-neighbour queries being
-        cheap, among all; a random point when every candidate is taken."""
+    def _pick(self, C: np.ndarray, s: np.ndarray, taken: list[np.ndarray]) -> np.ndarray:
+        """Best-scoring candidate whose features differ from every told or pending point (the
+        rows of the blocks ``taken``) by more than 1e-9 (L-inf), looked for among the best 50,
+        then, nearest-neighbour queries being cheap, among all; a random point when every
+        candidate is taken."""
         order = np.argsort(-s, kind="stable")
-        if len(X_all) == 0:
+        taken = [X for X in taken if len(X)]
+        if not taken:
             return cast(np.ndarray, C[order[0]])
         F = self.features(C[order[:50]])
+        # filter on the first numeric feature (few told points share its value), then compare all
+        col = next((t[4] for t in self.features.plan if t[0] == "num" and t[4] is not None), 0)
         for j, f in enumerate(F):
-            if np.min(np.abs(X_all - f).max(axis=1)) > 1e-9:
+            if all(_far(X, f, col) for X in taken):
                 return cast(np.ndarray, C[order[j]])
         from scipy.spatial import cKDTree
 
+        X_all = np.vstack(taken)
         d = cKDTree(X_all).query(self.features(C[order[50:]]), p=np.inf)[0]
         free = np.flatnonzero(np.asarray(d) > 1e-9)
         if len(free):

@@ -64,6 +64,32 @@ def matern52(a: np.ndarray, b: np.ndarray, ls: np.ndarray, sf: float) -> np.ndar
     return cast(np.ndarray, sf * (1.0 + _SQ5 * r + (5.0 / 3.0) * r * r) * np.exp(-_SQ5 * r))
 
 
+def lowest(y: np.ndarray, k: int) -> np.ndarray:
+    """Indices (sorted) of the ``k`` smallest values of ``y``, ties to the lower index: the set
+    ``np.argsort(y, kind="stable")[:k]``, found in O(n) (a partition, not a sort of all n)."""
+    n = len(y)
+    if k >= n:
+        return np.arange(n)
+    if k <= 0:
+        return np.zeros(0, dtype=np.intp)
+    thr = np.partition(y, k - 1)[k - 1]
+    if np.isnan(thr):  # NaN sorts last: let the sort decide
+        return np.sort(np.argsort(y, kind="stable")[:k])
+    below = y < thr
+    ties = np.flatnonzero(y == thr)[: k - int(np.count_nonzero(below))]
+    below[ties] = True
+    return np.flatnonzero(below)
+
+
+def _best_and_recent(y: np.ndarray, cap: int) -> np.ndarray:
+    """Mask of the rows ``active_set`` always keeps: the ``cap // 2`` lowest losses, then the
+    ``cap // 4`` most recent of the others."""
+    chosen = np.zeros(len(y), dtype=bool)
+    chosen[lowest(y, cap // 2)] = True
+    chosen[np.flatnonzero(~chosen)[::-1][: cap // 4]] = True
+    return chosen
+
+
 def active_set(F: np.ndarray, y: np.ndarray, cap: int, spread: Optional[np.ndarray] = None) -> np.ndarray:
     """Indices (sorted) of at most ``cap`` rows of (F, y) to condition a GP on; all rows when
     there are no more than ``cap``.  Called by ``bayes`` on every ask past the cap; a pure function
@@ -80,9 +106,7 @@ def active_set(F: np.ndarray, y: np.ndarray, cap: int, spread: Optional[np.ndarr
     n = len(y)
     if n <= cap:
         return np.arange(n)
-    chosen = np.zeros(n, dtype=bool)
-    chosen[np.argsort(y, kind="stable")[: cap // 2]] = True
-    chosen[np.flatnonzero(~chosen)[::-1][: cap // 4]] = True
+    chosen = _best_and_recent(y, cap)
     if spread is not None:
         chosen[spread[: cap - int(chosen.sum())]] = True
         return cast(np.ndarray, np.flatnonzero(chosen))
@@ -103,10 +127,7 @@ def spread_set(F: np.ndarray, y: np.ndarray, cap: int) -> np.ndarray:
     idx = active_set(F, y, cap)
     if len(idx) == len(y):
         return np.zeros(0, dtype=int)
-    chosen = np.zeros(len(y), dtype=bool)
-    chosen[np.argsort(y, kind="stable")[: cap // 2]] = True
-    chosen[np.flatnonzero(~chosen)[::-1][: cap // 4]] = True
-    out: np.ndarray = idx[~chosen[idx]]
+    out: np.ndarray = idx[~_best_and_recent(y, cap)[idx]]
     return out
 
 

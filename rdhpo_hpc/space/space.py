@@ -150,9 +150,8 @@ class Space:
         config: dict[str, Any] = {}
         chosen: dict[str, Any] = {}
         for d in self.dims:
-            if all(k in chosen and chosen[k] == v for k, v in d.when):
-                config[d.name] = value_of(d)
-                chosen[d.key] = config[d.name]
+            if not d.when or all(k in chosen and chosen[k] == v for k, v in d.when):
+                config[d.name] = chosen[d.key] = value_of(d)
         return config
 
     def validate(self, config: Mapping[str, Any]) -> None:

@@ -440,3 +440,48 @@ def test_wave_asks_do_not_depend_on_the_order_trials_joined_or_on_the_cache():
         return out
 
     assert drive(False) == drive(True)
+
+
+# -- coordinator CPU flat in the number of told trials (issue 16, item 4) ----------------------
+def _told_from_scratch(opt) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What ``_told`` must return, recomputed from the whole history."""
+    U = np.array([opt.space.encode(t[1]) for t in opt.history], dtype=float).reshape(-1, len(opt.space.dims))
+    v = np.array([np.nan if t[3] is None else opt.loss(t[3]) for t in opt.history], dtype=float)
+    ok = ~np.isnan(v)
+    if not ok.any():
+        return U[:0], opt.features(U)[:0], v[:0]
+    return U, opt.features(U), np.where(ok, v, np.max(v[ok]))
+
+
+def test_told_arrays_grow_in_place_and_equal_a_recompute_of_the_history():
+    opt = make_optimizer("bayes", bowl_space(), seed=0)
+    rng = np.random.default_rng(1)
+    buffers = set()
+    for t in range(600):
+        cfg = opt.space.sample(rng)
+        opt.pending[t] = cfg
+        if t in (0, 1) or rng.random() < 0.1:
+            opt.tell(t, TrialState.FAILED, None)  # before any finite loss too
+        else:  # now and then a new worst loss: every FAILED row moves to it
+            opt.tell(t, TrialState.COMPLETE, bowl(cfg) * (100.0 if rng.random() < 0.02 else 1.0))
+        if t % 7 == 0 or t < 12:  # several tells between two calls, as with many workers
+            got, want = opt._told(), _told_from_scratch(opt)
+            assert all(np.array_equal(a, b) for a, b in zip(got, want)), t
+            buffers.add(id(opt._t_F.buf))
+    assert len(buffers) <= 7  # 16 rows doubled up to 1,024: no copy of all rows per call
+    opt.history = opt.history[:50] + opt.history[60:]  # replaced, not by tell: start again
+    assert all(np.array_equal(a, b) for a, b in zip(opt._told(), _told_from_scratch(opt)))
+
+
+def test_lowest_is_the_stable_sorts_head_and_far_the_full_distance_test():
+    from rdhpo_hpc.optimizers.bayes import _far
+    from rdhpo_hpc.optimizers.gp import lowest
+
+    rng = np.random.default_rng(2)
+    for y in (rng.random(300), np.round(rng.random(300), 1), np.r_[rng.random(290), [np.nan] * 10], -np.zeros(50)):
+        for k in (0, 1, 7, 64, 295, 300, 400):
+            assert np.array_equal(lowest(y, k), np.sort(np.argsort(y, kind="stable")[:k])), k
+    X = np.round(rng.random((400, 4)), 1)  # many rows share a feature, some are near-duplicates
+    for f in np.r_[X[::37] + 1e-10, X[::41] + 2e-9, rng.random((10, 4))]:
+        for col in range(4):
+            assert _far(X, f, col) == bool(np.min(np.abs(X - f).max(axis=1)) > 1e-9)

@@ -48,3 +48,21 @@ def test_cli_prints_one_json_object_per_run(capsys):
     assert main(["--workers", "10", "--trials", "20", "--optimizer", "asha", "--json"]) == 0
     (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert row["charge"] == 1.0 and row["each_trial_once"]  # the loop's CPU time is charged by default
+
+
+def test_a_saturated_coordinator_says_so_once_and_an_idle_one_never(monkeypatch):
+    from rdhpo_hpc.coordination.load import LoadMeter
+
+    monkeypatch.setattr(LoadMeter, "WINDOW", 0.25)  # simulated seconds per measurement
+    # 500 workers whose ASHA trials mostly stop after a 7-ms first epoch: ~20,000 trials/s asked
+    # of the loop, more than it ends (its CPU time is charged to the simulated clock)
+    busy = simulate(workers=500, trials=8000, optimizer="asha", median=0.2, fail=0.0, seed=4)
+    assert busy["each_trial_once"] and busy["events"].get("coordinator-saturated") == 1
+    idle = simulate(workers=200, trials=2000, optimizer="random", median=5.0, fail=0.0, seed=4)
+    assert idle["each_trial_once"] and "coordinator-saturated" not in idle["events"]
+    # without the CPU charge the loop costs no simulated time: never saturated, runs repeat exactly
+    a, b = (
+        simulate(workers=500, trials=8000, optimizer="asha", median=0.2, fail=0.0, seed=4, charge=0.0, digest=True)
+        for _ in range(2)
+    )
+    assert "coordinator-saturated" not in a["events"] and a["digest"] == b["digest"]
