@@ -5,7 +5,9 @@ Used by the ``mobster`` strategy (ASHA, either mode); the scheduler passes every
 :meth:`~rdhpo_hpc.optimizers.rungdata.BudgetObservations.observe_budget` as it is recorded.  ``ask``:
 
 1. while fewer than ``min_points`` configurations have a value (default: features + 1, at least 5),
-   or with probability ``random_fraction`` (default 0), a random config;
+   or with probability ``random_fraction`` (default 0.2, as SMAC3's HPO facade interleaves random
+   configurations; BOHB uses 1/3), a random config: a model that has settled on one basin (on
+   MNIST-1D, 400 asks in a row inside the one-layer CNNs) still sees the rest of the space;
 2. else one Matern-5/2 ARD GP (:mod:`.gp`, the one of ``bayes``) over the features of ``bayes``
    (unit cube, one-hot categoricals, inactive dims of a conditional space at 0.5 / zeros) plus one
    feature for the budget, ``log(b / b_min) / log(b_max / b_min)`` over the budgets seen, fitted to
@@ -57,7 +59,7 @@ class MobsterSampler(BudgetObservations):
     name = "mobster"
     options: dict[str, Any] = {
         "min_points": None,
-        "random_fraction": 0.0,
+        "random_fraction": 0.2,
         "n_candidates": 500,
         "model": "joint",
         "max_points": 200,

@@ -27,7 +27,7 @@ def quad(p: dict) -> float:
 
 
 def test_random_until_min_points_then_the_largest_budget_with_min_points() -> None:
-    opt = MobsterSampler(SPACE2, seed=0)
+    opt = MobsterSampler(SPACE2, seed=0, random_fraction=0.0)
     assert opt.min_points == 5  # max(5, features + 1): 2 features + budget
     for tid in range(4):
         opt.observe_budget(tid, 1, quad(opt.ask(tid)))
@@ -46,7 +46,7 @@ def test_random_until_min_points_then_the_largest_budget_with_min_points() -> No
 
 
 def test_model_suggestions_concentrate_on_the_good_region() -> None:
-    opt = MobsterSampler(SPACE2, seed=1)
+    opt = MobsterSampler(SPACE2, seed=1, random_fraction=0.0)
     for tid in range(10):
         opt.observe_budget(tid, 1, quad(opt.ask(tid)))
     dists = []
@@ -72,6 +72,18 @@ def test_failed_trial_leaves_the_model_and_nan_is_the_worst_value() -> None:
     assert 3 not in opt.pending
 
 
+def test_by_default_one_ask_in_five_after_the_random_design_is_random() -> None:
+    opt = MobsterSampler(SPACE2, seed=2)
+    for tid in range(5):
+        opt.observe_budget(tid, 1, quad(opt.ask(tid)))
+    model_asks = 0
+    for tid in range(5, 205):
+        p = opt.ask(tid)
+        model_asks += opt.acq_budget is not None
+        opt.observe_budget(tid, 1, quad(p))
+    assert 140 <= model_asks <= 180, model_asks  # 200 asks, random with probability 0.2
+
+
 def test_rung_model_uses_only_the_acquisition_budget() -> None:
     opt = MobsterSampler(SPACE2, seed=0, model="rung")
     for tid in range(6):
@@ -87,14 +99,14 @@ def test_rung_model_uses_only_the_acquisition_budget() -> None:
 
 
 def test_top_acquisition_budget_is_the_largest_budget_seen() -> None:
-    opt = MobsterSampler(SPACE2, seed=0, acq_budget="top")
+    opt = MobsterSampler(SPACE2, seed=0, acq_budget="top", random_fraction=0.0)
     for tid in range(5):
         opt.observe_budget(tid, 1, quad(opt.ask(tid)))
     opt.observe_budget(0, 3, quad(opt.params_of[0]))
     p = opt.ask(5)
     assert opt.acq_budget == 3  # one value at 3 is enough
     SPACE2.validate(p)
-    default = MobsterSampler(SPACE2, seed=0)
+    default = MobsterSampler(SPACE2, seed=0, random_fraction=0.0)
     default.by_budget, default.params_of = opt.by_budget, opt.params_of
     default.ask(5)
     assert default.acq_budget == 1  # MOBSTER's rule: the largest budget with min_points values
