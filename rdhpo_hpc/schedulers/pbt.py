@@ -7,8 +7,11 @@ epoch, so each trial trains ``interval`` new epochs).
 
 * The first ``population`` trials start the members with configs from the optimizer (random).
 * When a member's trial ends COMPLETE (or PRUNED with a value), its score is the member's latest
-  score.  Once every member is scored (before that, a member continues: a ranking of the first
-  few members to finish would make the early ones donors by chance), let
+  score.  Until every member is scored (or done) a scored member *waits*: a ranking of the first
+  few members to finish would make the early ones donors by chance, and a member that went on
+  alone would reach max_budget unjudged while slow-starting ranks still load (seen under
+  mpirun).  The trial end that completes the population decides for every waiting member, in
+  the order they finished, and for itself.  Then, at each trial end, let
   ``c = max(1, floor(quantile * population))``: a member
   among the ``c`` worst (and not among the ``c`` best) *exploits*: its next trial starts from the
   latest finished trial of a member drawn from the ``c`` best (params copied) and *explores*:
@@ -93,6 +96,8 @@ class PBT(Scheduler):
         self.rng = np.random.default_rng([self.seed, 0x9B7])
         self.members: list[Member] = []
         self.ready: list[int] = []  # member indices, oldest first
+        self.waiting: list[int] = []  # scored before the whole population was: not ready yet
+        self.judged = False  # every member has been scored (or is done) once
         self.by_trial: dict[int, tuple[int, int]] = {}  # trial -> (member, generation)
 
     # -- hooks ---------------------------------------------------------------------------------
@@ -110,9 +115,11 @@ class PBT(Scheduler):
         plan = m.plan or ("continue",)
         if plan[0] == "restart":
             params = optimizer.ask(trial_id)
-            if params is None:
-                return None
             self.ready.pop(0)
+            if params is None:  # no config left to restart with: the lineage ends
+                m.done = True
+                self._release()
+                return None
             m.params, m.latest, m.latest_generation = dict(params), None, -1
             return self._start(m, trial_id, 0, params, None, None)
         self.ready.pop(0)
@@ -143,16 +150,36 @@ class PBT(Scheduler):
             assert value is not None  # ok: a finite value
             m.latest, m.latest_generation = trial_id, gen
             m.score = self.sign * float(value)
-            m.plan = self._decide(m)
+            if self.judged:
+                self._plan(m, self._decide(m))
+            else:
+                self.waiting.append(mi)  # decided below once the whole population can be ranked
         else:
             m.score = None
             ranked = self._ranked()
-            m.plan = self._exploit(ranked[int(self.rng.integers(self._cut()))]) if ranked else ("restart",)
-        next_gen = (m.plan[3] if m.plan[0] == "exploit" else m.latest_generation) + 1
+            self._plan(m, self._exploit(ranked[int(self.rng.integers(self._cut()))]) if ranked else ("restart",))
+        self._release()
+
+    def _release(self) -> None:
+        """Once every member has started and is scored or done: decide for the waiting members,
+        in the order they finished (once per study; later decisions are made at each trial end)."""
+        if self.judged or len(self.members) < self.population:
+            return
+        if any(x.score is None and not x.done for x in self.members):
+            return
+        self.judged = True
+        for w in self.waiting:
+            self._plan(self.members[w], self._decide(self.members[w]))
+        self.waiting.clear()
+
+    def _plan(self, m: Member, plan: tuple[Any, ...]) -> None:
+        """Give ``m`` its next move: ready in turn, or done when that would pass max_budget."""
+        m.plan = plan
+        next_gen = (plan[3] if plan[0] == "exploit" else m.latest_generation) + 1
         if self.max_budget is not None and (next_gen + 1) * self.interval > self.max_budget:
             m.done = True  # the lineage reached max_budget
             return
-        self.ready.append(mi)
+        self.ready.append(m.index)
 
     def exhausted(self, optimizer: Any) -> bool:
         if len(self.members) < self.population:
