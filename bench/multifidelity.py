@@ -19,7 +19,7 @@ trial) and the same seeds (default set; ``--methods`` adds ``bayes`` and ``optun
   ``--methods`` also takes ``asha``, ``hyperband``, ``bohb`` and ``mobster`` in the scheduler's
   default ``mode: stop``, and ``bohb-promote``,
 * ``NAME@label``: a variant of strategy ``NAME`` with the options of ``--options``' entry
-  ``NAME@label`` (e.g. ``mobster-promote@top`` with ``'{"mobster-promote@top": {"acq_budget": "top"}}'``),
+  ``NAME@label`` (e.g. ``mobster-promote@rule`` with ``'{"mobster-promote@rule": {"acq_budget": "mobster"}}'``),
 * Optuna TPE + ``HyperbandPruner(min_budget, max_budget, eta)``, sequential, the same built-in
   objective driven through a small ctx adapter (``trial.report`` / ``trial.should_prune``);
   ``optuna-tpe`` is Optuna TPE at the full budget.

@@ -27,7 +27,7 @@ def quad(p: dict) -> float:
 
 
 def test_random_until_min_points_then_the_largest_budget_with_min_points() -> None:
-    opt = MobsterSampler(SPACE2, seed=0, random_fraction=0.0)
+    opt = MobsterSampler(SPACE2, seed=0, random_fraction=0.0, acq_budget="mobster")
     assert opt.min_points == 5  # max(5, features + 1): 2 features + budget
     for tid in range(4):
         opt.observe_budget(tid, 1, quad(opt.ask(tid)))
@@ -46,7 +46,7 @@ def test_random_until_min_points_then_the_largest_budget_with_min_points() -> No
 
 
 def test_model_suggestions_concentrate_on_the_good_region() -> None:
-    opt = MobsterSampler(SPACE2, seed=1, random_fraction=0.0)
+    opt = MobsterSampler(SPACE2, seed=1, random_fraction=0.0)  # one budget: top and mobster agree
     for tid in range(10):
         opt.observe_budget(tid, 1, quad(opt.ask(tid)))
     dists = []
@@ -99,17 +99,44 @@ def test_rung_model_uses_only_the_acquisition_budget() -> None:
 
 
 def test_top_acquisition_budget_is_the_largest_budget_seen() -> None:
-    opt = MobsterSampler(SPACE2, seed=0, acq_budget="top", random_fraction=0.0)
+    opt = MobsterSampler(SPACE2, seed=0, random_fraction=0.0)
+    assert opt.opts["acq_budget"] == "top"  # the default with the joint model
+    assert MobsterSampler(SPACE2, model="rung").opts["acq_budget"] == "mobster"
     for tid in range(5):
         opt.observe_budget(tid, 1, quad(opt.ask(tid)))
     opt.observe_budget(0, 3, quad(opt.params_of[0]))
     p = opt.ask(5)
     assert opt.acq_budget == 3  # one value at 3 is enough
     SPACE2.validate(p)
-    default = MobsterSampler(SPACE2, seed=0, random_fraction=0.0)
-    default.by_budget, default.params_of = opt.by_budget, opt.params_of
-    default.ask(5)
-    assert default.acq_budget == 1  # MOBSTER's rule: the largest budget with min_points values
+    rule = MobsterSampler(SPACE2, seed=0, random_fraction=0.0, acq_budget="mobster")
+    rule.by_budget, rule.params_of = opt.by_budget, opt.params_of
+    rule.ask(5)
+    assert rule.acq_budget == 1  # MOBSTER's rule: the largest budget with min_points values
+
+
+def crossing(p: dict, b: float) -> float:
+    """Fast learners (x near 0.9) lead at budget 1; slow ones (x near 0.1) end best at budget 9."""
+    w = math.log(b) / math.log(9)  # 0 at budget 1, 1 at budget 9
+    return (1 - w) * (p["x"] - 0.9) ** 2 + w * (p["x"] - 0.1) ** 2 + 0.1 * (p["y"] - 0.5) ** 2
+
+
+@pytest.mark.parametrize("rule, side", [("top", "slow"), ("mobster", "fast")])
+def test_top_rule_looks_for_what_ends_best_when_the_ranking_crosses_over_budgets(rule: str, side: str) -> None:
+    opt = MobsterSampler(SPACE2, seed=3, random_fraction=0.0, acq_budget=rule)
+    rng = np.random.default_rng(0)
+    for tid in range(20):  # 20 configurations at budget 1, 4 of them carried to 3 and 9
+        p = opt.ask(tid)
+        opt.observe_budget(tid, 1, crossing(p, 1))
+        if tid % 5 == 0:
+            for b in (3, 9):
+                opt.observe_budget(tid, b, crossing(p, b) + 0.001 * rng.standard_normal())
+    xs = []
+    for tid in range(20, 30):
+        xs.append(opt.ask(tid)["x"])
+        opt.tell(tid, TrialState.FAILED, None)  # the ask only: nothing observed
+    assert opt.acq_budget == (9 if rule == "top" else 1)
+    median = float(np.median(xs))
+    assert (median < 0.4) if side == "slow" else (median > 0.6), xs
 
 
 def test_maximize_direction_turns_values_into_losses() -> None:
@@ -130,6 +157,7 @@ def test_maximize_direction_turns_values_into_losses() -> None:
         ({"min_points": True}, "True"),
         ({"acq_budget": "max"}, "'max'"),
         ({"acq_budget": "top", "model": "rung"}, "joint"),
+        ({"acq_budget": 3}, "3"),
     ],
 )
 def test_bad_options_name_the_value(opts: dict, bad: str) -> None:
