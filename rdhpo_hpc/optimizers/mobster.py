@@ -18,7 +18,7 @@ Used by the ``mobster`` strategy (ASHA, either mode); the scheduler passes every
    the joint GP's prediction there, so the model looks for configurations good at the end), or the
    largest budget with at least ``min_points`` values (``acq_budget: mobster``, MOBSTER's rule, the
    default with ``model: rung``).  MOBSTER's rule chases what is good after one epoch: on MNIST-1D
-   its asks settle in one-layer CNNs that lead after 1 and 3 epochs and level off at 0.88-0.90
+   its asks settle in one-layer CNNs that lead after 1 and 3 epochs and level off at 0.87-0.91
    (docs/schedulers.md, "MNIST-1D CNN at 20 full-budget trials").  Pending configurations
    without a value at ``r_acq`` enter as fantasies at the GP's mean (kriging believer), so asks
    made while others run spread out;
