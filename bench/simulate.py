@@ -268,13 +268,13 @@ class Sim:
     # -- CPU time of the coordinator (between two waits) -----------------------------------------
     def enter_wait(self) -> None:
         if self._cpu_mark is not None:
-            spent = time.process_time() - self._cpu_mark
+            spent = time.thread_time() - self._cpu_mark
             self.loop_cpu += spent
             if self.charge:
                 self.now += spent * self.charge
 
     def leave_wait(self) -> None:
-        self._cpu_mark = time.process_time()
+        self._cpu_mark = time.thread_time()  # the loop's thread only, as LoadMeter measures it
 
     # -- messages ---------------------------------------------------------------------------------
     def to_coordinator(self, src: int, msg: Any) -> None:
