@@ -39,7 +39,9 @@ trials ordered by their first epoch.  ``--more-targets`` adds one ERT table per 
 for MNIST-1D is ``auto@162,0.93,0.95``: ``auto@N`` is random search's median best at N epochs (162
 = 6 full-budget trials, the easy target of a smaller study) and 0.93 / 0.95 are what a researcher
 usually wants.  The default cap, 540 epochs, is 20 full-budget trials: issue 15's goal is stated
-against the best that 20 full-budget random trials reach.
+against the best that 20 full-budget random trials reach.  ``--paired METHOD`` adds, under each ERT
+table, METHOD against each other contender seed by seed: the seeds where it needs fewer epochs and
+the ERT ratio with a 90% bootstrap interval over the seeds (is a lead more than seed-to-seed luck?).
 
 Each seed runs in its own subprocess (``--procs`` at a time, killed at ``--time-limit``); a seed that
 did not finish every contender is left out of the medians.  One CNN epoch costs 0.05-0.8 s on one
@@ -49,6 +51,7 @@ core (0.25 s on average over the space).
     python -m bench.multifidelity                  # 10 seeds, cap 540 epochs (about an hour on 2 cores)
     python -m bench.multifidelity --task mnist1d_mlp --seeds 6      # the earlier MLP setting
     python -m bench.multifidelity --task digits --target 0.98 --seeds 3
+    python -m bench.multifidelity --seeds 20 --paired mobster-promote@top --from-rows ROWS  # stored rows
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ import gzip
 import io
 import json
 import math
+import random
 import re
 import statistics
 import sys
@@ -557,10 +561,10 @@ def report(a: argparse.Namespace, methods: list[str], rows: list[dict], notes: l
             )
         ept = sum(len(by[(m, s)]["trace"]) for s in seeds) / max(1, sum(by[(m, s)]["trials"] for s in seeds))
         t3.append(f"| {m} | " + " | ".join(cells) + f" | {ept:.1f} |")
-    t2 = ert_table(methods, seeds, by, target, how, a.task, cap, per_seed=True)
+    t2 = ert_table(methods, seeds, by, target, how, a.task, cap, per_seed=True, focus=a.paired)
     for extra in a.more_targets:
         t, h = resolve_target(extra, cap, seeds, by)
-        t2 += [""] + ert_table(methods, seeds, by, t, h, a.task, cap, per_seed=False)
+        t2 += [""] + ert_table(methods, seeds, by, t, h, a.task, cap, per_seed=False, focus=a.paired)
     print("\n" + "\n".join(t1) + "\n\n" + "\n".join(t3) + "\n\n" + "\n".join(t2), flush=True)
     return 0
 
@@ -577,10 +581,45 @@ def resolve_target(spec: str, cap: int, seeds: list[int], by: dict) -> tuple[flo
     return round(target, 4), f"auto: median over seeds of random's best at {at} epochs, rounded down to 0.005"
 
 
+def paired(
+    m: str, peer: str, hit: dict, spent: dict, resamples: int = 2000
+) -> tuple[int, int, Optional[float], Optional[float], Optional[float]]:
+    """``m`` against ``peer`` on the same seeds: seeds where ``m`` needs fewer epochs to the target
+    (a censored seed counts its whole study), ties, and ERT(m) / ERT(peer) with its 90% bootstrap
+    interval over seeds (``resamples`` resamples of the seeds, a fixed RNG: the same rows give the
+    same interval)."""
+    a = [h if h is not None else e for h, e in zip(hit[m], spent[m])]
+    b = [h if h is not None else e for h, e in zip(hit[peer], spent[peer])]
+    wins, ties = sum(x < y for x, y in zip(a, b)), sum(x == y for x, y in zip(a, b))
+    n = len(a)
+
+    def ratio_of(idx: list[int]) -> Optional[float]:
+        ea = ert([hit[m][i] for i in idx], [spent[m][i] for i in idx])
+        eb = ert([hit[peer][i] for i in idx], [spent[peer][i] for i in idx])
+        return None if ea is None or eb is None else ea / eb
+
+    rng = random.Random(0)
+    boot = sorted(
+        r for r in (ratio_of([rng.randrange(n) for _ in range(n)]) for _ in range(resamples)) if r is not None
+    )
+    if len(boot) < 0.9 * resamples:  # the peer often never reached the target: no interval
+        return wins, ties, ratio_of(list(range(n))), None, None
+    return wins, ties, ratio_of(list(range(n))), boot[int(0.05 * len(boot))], boot[int(0.95 * len(boot)) - 1]
+
+
 def ert_table(
-    methods: list[str], seeds: list[int], by: dict, target: float, how: str, task: str, cap: int, per_seed: bool
+    methods: list[str],
+    seeds: list[int],
+    by: dict,
+    target: float,
+    how: str,
+    task: str,
+    cap: int,
+    per_seed: bool,
+    focus: Optional[str] = None,
 ) -> list[str]:
-    """The ERT table at one target (and its JSON lines): epochs to the target, ratios to the peers."""
+    """The ERT table at one target (and its JSON lines): epochs to the target, ratios to the peers;
+    with ``focus``, a line comparing that method with each other one seed by seed (:func:`paired`)."""
     hit = {m: [first_reach(by[(m, s)]["trace"], target) for s in seeds] for m in methods}
     spent = {m: [len(by[(m, s)]["trace"]) for s in seeds] for m in methods}
     e = {m: ert(hit[m], spent[m]) for m in methods}
@@ -613,6 +652,32 @@ def ert_table(
         )
         emit(B, "ert_ratio_vs_random", r1, "x", task=task, method=m, target=target)
         emit(B, "ert_ratio_vs_optuna_tpe_hb", r2, "x", task=task, method=m, target=target)
+    if focus in methods:
+        cells = []
+        for peer in (x for x in methods if x not in (focus, REF_RANDOM)):
+            wins, ties, r, lo, hi = paired(focus, peer, hit, spent)
+            span = "" if lo is None or hi is None else f" [{lo:.2f}-{hi:.2f}]"
+            cells.append(
+                f"vs {peer}: faster on {wins}/{len(seeds)} seeds ({ties} ties), ERT ratio "
+                f"{'-' if r is None else f'{r:.2f}'}{span}"
+            )
+            emit(
+                B,
+                "ert_ratio_paired",
+                None if r is None else round(r, 3),
+                "x",
+                task=task,
+                method=focus,
+                peer=peer,
+                target=target,
+                faster_seeds=wins,
+                ties=ties,
+                ci90=[lo, hi],
+            )
+        out += [
+            "",
+            f"{focus}, seed by seed (ERT ratio with its 90% bootstrap interval over seeds): " + "; ".join(cells),
+        ]
     return out
 
 
@@ -673,6 +738,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         help="comma-separated files with the '{\"run\": ...}' lines of earlier '--child' runs: the tables "
         "from those rows (same --cap / --seeds / --methods), nothing is trained; lets a long run be split",
     )
+    ap.add_argument(
+        "--paired",
+        default=None,
+        metavar="METHOD",
+        help="compare METHOD seed by seed with each other method at every target: seeds where it is "
+        "faster, and the ERT ratio with a 90%% bootstrap interval over seeds",
+    )
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
@@ -698,6 +770,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     autos = [t for t in [a.target, *a.more_targets] if t.startswith("auto")]
     if bad or (autos and REF_RANDOM not in methods):
         ap.error(f"unknown method(s) {bad}; allowed {METHODS} (auto target needs random)")
+    if a.paired is not None and a.paired not in methods:
+        ap.error(f"--paired {a.paired!r} is not one of --methods {methods}")
     t0 = time.monotonic()
     rows, notes = read_rows(a.from_rows.split(",")) if a.from_rows else run_seeds(a, methods)
     return report(a, methods, rows, notes, time.monotonic() - t0)

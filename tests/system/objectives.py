@@ -22,6 +22,25 @@ def sleepy(config: dict, ctx) -> float:
     return v
 
 
+def epochs(config: dict, ctx) -> float:
+    """Multi-fidelity and resumable: from the epoch saved in ``ctx.checkpoint_from`` (0 without one)
+    to ``ctx.budget``, one report per epoch (``STEP_S`` each), the last epoch saved in
+    ``ctx.checkpoint_dir``; value = (x - 0.3)^2 + 1 / epoch."""
+    start = 0
+    if ctx.checkpoint_from:
+        with open(os.path.join(ctx.checkpoint_from, "epoch"), encoding="utf-8") as fh:
+            start = int(fh.read())
+    end = int(ctx.budget)
+    v = _value(config)
+    for epoch in range(start + 1, end + 1):
+        time.sleep(STEP_S)
+        ctx.report(epoch, v + 1.0 / epoch)
+        if ctx.checkpoint_dir:
+            with open(os.path.join(ctx.checkpoint_dir, "epoch"), "w", encoding="utf-8") as fh:
+                fh.write(str(epoch))
+    return v + 1.0 / end
+
+
 def busy(config: dict, ctx) -> float:
     """Busy-loops in pure Python (holds the GIL) for ``RDHPO_TEST_BUSY_S`` seconds, no reports."""
     seconds = float(os.environ.get("RDHPO_TEST_BUSY_S", "3.0"))

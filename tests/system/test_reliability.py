@@ -34,7 +34,11 @@ JOB_TIMEOUT = 90  # subprocess bound for every job
 pytestmark = [pytest.mark.timeout(150), pytest.mark.skipif(mpirun_path() is None, reason="mpirun not found")]
 
 
-def write_config(tmp: Path, max_trials: int = 20, fn: str = "sleepy", faults=(), name: str = "rel", **ft) -> Path:
+def write_config(
+    tmp: Path, max_trials: int = 20, fn: str = "sleepy", faults=(), name: str = "rel", optimizer=None, **ft
+) -> Path:
+    """A study of ``fn`` over x in [0, 1]; ``optimizer``: the config's optimizer section (default
+    random); ``ft``: fault_tolerance settings over the fast ones of these tests."""
     import yaml
 
     ftd = {"gossip_interval": 0.2, "t_fail": T_FAIL, "end_grace": 3, "max_retries": 2, **ft}
@@ -50,6 +54,9 @@ def write_config(tmp: Path, max_trials: int = 20, fn: str = "sleepy", faults=(),
     }
     if faults:
         cfg["faults"] = list(faults)
+    if optimizer:
+        cfg["optimizer"] = optimizer
+        cfg["checkpoints"] = str(tmp / "ckpt")
     p = tmp / "cfg.yaml"
     p.write_text(yaml.safe_dump(cfg))
     return p
@@ -315,6 +322,33 @@ def test_sigkill_rank0_takeover(tmp_path):
     for tid, v in before.items():
         assert next(t for t in res.trials if t.trial_id == tid).value == v
     assert ev["adopt"] or ev["orphan-released"], "running attempts neither adopted nor released"
+    assert job.wall < 75
+
+
+def test_sigkill_rank0_takeover_mobster_promote(tmp_path):
+    """The model-based multi-fidelity strategy (a GP inside ASHA, promote mode) survives the loss of
+    rank 0: the successor replays the journal into the same rungs and model, every trial counts
+    once, and every promoted trial resumes its parent's checkpoint with its parent's config."""
+    opt = {"name": "mobster", "min_budget": 1, "max_budget": 4, "eta": 2, "mode": "promote"}
+    job = Job(write_config(tmp_path, 24, fn="epochs", optimizer=opt), 6)
+    job.pids([1, 2, 3, 4, 5])
+    job.dispatched(12)  # past the random design (5 configurations): the GP suggests
+    before = {r["trial_id"]: r["value"] for r in job.records() if r.get("k") == "tell"}
+    os.kill(_rank0_pid(job), signal.SIGKILL)
+    job.finish()
+    res = results(job.out)
+    ev = check(res, 24)
+    (tk,) = ev["takeover"]
+    assert tk["rank"] == 1
+    for tid, v in before.items():
+        assert next(t for t in res.trials if t.trial_id == tid).value == v
+    done = {a["trial_id"]: a for a in res.attempts if a["state"] == "COMPLETE"}
+    promoted = [a for a in done.values() if "promoted_from" in a["info"]]
+    assert promoted and any(a["trial_id"] > max(before, default=0) for a in promoted)
+    for a in promoted:
+        parent = done[a["info"]["promoted_from"]]
+        assert a["params"] == parent["params"] and a["budget"] > parent["budget"]
+        assert a["checkpoint_from"] == parent["trial_id"] and a["info"]["rung"] == parent["info"]["rung"] + 1
     assert job.wall < 75
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.multifidelity import ert, main, resolve_target
+from bench.multifidelity import ert, main, paired, resolve_target
 
 
 def _by(traces: dict[int, list[float]]) -> dict:
@@ -46,3 +46,20 @@ def test_stored_rows_are_read_back_plain_or_gzipped(tmp_path: Path) -> None:
         f.write(lines[1] + "\n")
     rows, _ = read_rows([str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl.gz")])
     assert [r["seed"] for r in rows] == [0, 1]
+
+
+def test_paired_counts_faster_seeds_and_bounds_the_ert_ratio_over_seeds() -> None:
+    hit = {"a": [10, 20, 30, 40], "b": [20, 40, 60, 80]}  # a needs half the epochs on every seed
+    spent = {"a": [100] * 4, "b": [100] * 4}
+    wins, ties, r, lo, hi = paired("a", "b", hit, spent)
+    assert (wins, ties, r) == (4, 0, 0.5) and lo == hi == 0.5  # the same ratio in every resample
+    hit = {"a": [10, None, 30, 40], "b": [20, 40, 30, 10]}  # a censored seed counts its whole study
+    wins, ties, r, lo, hi = paired("a", "b", hit, spent)
+    assert (wins, ties) == (1, 1) and r == pytest.approx(((10 + 100 + 30 + 40) / 3) / (100 / 4))
+    assert lo is not None and hi is not None and lo <= r <= hi and lo < hi
+
+
+def test_paired_needs_one_of_the_methods(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["--methods", "random,asha-promote", "--paired", "mobster-promote"])
+    assert e.value.code == 2 and "'mobster-promote'" in capsys.readouterr().err
