@@ -598,13 +598,14 @@ def paired(
         eb = ert([hit[peer][i] for i in idx], [spent[peer][i] for i in idx])
         return None if ea is None or eb is None else ea / eb
 
+    whole = ratio_of(list(range(n)))
     rng = random.Random(0)
     boot = sorted(
         r for r in (ratio_of([rng.randrange(n) for _ in range(n)]) for _ in range(resamples)) if r is not None
     )
     if len(boot) < 0.9 * resamples:  # the peer often never reached the target: no interval
-        return wins, ties, ratio_of(list(range(n))), None, None
-    return wins, ties, ratio_of(list(range(n))), boot[int(0.05 * len(boot))], boot[int(0.95 * len(boot)) - 1]
+        return wins, ties, whole, None, None
+    return wins, ties, whole, boot[int(0.05 * len(boot))], boot[int(0.95 * len(boot)) - 1]
 
 
 def ert_table(

@@ -38,7 +38,8 @@ def write_config(
     tmp: Path, max_trials: int = 20, fn: str = "sleepy", faults=(), name: str = "rel", optimizer=None, **ft
 ) -> Path:
     """A study of ``fn`` over x in [0, 1]; ``optimizer``: the config's optimizer section (default
-    random); ``ft``: fault_tolerance settings over the fast ones of these tests."""
+    random), with a checkpoint directory in ``tmp`` for promote mode; ``ft``: fault_tolerance
+    settings over the fast ones of these tests."""
     import yaml
 
     ftd = {"gossip_interval": 0.2, "t_fail": T_FAIL, "end_grace": 3, "max_retries": 2, **ft}
