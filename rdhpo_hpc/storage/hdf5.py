@@ -317,16 +317,23 @@ def catch_up(path: str, records: list[dict]) -> str:
     if start is None:
         rebuild_from_records(path, records)
         return "rebuilt"
-    with _h5().File(path, "a") as f:
-        for key in ("end_status", "end_time", "exit_code"):
-            if key in f["study"].attrs:
-                del f["study"].attrs[key]
-    if start == len(records):
-        return "kept"
-    store = HDF5Store(path, "a")
-    for r in records[start:]:
-        store.append(r)
-    store.close()
+    try:
+        with _h5().File(path, "a") as f:
+            for key in ("end_status", "end_time", "exit_code"):
+                if key in f["study"].attrs:
+                    del f["study"].attrs[key]
+        if start == len(records):
+            return "kept"
+        store = HDF5Store(path, "a")
+        try:
+            for r in records[start:]:
+                store.append(r)
+            store.write()
+        finally:
+            store.file.close()
+    except OSError:  # readable but not writable: a heap torn by a writer's SIGKILL ("bad heap index")
+        rebuild_from_records(path, records)
+        return "rebuilt"
     return "appended"
 
 

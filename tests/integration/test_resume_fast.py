@@ -123,3 +123,30 @@ def test_enqueued_configurations_and_snapshots_resume_exactly(tmp_path):
     assert res.trials[0].params == {"x": 0.9, "c": "a"}
     (note,) = events(out, "resume")
     assert "from the snapshot of trial 6, 0 asks run again" in note
+
+
+def test_hdf5_view_that_reads_but_cannot_be_written_is_rebuilt(tmp_path, monkeypatch):
+    """CI, 2026-12-04: after a SIGKILLed coordinator the HDF5 view opened and its rows were a
+    prefix of the journal, but appending raised ``OSError: bad heap index`` and the resume exited
+    6.  The journal is the record: a view that cannot be appended to is rebuilt from it."""
+    from rdhpo_hpc.storage import hdf5
+
+    out = str(tmp_path / "v.h5")
+    rd.optimize(obj, SPACE, max_trials=6, output=out, seed=1, workers=2, progress_interval=1000)
+    recs = [r for r in read_journal(out + ".journal") if r["k"] != "end"]
+    whole = str(tmp_path / "whole.h5")
+    rebuild_from_records(whole, recs)
+    cut = next(i for i, r in enumerate(recs) if r["k"] == "tell" and r["trial_id"] == 2)
+    rebuild_from_records(out, recs[:cut])
+    real = hdf5.HDF5Store._write_rows
+
+    def torn(self, kind, rows):
+        if self.path == out:  # the damaged view; the rebuild's temp file writes normally
+            raise OSError("Can't synchronously write data (bad heap index, heap object = {800, 72})")
+        return real(self, kind, rows)
+
+    monkeypatch.setattr(hdf5.HDF5Store, "_write_rows", torn)
+    assert catch_up(out, recs) == "rebuilt"
+    monkeypatch.setattr(hdf5.HDF5Store, "_write_rows", real)
+    strip = lambda p: [{k: v for k, v in r.items() if k != "seq"} for r in read_records(p)]  # noqa: E731
+    assert strip(out) == strip(whole)
