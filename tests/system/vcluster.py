@@ -1135,13 +1135,18 @@ def node_states() -> Dict[str, str]:
 
 
 USABLE = ("idle", "mixed", "allocated", "completing")
+_NOT_RESPONDING_S = 12.0  # see wait_nodes
 
 
 def wait_nodes(nodes: Iterable[str] = NODES, timeout: float = 30.0, states: Sequence[str] = USABLE) -> Dict[str, str]:
-    """Wait (bounded) until every node is in one of ``states``; resumes DOWN/DRAINED ones once."""
+    """Wait (bounded) until every node is in one of ``states``; resumes DOWN/DRAINED ones once.
+    A node still "not responding" (``down*``, ``idle*``) after ``_NOT_RESPONDING_S`` gets its
+    slurmd restarted once: after a long link cut slurmctld may not ping it again within the wait,
+    and a fresh slurmd registers at once (seen in CI: node3 ``down*`` 40 s after its link came up)."""
     nodes = list(nodes)
     deadline = time.monotonic() + timeout
     resumed: Set[str] = set()
+    restarted: Set[str] = set()
     t0 = time.monotonic()
     st: Dict[str, str] = {}
     while True:
@@ -1149,12 +1154,19 @@ def wait_nodes(nodes: Iterable[str] = NODES, timeout: float = 30.0, states: Sequ
         bad = [n for n in nodes if st.get(n, "?") not in states]
         if not bad:
             return st
-        if time.monotonic() - t0 > 2:
+        waited = time.monotonic() - t0
+        if waited > 2:
             for n in bad:
                 s = st.get(n, "")
                 if n not in resumed and (s.startswith(("down", "drain", "fail")) and not s.endswith("*")):
                     scmd(["scontrol", "update", f"nodename={n}", "state=resume"], check=False, timeout=10)
                     resumed.add(n)
+                elif n not in restarted and s.endswith("*") and waited > _NOT_RESPONDING_S:
+                    restarted.add(n)
+                    try:
+                        start_slurmd(n)
+                    except ClusterError:
+                        pass  # the wait below still bounds it and says which node
         if time.monotonic() > deadline:
             raise ClusterError(f"nodes not usable after {timeout:g} s: {st}")
         time.sleep(0.3)
